@@ -1,0 +1,77 @@
+// Raw JSON GETs against the API server with the kubeconfig's credentials. Lists go through here
+// rather than the typed client so cached objects are plain JSON, exactly as watch events deliver them.
+import http from 'node:http';
+import https from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+/** An HTTP error from the API server, with its status code and the Kubernetes Status reason. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly statusCode: number,
+    readonly reason: string,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+export function statusOf(err: unknown): number | undefined {
+  if (err instanceof ApiError) return err.statusCode;
+  if (typeof err === 'object' && err !== null) {
+    const e = err as { code?: unknown; statusCode?: unknown };
+    if (typeof e.statusCode === 'number') return e.statusCode;
+    // client-node's ApiException carries the HTTP status as `code`.
+    if (typeof e.code === 'number') return e.code;
+  }
+  return undefined;
+}
+
+export async function getJSON<T>(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string | number | boolean | undefined> = {},
+  timeoutMs = 60_000,
+): Promise<T> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const url = new URL(cluster.server.replace(/\/$/, '') + path);
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+  const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+  await kc.applyToHTTPSOptions(opts);
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise<T>((resolve, reject) => {
+    const req = transport.request(url, { ...opts, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          try {
+            resolve(JSON.parse(body) as T);
+          } catch (err) {
+            reject(new Error(`GET ${url.pathname}: invalid JSON: ${(err as Error).message}`));
+          }
+          return;
+        }
+        let reason = '';
+        let message = body.slice(0, 500);
+        try {
+          const parsed = JSON.parse(body) as { reason?: string; message?: string };
+          reason = parsed.reason ?? '';
+          message = parsed.message ?? message;
+        } catch {
+          // not a Status object; keep the raw text
+        }
+        const retryAfter = Number(res.headers['retry-after']);
+        reject(new ApiError(status, reason, `GET ${url.pathname}: ${status} ${message}`, Number.isFinite(retryAfter) ? retryAfter : undefined));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url.pathname}: timed out after ${timeoutMs}ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}

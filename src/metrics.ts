@@ -1,0 +1,82 @@
+// Prometheus metrics. One registry per controller instance so several can run in one process (tests).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  triggers: Counter<'result' | 'mode'>;
+  triggerLatency: Histogram;
+  adoptions: Counter;
+  invalidReferences: Counter<'kind' | 'reason'>;
+  missingTargets: Counter;
+  reconciles: Counter<'result'>;
+  queueDepth: Gauge;
+  queueRetries: Counter;
+  watchedSources: Gauge<'kind'>;
+  watchedReleases: Gauge;
+  cacheSynced: Gauge<'informer'>;
+  watchErrors: Counter<'informer'>;
+}
+
+export function createMetrics(options: { processMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.processMetrics) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    triggers: new Counter({
+      name: 'hrto_triggers_total',
+      help: 'HelmRelease trigger patches, by result (success, error) and mode (force, reconcile).',
+      labelNames: ['result', 'mode'],
+      registers,
+    }),
+    triggerLatency: new Histogram({
+      name: 'hrto_trigger_latency_seconds',
+      help: 'Time from a source change seen by hrto to the trigger patch accepted by the API server.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    adoptions: new Counter({
+      name: 'hrto_adoptions_total',
+      help: 'Sources seen for the first time whose digest was recorded without a trigger.',
+      registers,
+    }),
+    invalidReferences: new Counter({
+      name: 'hrto_invalid_references_total',
+      help: 'Reconciles refused because a source names its targets wrongly, by source kind and reason.',
+      labelNames: ['kind', 'reason'],
+      registers,
+    }),
+    missingTargets: new Counter({
+      name: 'hrto_missing_targets_total',
+      help: 'Reconciles that found a target HelmRelease missing.',
+      registers,
+    }),
+    reconciles: new Counter({
+      name: 'hrto_reconciles_total',
+      help: 'Reconciles of sources, by result (success, requeue, error, invalid).',
+      labelNames: ['result'],
+      registers,
+    }),
+    queueDepth: new Gauge({ name: 'hrto_queue_depth', help: 'Sources waiting in the work queue.', registers }),
+    queueRetries: new Counter({ name: 'hrto_queue_retries_total', help: 'Sources requeued with backoff.', registers }),
+    watchedSources: new Gauge({
+      name: 'hrto_watched_sources',
+      help: 'Labeled sources in the cache, by kind.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    watchedReleases: new Gauge({ name: 'hrto_watched_helmreleases', help: 'HelmReleases in the cache.', registers }),
+    cacheSynced: new Gauge({
+      name: 'hrto_cache_synced',
+      help: '1 when the informer has listed its objects.',
+      labelNames: ['informer'],
+      registers,
+    }),
+    watchErrors: new Counter({
+      name: 'hrto_watch_errors_total',
+      help: 'List or watch failures, by informer.',
+      labelNames: ['informer'],
+      registers,
+    }),
+  };
+}

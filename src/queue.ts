@@ -1,0 +1,122 @@
+// A deduplicating work queue with per-key exponential backoff, shaped like client-go's workqueue:
+// a key waits in the queue at most once, is handed to one worker at a time, and a key added while
+// it is being processed is queued again when that worker is done.
+
+export interface BackoffOptions {
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 100, maxDelayMs: 5 * 60_000 };
+
+export function backoffDelay(failures: number, { baseDelayMs, maxDelayMs }: BackoffOptions): number {
+  // 2^failures overflows long before the cap matters; clamp the exponent.
+  return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(failures, 40));
+}
+
+export class WorkQueue<K> {
+  private readonly queue: K[] = [];
+  private readonly dirty = new Set<K>();
+  private readonly processing = new Set<K>();
+  private readonly failures = new Map<K, number>();
+  private readonly timers = new Map<K, { at: number; timer: NodeJS.Timeout }>();
+  private readonly waiters: ((key: K | undefined) => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+  private shuttingDown = false;
+
+  constructor(private readonly backoff: BackoffOptions = DEFAULT_BACKOFF) {}
+
+  /** Keys waiting to be processed (not counting delayed ones). */
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  get delayed(): number {
+    return this.timers.size;
+  }
+
+  add(key: K): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.dirty.add(key);
+    if (this.processing.has(key)) return;
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      waiter(key);
+    } else {
+      this.queue.push(key);
+    }
+  }
+
+  /** Adds the key after a delay; an earlier pending delay for the same key wins. */
+  addAfter(key: K, delayMs: number): void {
+    if (this.shuttingDown) return;
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = Date.now() + delayMs;
+    const pending = this.timers.get(key);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, delayMs);
+    this.timers.set(key, { at, timer });
+  }
+
+  /** Requeues with exponential backoff; returns the delay chosen. */
+  addRateLimited(key: K): number {
+    const failures = this.failures.get(key) ?? 0;
+    this.failures.set(key, failures + 1);
+    const delay = backoffDelay(failures, this.backoff);
+    this.addAfter(key, delay);
+    return delay;
+  }
+
+  retries(key: K): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** Clears the key's backoff after a success. */
+  forget(key: K): void {
+    this.failures.delete(key);
+  }
+
+  /** Resolves with the next key, or undefined once the queue shuts down. */
+  get(): Promise<K | undefined> {
+    const key = this.queue.shift();
+    if (key !== undefined) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      return Promise.resolve(key);
+    }
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  done(key: K): void {
+    this.processing.delete(key);
+    if (this.dirty.has(key)) {
+      this.dirty.delete(key);
+      this.add(key);
+    }
+    if (this.processing.size === 0) {
+      for (const resolve of this.idleWaiters) resolve();
+      this.idleWaiters = [];
+    }
+  }
+
+  /** Stops handing out keys; resolves when in-flight keys are done. Pending keys are dropped. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    this.queue.length = 0;
+    this.dirty.clear();
+    for (const resolve of this.waiters.splice(0)) resolve(undefined);
+    if (this.processing.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,121 @@
+// What hrto caches of each watched object: metadata it decides on and a content digest, never the
+// content itself (so a Secret's values are not held in memory after the digest is computed).
+import { contentDigest } from '../digest.js';
+import type { Keys } from '../keys.js';
+import type { Cached, RawObject } from './informer.js';
+
+export type SourceKind = 'ConfigMap' | 'Secret';
+
+export interface SourceObject extends Cached {
+  kind: SourceKind;
+  namespace: string;
+  name: string;
+  uid: string;
+  /** Only hrto's own annotations (its key domain): others can be large or, for Secrets, sensitive. */
+  annotations: Record<string, string>;
+  digest: string;
+  /** When the content was last written, as far as managedFields tell; ISO 8601. */
+  contentChangedAt: string | undefined;
+}
+
+export interface ReleaseObject extends Cached {
+  namespace: string;
+  name: string;
+  uid: string;
+  suspended: boolean;
+  /** status.history[0]: the latest release helm-controller made, if any. */
+  lastRelease: { deployedAt: string; status: string } | undefined;
+}
+
+interface ManagedFieldsEntry {
+  manager?: string;
+  time?: string;
+  fieldsV1?: Record<string, unknown>;
+}
+
+interface SourceRaw {
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    creationTimestamp?: string;
+    annotations?: Record<string, string>;
+    managedFields?: ManagedFieldsEntry[];
+  };
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+}
+
+export const FIELD_MANAGER = 'helmrelease-trigger-operator';
+
+/**
+ * The newest write of content by any manager but hrto: managedFields entries owning data or
+ * binaryData. Falls back to the creation time when no manager is recorded.
+ */
+export function contentChangedAt(meta: SourceRaw['metadata']): string | undefined {
+  let latest: string | undefined;
+  for (const entry of meta?.managedFields ?? []) {
+    if (entry.manager === FIELD_MANAGER || !entry.time) continue;
+    const fields = entry.fieldsV1 ?? {};
+    if (!('f:data' in fields) && !('f:binaryData' in fields)) continue;
+    if (!latest || Date.parse(entry.time) > Date.parse(latest)) latest = entry.time;
+  }
+  return latest ?? meta?.creationTimestamp;
+}
+
+function ownAnnotations(all: Record<string, string> | undefined, keys: Keys): Record<string, string> {
+  const prefix = `${keys.domain}/`;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(all ?? {})) if (k.startsWith(prefix)) out[k] = v;
+  return out;
+}
+
+export function sourceKey(kind: SourceKind, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
+}
+
+export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => SourceObject {
+  return (raw) => {
+    const obj = raw as SourceRaw;
+    const meta = obj.metadata ?? {};
+    const namespace = meta.namespace ?? '';
+    const name = meta.name ?? '';
+    // A Secret's `data` is base64 like a ConfigMap's `binaryData`.
+    const digest =
+      kind === 'Secret' ? contentDigest({ binaryData: obj.data }) : contentDigest({ data: obj.data, binaryData: obj.binaryData });
+    return {
+      key: sourceKey(kind, namespace, name),
+      resourceVersion: meta.resourceVersion ?? '',
+      kind,
+      namespace,
+      name,
+      uid: meta.uid ?? '',
+      annotations: ownAnnotations(meta.annotations, keys),
+      digest,
+      contentChangedAt: contentChangedAt(meta),
+    };
+  };
+}
+
+interface ReleaseRaw {
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
+  spec?: { suspend?: boolean };
+  status?: { history?: { lastDeployed?: string; firstDeployed?: string; status?: string }[] };
+}
+
+export function toRelease(raw: RawObject): ReleaseObject {
+  const obj = raw as ReleaseRaw;
+  const meta = obj.metadata ?? {};
+  const latest = obj.status?.history?.[0];
+  const deployedAt = latest?.lastDeployed ?? latest?.firstDeployed;
+  return {
+    key: `${meta.namespace ?? ''}/${meta.name ?? ''}`,
+    resourceVersion: meta.resourceVersion ?? '',
+    namespace: meta.namespace ?? '',
+    name: meta.name ?? '',
+    uid: meta.uid ?? '',
+    suspended: obj.spec?.suspend === true,
+    lastRelease: deployedAt ? { deployedAt, status: latest?.status ?? '' } : undefined,
+  };
+}

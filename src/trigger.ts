@@ -1,0 +1,28 @@
+// The trigger: the merge patch `flux reconcile hr NAME [--force]` sends to a HelmRelease.
+import { FLUX_FORCE_AT, FLUX_REQUESTED_AT } from './keys.js';
+
+export type TriggerMode = 'force' | 'reconcile';
+
+/** Go's time.RFC3339Nano in UTC: fraction up to 9 digits, trailing zeros dropped. */
+export function formatRFC3339Nano(epochNanos: bigint): string {
+  const ms = Number(epochNanos / 1_000_000n);
+  const base = new Date(ms).toISOString().slice(0, 19);
+  const fraction = (epochNanos % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  return `${base}${fraction ? `.${fraction}` : ''}Z`;
+}
+
+/** A clock that never returns the same instant twice, so back-to-back requests stay distinct. */
+export function monotonicNanoClock(now: () => number = () => performance.timeOrigin + performance.now()): () => bigint {
+  let last = 0n;
+  return () => {
+    const current = BigInt(Math.round(now() * 1000)) * 1000n;
+    last = current > last ? current : last + 1n;
+    return last;
+  };
+}
+
+export function triggerPatch(mode: TriggerMode, requestedAt: string): { metadata: { annotations: Record<string, string> } } {
+  const annotations: Record<string, string> = { [FLUX_REQUESTED_AT]: requestedAt };
+  if (mode === 'force') annotations[FLUX_FORCE_AT] = requestedAt;
+  return { metadata: { annotations } };
+}

@@ -1,0 +1,37 @@
+// Prepares a cluster for hrto's tests and demo: Flux's HelmRelease CRD, installed and Established.
+import { readFileSync } from 'node:fs';
+import {
+  ApiextensionsV1Api,
+  ApiException,
+  type KubeConfig,
+  loadAllYaml,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
+import { helmReleaseCrdPath } from './binaries.js';
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Installs the pinned helm-controller's HelmRelease CRD unless present; waits until Established. */
+export async function installHelmReleaseCrd(kc: KubeConfig, timeoutMs = 60_000): Promise<string> {
+  const crd = await helmReleaseCrdPath();
+  const api = kc.makeApiClient(ApiextensionsV1Api);
+  const docs = loadAllYaml(readFileSync(crd.path, 'utf8')) as V1CustomResourceDefinition[];
+  for (const body of docs) {
+    try {
+      await api.createCustomResourceDefinition({ body });
+    } catch (err) {
+      if (!(err instanceof ApiException && err.code === 409)) throw err;
+    }
+    const name = body.metadata!.name!;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const current = await api.readCustomResourceDefinition({ name });
+      if (current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after ${timeoutMs}ms`);
+      await sleep(100);
+    }
+  }
+  return crd.version;
+}

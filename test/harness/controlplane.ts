@@ -1,0 +1,263 @@
+// A real local control plane (etcd + kube-apiserver) configured like controller-runtime's envtest:
+// secure serving on loopback, RBAC authorization, an admin identity in system:masters and a
+// generated kubeconfig. It ends exactly the processes it started and removes its directory.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import https from 'node:https';
+import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './binaries.js';
+
+export interface ControlPlaneOptions {
+  log?: (msg: string) => void;
+  /** Extra kube-apiserver flags (`--name=value`). */
+  apiserverFlags?: string[];
+  startTimeoutMs?: number;
+}
+
+const live = new Set<ControlPlane>();
+let exitHooksInstalled = false;
+
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  // 'exit' handlers must be synchronous: kill what is left and remove the directories.
+  process.on('exit', () => {
+    for (const cp of live) cp.killNow();
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      for (const cp of live) cp.killNow();
+      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+    });
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === 'object') resolve(address.port);
+        else reject(new Error('no port allocated'));
+      });
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function tail(file: string, lines = 30): string {
+  if (!existsSync(file)) return '';
+  return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+}
+
+export class ControlPlane {
+  readonly dir: string;
+  readonly token = randomBytes(24).toString('hex');
+  readonly kubeconfigPath: string;
+  readonly auditLogPath: string;
+  apiserverUrl = '';
+  binaries?: ControlPlaneBinaries;
+  private readonly processes: { name: string; child: ChildProcess; logFile: string }[] = [];
+  private readonly log: (msg: string) => void;
+  private readonly options: ControlPlaneOptions;
+
+  constructor(options: ControlPlaneOptions = {}) {
+    this.options = options;
+    this.log = options.log ?? (() => {});
+    this.dir = mkdtempSync(path.join(tmpdir(), 'hrto-controlplane-'));
+    this.kubeconfigPath = path.join(this.dir, 'kubeconfig');
+    this.auditLogPath = path.join(this.dir, 'audit.log');
+    installExitHooks();
+    live.add(this);
+  }
+
+  get pids(): number[] {
+    return this.processes.flatMap((p) => (p.child.pid ? [p.child.pid] : []));
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.binaries = await ensureControlPlaneBinaries(this.log);
+      const etcdClient = await this.startEtcd(this.binaries.etcd);
+      await this.startApiserver(this.binaries.kubeApiserver, etcdClient);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private spawnLogged(name: string, binary: string, args: string[]): ChildProcess {
+    const logFile = path.join(this.dir, `${name}.log`);
+    const fd = openSync(logFile, 'a');
+    const child = spawn(binary, args, { stdio: ['ignore', fd, fd], cwd: this.dir });
+    closeSync(fd);
+    this.processes.push({ name, child, logFile });
+    return child;
+  }
+
+  private async startEtcd(binary: string): Promise<string> {
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    const client = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    this.spawnLogged('etcd', binary, [
+      '--name=hrto-test',
+      `--data-dir=${path.join(this.dir, 'etcd')}`,
+      `--listen-client-urls=${client}`,
+      `--advertise-client-urls=${client}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=hrto-test=${peer}`,
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
+    ]);
+    await this.waitFor('etcd', async () => {
+      const res = await fetch(`${client}/health`).catch(() => undefined);
+      return res?.ok === true;
+    });
+    return client;
+  }
+
+  private async startApiserver(binary: string, etcdServers: string): Promise<void> {
+    const port = await freePort();
+    const certDir = path.join(this.dir, 'certs');
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
+    writeFileSync(path.join(this.dir, 'sa.pub'), publicKey);
+    writeFileSync(path.join(this.dir, 'sa.key'), privateKey, { mode: 0o600 });
+    writeFileSync(path.join(this.dir, 'tokens.csv'), `${this.token},admin,admin,"system:masters"\n`, { mode: 0o600 });
+    writeFileSync(
+      path.join(this.dir, 'audit-policy.yaml'),
+      [
+        'apiVersion: audit.k8s.io/v1',
+        'kind: Policy',
+        'omitStages: ["RequestReceived", "ResponseStarted"]',
+        'rules:',
+        '- level: Metadata',
+        '  verbs: ["create", "update", "patch", "delete"]',
+        '  resources:',
+        '  - group: "helm.toolkit.fluxcd.io"',
+        '  - group: ""',
+        '    resources: ["configmaps", "secrets", "events"]',
+        '  - group: "coordination.k8s.io"',
+        '- level: None',
+        '',
+      ].join('\n'),
+    );
+    this.spawnLogged('kube-apiserver', binary, [
+      `--etcd-servers=${etcdServers}`,
+      `--cert-dir=${certDir}`,
+      `--secure-port=${port}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      // As envtest: a loopback advertise address needs no kubernetes Service endpoints.
+      '--endpoint-reconciler-type=none',
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--authorization-mode=RBAC',
+      `--token-auth-file=${path.join(this.dir, 'tokens.csv')}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${path.join(this.dir, 'sa.pub')}`,
+      `--service-account-signing-key-file=${path.join(this.dir, 'sa.key')}`,
+      '--allow-privileged=true',
+      `--audit-policy-file=${path.join(this.dir, 'audit-policy.yaml')}`,
+      `--audit-log-path=${this.auditLogPath}`,
+      '--audit-log-format=json',
+      ...(this.options.apiserverFlags ?? []),
+    ]);
+    this.apiserverUrl = `https://127.0.0.1:${port}`;
+    await this.waitFor('kube-apiserver', async () => (await this.get('/readyz')).status === 200);
+    // The serving certificate kube-apiserver generated for itself carries its own CA.
+    const ca = path.join(certDir, 'apiserver.crt');
+    writeFileSync(
+      this.kubeconfigPath,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- name: hrto-test',
+        '  cluster:',
+        `    server: ${this.apiserverUrl}`,
+        `    certificate-authority: ${ca}`,
+        'users:',
+        '- name: admin',
+        '  user:',
+        `    token: ${this.token}`,
+        'contexts:',
+        '- name: hrto-test',
+        '  context: {cluster: hrto-test, user: admin}',
+        'current-context: hrto-test',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+  }
+
+  /** A raw authenticated GET, for probes before any client is configured. */
+  get(pathname: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve) => {
+      const req = https.get(
+        `${this.apiserverUrl}${pathname}`,
+        { headers: { authorization: `Bearer ${this.token}` }, rejectUnauthorized: false, timeout: 5000 },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', () => resolve({ status: 0, body: '' }));
+      req.on('timeout', () => req.destroy());
+    });
+  }
+
+  private async waitFor(name: string, ready: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 120_000);
+    const proc = this.processes.find((p) => p.name === name);
+    while (Date.now() < deadline) {
+      if (proc && proc.child.exitCode !== null) {
+        throw new Error(`${name} exited with ${proc.child.exitCode}:\n${tail(proc.logFile)}`);
+      }
+      if (await ready()) return;
+      await sleep(200);
+    }
+    throw new Error(`${name} not ready in time:\n${proc ? tail(proc.logFile) : ''}`);
+  }
+
+  /** Stops the processes in reverse start order, then removes the directory. */
+  async stop(): Promise<void> {
+    for (const { child } of [...this.processes].reverse()) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.removeDir();
+    live.delete(this);
+  }
+
+  /** Synchronous last resort for process exit and signals. */
+  killNow(): void {
+    for (const { child } of this.processes) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    this.removeDir();
+    live.delete(this);
+  }
+
+  private removeDir(): void {
+    if (process.env.HRTO_KEEP_CONTROLPLANE) return;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
