@@ -60,6 +60,7 @@ export function buildCli(): Command {
     .option('--cache-sync-timeout <duration>', `startup cache sync limit, Go syntax [env CACHE_SYNC_TIMEOUT] (default: ${DEFAULTS.cacheSyncTimeout})`)
     .option('--resync-period <duration>', 'how often every watched source is reconciled again', DEFAULTS.resyncPeriod)
     .option('--log-level <level>', `debug, info, warn or error [env LOG_LEVEL] (default: ${DEFAULTS.logLevel})`)
+    .option('--watch-namespaces <list>', 'comma-separated namespaces of sources and HelmReleases to watch (default: all)')
     .option('--metrics-bind-address <address>', 'address of the /metrics endpoint, 0 to disable', DEFAULTS.metricsBindAddress)
     .action(async (opts: RawSettings) => {
       process.exitCode = await run(opts);

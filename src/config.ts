@@ -29,6 +29,8 @@ export const ConfigSchema = z.object({
   resyncPeriodMs: duration('resync-period'),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']),
   metricsBindAddress: z.string(),
+  /** Empty: every namespace. Applies to sources and HelmReleases alike. */
+  watchNamespaces: z.array(z.string().refine(isNamespaceName, 'must be valid namespace names')),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -44,6 +46,7 @@ export interface RawSettings {
   resyncPeriod?: string | undefined;
   logLevel?: string | undefined;
   metricsBindAddress?: string | undefined;
+  watchNamespaces?: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -55,6 +58,7 @@ export const DEFAULTS = {
   resyncPeriod: '10m',
   logLevel: 'info',
   metricsBindAddress: ':8080',
+  watchNamespaces: '',
 } as const;
 
 /** The seed's environment variables; KUBECONFIG is read by the Kubernetes client itself. */
@@ -80,6 +84,7 @@ const FLAG_NAMES: Record<string, string> = {
   logLevel: '--log-level / LOG_LEVEL',
   metricsBindAddress: '--metrics-bind-address',
   kubeconfig: '--kubeconfig',
+  watchNamespaces: '--watch-namespaces',
 };
 
 /** Merges layers (later wins over earlier, undefined never wins) and validates. */
@@ -88,10 +93,15 @@ export function resolveConfig(...layers: RawSettings[]): Config {
   for (const layer of layers) {
     for (const [k, v] of Object.entries(layer)) if (v !== undefined && v !== '') merged[k] = v;
   }
+  const namespaces = String(merged.watchNamespaces ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
   const result = ConfigSchema.safeParse({
     ...merged,
     cacheSyncTimeoutMs: merged.cacheSyncTimeout,
     resyncPeriodMs: merged.resyncPeriod,
+    watchNamespaces: [...new Set(namespaces)],
   });
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {

@@ -11,7 +11,7 @@ import { parseTargets } from './mapping/targets.js';
 import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
-import { Informer } from './sources/informer.js';
+import { type Cached, Informer } from './sources/informer.js';
 import { type ReleaseObject, type SourceObject, toRelease, toSource } from './sources/objects.js';
 import { monotonicNanoClock } from './trigger.js';
 
@@ -40,44 +40,58 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const queue = new WorkQueue<string>();
 
   const onError = (informer: string) => () => metrics.watchErrors.inc({ informer });
-  const sourceInformers = keys.watchLabels.map(
-    (label) =>
-      new Informer<SourceObject>({
-        name: `configmaps[${label}]`,
+  // One informer per watched namespace ('' = all) and, for sources, per watch-label spelling:
+  // label selectors cannot express "either key".
+  const scopes = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
+  const inScope = (resource: string, namespace: string): string =>
+    namespace ? `/namespaces/${namespace}/${resource}` : `/${resource}`;
+  const sourceInformers = scopes.flatMap((namespace) =>
+    keys.watchLabels.map((label) => {
+      const name = `configmaps[${namespace || '*'}][${label}]`;
+      return new Informer<SourceObject>({
+        name,
         kc,
-        path: '/api/v1/configmaps',
+        path: `/api/v1${inScope('configmaps', namespace)}`,
         labelSelector: `${label}=true`,
         transform: toSource('ConfigMap', keys),
         log,
         resyncMs: config.resyncPeriodMs,
-        onError: onError(`configmaps[${label}]`),
-      }),
+        onError: onError(name),
+      });
+    }),
   );
-  const releases = new Informer<ReleaseObject>({
-    name: 'helmreleases',
-    kc,
-    path: `/apis/${HELM_GROUP}/${HELM_VERSION}/${HELM_PLURAL}`,
-    transform: toRelease,
-    log,
-    onError: onError('helmreleases'),
+  const releaseInformers = scopes.map((namespace) => {
+    const name = `helmreleases[${namespace || '*'}]`;
+    return new Informer<ReleaseObject>({
+      name,
+      kc,
+      path: `/apis/${HELM_GROUP}/${HELM_VERSION}${inScope(HELM_PLURAL, namespace)}`,
+      transform: toRelease,
+      log,
+      onError: onError(name),
+    });
   });
-  const informers = [...sourceInformers, releases];
+  const informers = [...sourceInformers, ...releaseInformers];
 
-  // An object carrying both label spellings is in both caches; either copy will do.
-  const getSource = (key: string): SourceObject | undefined => {
-    for (const informer of sourceInformers) {
-      const obj = informer.get(key);
-      if (obj) return obj;
-    }
-    return undefined;
-  };
+  const lookup =
+    <S extends { key: string }>(caches: Informer<S & Cached>[]) =>
+    (key: string): S | undefined => {
+      for (const cache of caches) {
+        const obj = cache.get(key);
+        if (obj) return obj;
+      }
+      return undefined;
+    };
+  // An object carrying both label spellings is in two caches; either copy will do.
+  const getSource = lookup(sourceInformers);
+  const getRelease = lookup(releaseInformers);
 
   const reconciler = new Reconciler({
     keys,
     defaultNamespace: config.defaultNamespace,
     triggerMode: config.triggerMode,
     getSource,
-    getRelease: (key) => releases.get(key),
+    getRelease,
     writer,
     events: new EventRecorder(writer, log, hostname()),
     metrics,
@@ -114,17 +128,19 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const wakeSourcesOf = (release: ReleaseObject): void => {
     for (const key of index.sourcesOf(release)) queue.add(key);
   };
-  releases.addHandlers({
-    add: wakeSourcesOf,
-    update: (old, release) => {
-      if (old.suspended !== release.suspended || old.uid !== release.uid) wakeSourcesOf(release);
-    },
-  });
+  for (const informer of releaseInformers) {
+    informer.addHandlers({
+      add: wakeSourcesOf,
+      update: (old, release) => {
+        if (old.suspended !== release.suspended || old.uid !== release.uid) wakeSourcesOf(release);
+      },
+    });
+  }
 
   const collect = (): void => {
     metrics.queueDepth.set(queue.depth);
     metrics.watchedSources.set({ kind: 'ConfigMap' }, new Set(sourceInformers.flatMap((i) => i.list().map((s) => s.key))).size);
-    metrics.watchedReleases.set(releases.size);
+    metrics.watchedReleases.set(releaseInformers.reduce((n, i) => n + i.size, 0));
     for (const informer of informers) metrics.cacheSynced.set({ informer: informer.name }, informer.hasSynced() ? 1 : 0);
   };
   const collector = setInterval(collect, 1000);
@@ -156,6 +172,12 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   };
   const workers: Promise<void>[] = [];
 
+  if (keys.unwatchableLabels.length > 0) {
+    log.info(
+      { labels: keys.unwatchableLabels },
+      'label spellings accepted but not watched: they are not valid label keys, so no object can carry them',
+    );
+  }
   for (const informer of informers) informer.start();
   const started = (async () => {
     let timer: NodeJS.Timeout | undefined;
@@ -178,7 +200,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     collect();
     if (stopping) return;
     log.info(
-      { sources: index.size, helmreleases: releases.size, workers: config.maxConcurrency, triggerMode: config.triggerMode },
+      { sources: index.size, helmreleases: releaseInformers.reduce((n, i) => n + i.size, 0), workers: config.maxConcurrency, triggerMode: config.triggerMode },
       'caches synced; reconciling',
     );
     for (let i = 0; i < config.maxConcurrency; i++) workers.push(worker());

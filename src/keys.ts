@@ -2,14 +2,32 @@
 // another edition of the operator work unchanged.
 export const DEFAULT_KEY_DOMAIN = 'uburro.github.com';
 
-/** The earliest edition's spelling of the watch label; accepted whatever the key domain. */
+/**
+ * The earliest edition's spelling of the watch label. It has two '/', so it is not a valid label key:
+ * the API server refuses any object carrying it and any selector naming it. hrto accepts it wherever
+ * a label key is checked, but there is nothing to watch for it (see isLabelKey).
+ */
 export const LEGACY_WATCH_LABEL = 'github.com/uburro/helmrelease-trigger-operator';
+
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Kubernetes' qualified-name rule for label keys: [DNS subdomain prefix '/'] name. */
+export function isLabelKey(key: string): boolean {
+  const parts = key.split('/');
+  if (parts.length > 2) return false;
+  const name = parts.at(-1)!;
+  const prefix = parts.length === 2 ? parts[0]! : undefined;
+  return LABEL_NAME.test(name) && (prefix === undefined || (prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix)));
+}
 
 export interface Keys {
   domain: string;
   watchLabel: string;
   /** Every label key that marks a watched source, each selected with value "true". */
   watchLabels: readonly string[];
+  /** Spellings accepted but impossible on a real object (not valid label keys). */
+  unwatchableLabels: readonly string[];
   targetNames: string;
   targetNamespace: string;
   configDigest: string;
@@ -17,10 +35,12 @@ export interface Keys {
 
 export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
   const watchLabel = `${domain}/helmrelease-trigger-operator`;
+  const spellings = [...new Set([watchLabel, LEGACY_WATCH_LABEL])];
   return {
     domain,
     watchLabel,
-    watchLabels: watchLabel === LEGACY_WATCH_LABEL ? [watchLabel] : [watchLabel, LEGACY_WATCH_LABEL],
+    watchLabels: spellings.filter(isLabelKey),
+    unwatchableLabels: spellings.filter((k) => !isLabelKey(k)),
     targetNames: `${domain}/helmreleases-name`,
     targetNamespace: `${domain}/helmreleases-namespace`,
     configDigest: `${domain}/config-digest`,

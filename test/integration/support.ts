@@ -1,7 +1,8 @@
 // Shared helpers for integration tests: the cluster from HRTO_TEST_KUBECONFIG, a namespace per
 // test, HelmRelease fixtures and polling.
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1ConfigMap } from '@kubernetes/client-node';
+import { contentDigest } from '../../src/digest.js';
 
 export function kubeConfig(): KubeConfig {
   const path = process.env.HRTO_TEST_KUBECONFIG;
@@ -74,4 +75,91 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
     await sleep(100);
   }
+}
+
+export const WATCH_LABEL = 'uburro.github.com/helmrelease-trigger-operator';
+export const LEGACY_LABEL = 'github.com/uburro/helmrelease-trigger-operator';
+export const NAMES = 'uburro.github.com/helmreleases-name';
+export const NAMESPACE = 'uburro.github.com/helmreleases-namespace';
+export const DIGEST = 'uburro.github.com/config-digest';
+
+export interface SourceSpec {
+  targets?: string;
+  targetNamespace?: string;
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export function labeledConfigMap(namespace: string, name: string, spec: SourceSpec): V1ConfigMap {
+  return {
+    metadata: {
+      name,
+      namespace,
+      labels: spec.labels ?? { [WATCH_LABEL]: 'true' },
+      annotations: {
+        ...(spec.targets === undefined ? {} : { [NAMES]: spec.targets }),
+        ...(spec.targetNamespace === undefined ? {} : { [NAMESPACE]: spec.targetNamespace }),
+        ...spec.annotations,
+      },
+    },
+    data: spec.data ?? { 'values.yaml': 'replicas: 1\n' },
+    ...(spec.binaryData ? { binaryData: spec.binaryData } : {}),
+  };
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export async function patchConfigMap(namespace: string, name: string, body: object): Promise<void> {
+  await core.patchNamespacedConfigMap({ namespace, name, body }, mergePatch);
+}
+
+export async function patchHelmRelease(namespace: string, name: string, body: object): Promise<void> {
+  await custom.patchNamespacedCustomObject({ ...HR, namespace, name, body }, mergePatch);
+}
+
+/** Writes status.history[0] as helm-controller would after a release. */
+export async function setLastRelease(namespace: string, name: string, lastDeployed: Date, status = 'deployed'): Promise<void> {
+  const at = lastDeployed.toISOString().replace(/\.\d+Z$/, 'Z');
+  await custom.patchNamespacedCustomObjectStatus(
+    {
+      ...HR,
+      namespace,
+      name,
+      body: {
+        status: {
+          history: [
+            {
+              name,
+              namespace,
+              version: 1,
+              status,
+              chartName: 'podinfo',
+              chartVersion: '6.9.0',
+              configDigest: 'sha256:0000000000000000000000000000000000000000000000000000000000000000',
+              digest: 'sha256:1111111111111111111111111111111111111111111111111111111111111111',
+              firstDeployed: at,
+              lastDeployed: at,
+            },
+          ],
+        },
+      },
+    },
+    mergePatch,
+  );
+}
+
+export async function configMapAnnotation(namespace: string, name: string, key: string): Promise<string | undefined> {
+  const cm = await core.readNamespacedConfigMap({ namespace, name });
+  return cm.metadata?.annotations?.[key];
+}
+
+/** Waits until hrto has recorded the digest of the ConfigMap's current content. */
+export async function waitForRecordedDigest(namespace: string, name: string, timeoutMs = 30_000): Promise<string> {
+  return eventually(`digest recorded on ${namespace}/${name}`, async () => {
+    const cm = await core.readNamespacedConfigMap({ namespace, name });
+    const want = contentDigest({ data: cm.data, binaryData: cm.binaryData });
+    return cm.metadata?.annotations?.[DIGEST] === want ? want : undefined;
+  }, timeoutMs);
 }
