@@ -93,7 +93,8 @@ export function resolveConfig(...layers: RawSettings[]): Config {
   for (const layer of layers) {
     for (const [k, v] of Object.entries(layer)) if (v !== undefined && v !== '') merged[k] = v;
   }
-  const namespaces = String(merged.watchNamespaces ?? '')
+  const rawNamespaces = typeof merged.watchNamespaces === 'string' ? merged.watchNamespaces : '';
+  const namespaces = rawNamespaces
     .split(',')
     .map((n) => n.trim())
     .filter((n) => n !== '');
