@@ -9,7 +9,7 @@ export function createLogger(level: LogLevel, options: { pretty?: boolean; desti
   const usePretty = options.pretty ?? (process.stdout.isTTY === true && !options.destination);
   const base = { level, base: { component: 'hrto' }, timestamp: pino.stdTimeFunctions.isoTime };
   if (usePretty) {
-    return pino(base, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component' }));
+    return pino(base, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component' }));
   }
   return options.destination ? pino(base, options.destination) : pino(base);
 }
