@@ -61,6 +61,12 @@ export function buildCli(): Command {
     .option('--resync-period <duration>', 'how often every watched source is reconciled again', DEFAULTS.resyncPeriod)
     .option('--log-level <level>', `debug, info, warn or error [env LOG_LEVEL] (default: ${DEFAULTS.logLevel})`)
     .option('--watch-namespaces <list>', 'comma-separated namespaces of sources and HelmReleases to watch (default: all)')
+    .option('--enable-hr-autodiscovery [bool]', 'label and trigger the sources HelmReleases read through spec.valuesFrom', DEFAULTS.enableHrAutodiscovery)
+    .option(
+      '--defer-to-flux-watch [bool]',
+      'leave sources labeled reconcile.fluxcd.io/watch=Enabled to helm-controller for the HelmReleases of their namespace that read them',
+      DEFAULTS.deferToFluxWatch,
+    )
     .option('--metrics-bind-address <address>', 'address of the /metrics endpoint, 0 to disable', DEFAULTS.metricsBindAddress)
     .action(async (opts: RawSettings) => {
       process.exitCode = await run(opts);

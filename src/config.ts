@@ -19,6 +19,9 @@ const duration = (name: string) =>
 
 const positiveInt = z.coerce.number().int().min(1);
 
+// Go-style boolean flags: --flag, --flag=true, --flag=false.
+const bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
+
 export const ConfigSchema = z.object({
   kubeconfig: z.string().min(1).optional(),
   keyDomain: z.string().refine(isObjectName, 'must be a DNS subdomain such as uburro.github.com'),
@@ -31,6 +34,10 @@ export const ConfigSchema = z.object({
   metricsBindAddress: z.string(),
   /** Empty: every namespace. Applies to sources and HelmReleases alike. */
   watchNamespaces: z.array(z.string().refine(isNamespaceName, 'must be valid namespace names')),
+  /** Mark and trigger the sources HelmReleases read through spec.valuesFrom. */
+  autodiscovery: bool,
+  /** Leave valuesFrom consumers of reconcile.fluxcd.io/watch=Enabled sources to helm-controller. */
+  deferToFluxWatch: bool,
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -47,6 +54,8 @@ export interface RawSettings {
   logLevel?: string | undefined;
   metricsBindAddress?: string | undefined;
   watchNamespaces?: string | undefined;
+  enableHrAutodiscovery?: string | boolean | undefined;
+  deferToFluxWatch?: string | boolean | undefined;
 }
 
 export const DEFAULTS = {
@@ -59,6 +68,8 @@ export const DEFAULTS = {
   logLevel: 'info',
   metricsBindAddress: ':8080',
   watchNamespaces: '',
+  enableHrAutodiscovery: 'true',
+  deferToFluxWatch: 'true',
 } as const;
 
 /** The seed's environment variables; KUBECONFIG is read by the Kubernetes client itself. */
@@ -85,6 +96,8 @@ const FLAG_NAMES: Record<string, string> = {
   metricsBindAddress: '--metrics-bind-address',
   kubeconfig: '--kubeconfig',
   watchNamespaces: '--watch-namespaces',
+  autodiscovery: '--enable-hr-autodiscovery',
+  deferToFluxWatch: '--defer-to-flux-watch',
 };
 
 /** Merges layers (later wins over earlier, undefined never wins) and validates. */
@@ -103,6 +116,7 @@ export function resolveConfig(...layers: RawSettings[]): Config {
     cacheSyncTimeoutMs: merged.cacheSyncTimeout,
     resyncPeriodMs: merged.resyncPeriod,
     watchNamespaces: [...new Set(namespaces)],
+    autodiscovery: merged.enableHrAutodiscovery,
   });
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {

@@ -6,13 +6,14 @@ import { EventRecorder } from './events.js';
 import { keysFor } from './keys.js';
 import { HELM_GROUP, HELM_PLURAL, HELM_VERSION, kubeWriter, type KubeWriter } from './kube/client.js';
 import type { Logger } from './log.js';
-import { TargetIndex } from './mapping/index.js';
+import { Discoverer } from './discovery.js';
+import { TargetIndex, ValuesIndex } from './mapping/index.js';
 import { parseTargets } from './mapping/targets.js';
 import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { type Cached, Informer } from './sources/informer.js';
-import { type ReleaseObject, type SourceObject, toRelease, toSource } from './sources/objects.js';
+import { type ReleaseObject, sourceKey, type SourceObject, toRelease, toSource } from './sources/objects.js';
 import { monotonicNanoClock } from './trigger.js';
 
 export class CacheSyncTimeoutError extends Error {
@@ -37,7 +38,10 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const keys = keysFor(config.keyDomain);
   const writer = deps.writer ?? kubeWriter(kc);
   const index = new TargetIndex();
+  const values = new ValuesIndex();
   const queue = new WorkQueue<string>();
+  // Marks wait on sources that do not exist yet: poll for them, but at most every 30s.
+  const markQueue = new WorkQueue<string>({ baseDelayMs: 500, maxDelayMs: 30_000 });
 
   const onError = (informer: string) => () => metrics.watchErrors.inc({ informer });
   // One informer per watched namespace ('' = all) and, for sources, per watch-label spelling:
@@ -45,20 +49,26 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const scopes = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
   const inScope = (resource: string, namespace: string): string =>
     namespace ? `/namespaces/${namespace}/${resource}` : `/${resource}`;
+  const sourceKinds = [
+    ['ConfigMap', 'configmaps'],
+    ['Secret', 'secrets'],
+  ] as const;
   const sourceInformers = scopes.flatMap((namespace) =>
-    keys.watchLabels.map((label) => {
-      const name = `configmaps[${namespace || '*'}][${label}]`;
-      return new Informer<SourceObject>({
-        name,
-        kc,
-        path: `/api/v1${inScope('configmaps', namespace)}`,
-        labelSelector: `${label}=true`,
-        transform: toSource('ConfigMap', keys),
-        log,
-        resyncMs: config.resyncPeriodMs,
-        onError: onError(name),
-      });
-    }),
+    sourceKinds.flatMap(([kind, resource]) =>
+      keys.watchLabels.map((label) => {
+        const name = `${resource}[${namespace || '*'}][${label}]`;
+        return new Informer<SourceObject>({
+          name,
+          kc,
+          path: `/api/v1${inScope(resource, namespace)}`,
+          labelSelector: `${label}=true`,
+          transform: toSource(kind, keys),
+          log,
+          resyncMs: config.resyncPeriodMs,
+          onError: onError(name),
+        });
+      }),
+    ),
   );
   const releaseInformers = scopes.map((namespace) => {
     const name = `helmreleases[${namespace || '*'}]`;
@@ -68,6 +78,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
       path: `/apis/${HELM_GROUP}/${HELM_VERSION}${inScope(HELM_PLURAL, namespace)}`,
       transform: toRelease,
       log,
+      resyncMs: config.resyncPeriodMs,
       onError: onError(name),
     });
   });
@@ -86,18 +97,30 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const getSource = lookup(sourceInformers);
   const getRelease = lookup(releaseInformers);
 
+  const events = new EventRecorder(writer, log, hostname());
   const reconciler = new Reconciler({
     keys,
     defaultNamespace: config.defaultNamespace,
     triggerMode: config.triggerMode,
+    values,
+    autodiscovery: config.autodiscovery,
+    deferToFluxWatch: config.deferToFluxWatch,
     getSource,
     getRelease,
     writer,
-    events: new EventRecorder(writer, log, hostname()),
+    events,
     metrics,
     log,
     clock: monotonicNanoClock(),
   });
+  const discoverer = new Discoverer({ keys, defaultNamespace: config.defaultNamespace, values, getSource, writer, events, metrics, log });
+  const mark = (key: string): void => {
+    if (config.autodiscovery) markQueue.add(key);
+  };
+  // Sources hrto marked, or that releases read: their marks may need adding or removing.
+  const markIfDiscovered = (src: SourceObject): void => {
+    if (src.annotations[keys.autodiscovered] !== undefined || values.consumersOf(src.key).length > 0) mark(src.key);
+  };
 
   const indexSource = (src: SourceObject): void => {
     try {
@@ -112,34 +135,61 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
         indexSource(src);
         reconciler.noteChange(src.key);
         queue.add(src.key);
+        markIfDiscovered(src);
       },
       update: (old, src) => {
         indexSource(src);
         if (old.digest !== src.digest) reconciler.noteChange(src.key);
         queue.add(src.key);
+        markIfDiscovered(src);
       },
-      resync: (src) => queue.add(src.key),
+      resync: (src) => {
+        queue.add(src.key);
+        markIfDiscovered(src);
+      },
       delete: (src) => {
         if (!getSource(src.key)) index.delete(src.key);
         queue.add(src.key);
+        // Unlabeled by a user or deleted: autodiscovery labels it again while releases read it.
+        markIfDiscovered(src);
       },
     });
   }
   const wakeSourcesOf = (release: ReleaseObject): void => {
     for (const key of index.sourcesOf(release)) queue.add(key);
+    for (const ref of release.valuesFrom) queue.add(sourceKey(ref.kind, release.namespace, ref.name));
   };
+  /** Re-indexes valuesFrom; every source referenced before or now may need new marks and a reconcile. */
+  const reindex = (release: ReleaseObject | undefined, removed?: ReleaseObject): void => {
+    const affected = release ? values.set(release) : removed ? values.delete(removed) : [];
+    for (const key of affected) {
+      mark(key);
+      queue.add(key);
+    }
+  };
+  const valuesFromOf = (release: ReleaseObject): string => JSON.stringify(release.valuesFrom);
   for (const informer of releaseInformers) {
     informer.addHandlers({
-      add: wakeSourcesOf,
+      add: (release) => {
+        reindex(release);
+        wakeSourcesOf(release);
+      },
       update: (old, release) => {
+        if (valuesFromOf(old) !== valuesFromOf(release)) reindex(release);
         if (old.suspended !== release.suspended || old.uid !== release.uid) wakeSourcesOf(release);
       },
+      resync: (release) => {
+        for (const ref of release.valuesFrom) mark(sourceKey(ref.kind, release.namespace, ref.name));
+      },
+      delete: (release) => reindex(undefined, release),
     });
   }
 
   const collect = (): void => {
-    metrics.queueDepth.set(queue.depth);
-    metrics.watchedSources.set({ kind: 'ConfigMap' }, new Set(sourceInformers.flatMap((i) => i.list().map((s) => s.key))).size);
+    metrics.queueDepth.set({ queue: 'trigger' }, queue.depth);
+    metrics.queueDepth.set({ queue: 'autodiscovery' }, markQueue.depth);
+    const watched = new Set(sourceInformers.flatMap((i) => i.list().map((s) => s.key)));
+    for (const [kind] of sourceKinds) metrics.watchedSources.set({ kind }, [...watched].filter((k) => k.startsWith(`${kind}/`)).length);
     metrics.watchedReleases.set(releaseInformers.reduce((n, i) => n + i.size, 0));
     for (const informer of informers) metrics.cacheSynced.set({ informer: informer.name }, informer.hasSynced() ? 1 : 0);
   };
@@ -147,26 +197,26 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   collector.unref();
 
   let stopping = false;
-  const worker = async (): Promise<void> => {
+  const worker = async (q: WorkQueue<string>, reconcile: (key: string) => Promise<'done' | 'retry'>, name: 'trigger' | 'autodiscovery'): Promise<void> => {
     for (;;) {
-      const key = await queue.get();
+      const key = await q.get();
       if (key === undefined) return;
       try {
-        const outcome = await reconciler.reconcile(key);
-        metrics.reconciles.inc({ result: outcome === 'retry' ? 'requeue' : 'success' });
+        const outcome = await reconcile(key);
+        metrics.reconciles.inc({ queue: name, result: outcome === 'retry' ? 'requeue' : 'success' });
         if (outcome === 'retry') {
-          metrics.queueRetries.inc();
-          queue.addRateLimited(key);
+          metrics.queueRetries.inc({ queue: name });
+          q.addRateLimited(key);
         } else {
-          queue.forget(key);
+          q.forget(key);
         }
       } catch (err) {
-        metrics.reconciles.inc({ result: 'error' });
-        metrics.queueRetries.inc();
-        const delay = queue.addRateLimited(key);
-        log.error({ source: key, err: (err as Error).message, retryInMs: delay, retries: queue.retries(key) }, 'reconcile failed; retrying');
+        metrics.reconciles.inc({ queue: name, result: 'error' });
+        metrics.queueRetries.inc({ queue: name });
+        const delay = q.addRateLimited(key);
+        log.error({ source: key, err: (err as Error).message, retryInMs: delay, retries: q.retries(key) }, `${name === 'trigger' ? 'reconcile' : 'autodiscovery'} failed; retrying`);
       } finally {
-        queue.done(key);
+        q.done(key);
       }
     }
   };
@@ -203,7 +253,9 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
       { sources: index.size, helmreleases: releaseInformers.reduce((n, i) => n + i.size, 0), workers: config.maxConcurrency, triggerMode: config.triggerMode },
       'caches synced; reconciling',
     );
-    for (let i = 0; i < config.maxConcurrency; i++) workers.push(worker());
+    for (let i = 0; i < config.maxConcurrency; i++) workers.push(worker(queue, (key) => reconciler.reconcile(key), 'trigger'));
+    // Marking is rare and cheap: two workers keep a slow patch from holding up the others.
+    if (config.autodiscovery) for (let i = 0; i < 2; i++) workers.push(worker(markQueue, (key) => discoverer.reconcile(key), 'autodiscovery'));
   })();
   started.catch(() => {}); // the caller observes it; avoid an unhandled rejection when it does not
 
@@ -212,7 +264,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     async stop() {
       stopping = true;
       clearInterval(collector);
-      await queue.shutdown();
+      await Promise.all([queue.shutdown(), markQueue.shutdown()]);
       await Promise.all(workers);
       await Promise.all(informers.map((i) => i.shutdown()));
     },

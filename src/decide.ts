@@ -1,6 +1,6 @@
 // The pure decision of one reconcile: what to do for each target of a source, and whether the
 // source's digest may be recorded. The reconciler fetches the inputs and carries the plan out.
-import { isOwnDigest } from './digest.js';
+import { isOwnDigest, selectKeyDigests } from './digest.js';
 import type { ObjectRef } from './mapping/targets.js';
 import type { ReleaseObject } from './sources/objects.js';
 
@@ -11,6 +11,10 @@ export type TargetAction =
   | 'adopt'
   /** Already triggered for this very digest by this process; waiting on other targets. */
   | 'done'
+  /** The release reads only keys (valuesFrom) whose content did not change. */
+  | 'unchanged'
+  /** helm-controller's own watch (reconcile.fluxcd.io/watch) reconciles this release for this source. */
+  | 'deferred'
   /** The HelmRelease does not exist (yet): retry with backoff, and when it appears. */
   | 'missing'
   /** spec.suspend: wait for it to be resumed. */
@@ -29,13 +33,29 @@ export interface Plan {
   targets: TargetPlan[];
   /** Every target is handled, so the digest can be recorded now. */
   record: boolean;
+  /** The key digests to record with it: every key a target reads through valuesFrom. */
+  keyDigests: Record<string, string>;
+}
+
+export interface TargetInput {
+  ref: ObjectRef;
+  release: ReleaseObject | undefined;
+  triggeredDigest: string | undefined;
+  /** The keys the release reads through valuesFrom; undefined: the whole content counts. */
+  valuesKeys?: readonly string[] | undefined;
+  /** Left to helm-controller's own watch of this source. */
+  fluxWatches?: boolean | undefined;
 }
 
 export interface DecideInput {
   digest: string;
   recorded: string | undefined;
+  /** Digest of each key of the content. */
+  keyDigests: Readonly<Record<string, string>>;
+  /** The key digests recorded with the last digest. */
+  recordedKeyDigests: Readonly<Record<string, string>>;
   contentChangedAt: string | undefined;
-  targets: readonly { ref: ObjectRef; release: ReleaseObject | undefined; triggeredDigest: string | undefined }[];
+  targets: readonly TargetInput[];
 }
 
 /**
@@ -51,16 +71,30 @@ export function contentNewerThanRelease(contentChangedAt: string | undefined, re
   return changed >= deployed;
 }
 
+/** For a release reading some keys: whether they changed, or were never recorded (first sight). */
+function keysState(input: DecideInput, keys: readonly string[]): 'changed' | 'unchanged' | 'unrecorded' {
+  const now = selectKeyDigests(input.keyDigests, keys);
+  if (keys.some((k) => input.recordedKeyDigests[k] === undefined)) return 'unrecorded';
+  return keys.every((k) => input.recordedKeyDigests[k] === now[k]) ? 'unchanged' : 'changed';
+}
+
+const HANDLED: ReadonlySet<TargetAction> = new Set(['trigger', 'adopt', 'done', 'unchanged', 'deferred']);
+
 export function decide(input: DecideInput): Plan {
-  if (input.recorded === input.digest) return { upToDate: true, firstSight: false, targets: [], record: false };
+  const readKeys = new Set(input.targets.flatMap((t) => t.valuesKeys ?? []));
+  const keyDigests = selectKeyDigests(input.keyDigests, readKeys);
+  if (input.recorded === input.digest) return { upToDate: true, firstSight: false, targets: [], record: false, keyDigests };
   const firstSight = !isOwnDigest(input.recorded);
-  const targets = input.targets.map(({ ref, release, triggeredDigest }): TargetPlan => {
+  const targets = input.targets.map(({ ref, release, triggeredDigest, valuesKeys, fluxWatches }): TargetPlan => {
     if (!release) return { ref, action: 'missing' };
     if (release.suspended) return { ref, action: 'suspended' };
     if (triggeredDigest === input.digest) return { ref, action: 'done' };
-    if (firstSight && !contentNewerThanRelease(input.contentChangedAt, release)) return { ref, action: 'adopt' };
+    const keys = firstSight || !valuesKeys ? undefined : keysState(input, valuesKeys);
+    if (keys === 'unchanged') return { ref, action: 'unchanged' };
+    if (fluxWatches) return { ref, action: 'deferred' };
+    if ((firstSight || keys === 'unrecorded') && !contentNewerThanRelease(input.contentChangedAt, release)) return { ref, action: 'adopt' };
     return { ref, action: 'trigger' };
   });
-  const record = targets.every((t) => t.action === 'trigger' || t.action === 'adopt' || t.action === 'done');
-  return { upToDate: false, firstSight, targets, record };
+  const record = targets.every((t) => HANDLED.has(t.action));
+  return { upToDate: false, firstSight, targets, record, keyDigests };
 }

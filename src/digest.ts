@@ -44,3 +44,49 @@ export function contentDigest(content: ContentSections): string {
   }
   return `${DIGEST_PREFIX}${hash.digest('hex')}`;
 }
+
+/** The digest of each key alone (a key in both sections is digested with both). */
+export function keyDigests(content: ContentSections): Record<string, string> {
+  const keys = new Set([...Object.keys(content.data ?? {}), ...Object.keys(content.binaryData ?? {})]);
+  const out: Record<string, string> = {};
+  for (const key of keys) {
+    const data = content.data?.[key];
+    const binary = content.binaryData?.[key];
+    out[key] = contentDigest({
+      ...(data === undefined ? {} : { data: { [key]: data } }),
+      ...(binary === undefined ? {} : { binaryData: { [key]: binary } }),
+    });
+  }
+  return out;
+}
+
+/** Recorded for a consumed key the content does not have: its appearance is a change too. */
+export const ABSENT_KEY = '-';
+
+/** The digests of the given keys, ABSENT_KEY for a key not in the content. */
+export function selectKeyDigests(digests: Readonly<Record<string, string>>, keys: Iterable<string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of [...keys].sort()) out[key] = digests[key] ?? ABSENT_KEY;
+  return out;
+}
+
+// ConfigMap and Secret keys are [-._a-zA-Z0-9]+, so ',' and '=' cannot occur in them.
+const KEY_DIGEST = /^([-._a-zA-Z0-9]+)=(sha256:[0-9a-f]{64}|-)$/;
+
+/** `key=sha256:...,other=-`, sorted: the key-digests annotation. */
+export function encodeKeyDigests(digests: Readonly<Record<string, string>>): string {
+  return Object.keys(digests)
+    .sort()
+    .map((key) => `${key}=${digests[key]}`)
+    .join(',');
+}
+
+/** Parses the key-digests annotation; entries that do not parse are treated as never recorded. */
+export function parseKeyDigests(value: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of value?.split(',') ?? []) {
+    const match = KEY_DIGEST.exec(entry.trim());
+    if (match) out[match[1]!] = match[2]!;
+  }
+  return out;
+}

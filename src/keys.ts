@@ -31,6 +31,10 @@ export interface Keys {
   targetNames: string;
   targetNamespace: string;
   configDigest: string;
+  /** Digest of each values key that HelmReleases read through valuesFrom, as last acted on. */
+  keyDigests: string;
+  /** What autodiscovery added to a source (label, namespace, names), so it removes only that. */
+  autodiscovered: string;
 }
 
 export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
@@ -44,6 +48,8 @@ export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
     targetNames: `${domain}/helmreleases-name`,
     targetNamespace: `${domain}/helmreleases-namespace`,
     configDigest: `${domain}/config-digest`,
+    keyDigests: `${domain}/key-digests`,
+    autodiscovered: `${domain}/autodiscovered`,
   };
 }
 

@@ -8,13 +8,14 @@ export interface Metrics {
   adoptions: Counter;
   invalidReferences: Counter<'kind' | 'reason'>;
   missingTargets: Counter;
-  reconciles: Counter<'result'>;
-  queueDepth: Gauge;
-  queueRetries: Counter;
+  reconciles: Counter<'queue' | 'result'>;
+  queueDepth: Gauge<'queue'>;
+  queueRetries: Counter<'queue'>;
   watchedSources: Gauge<'kind'>;
   watchedReleases: Gauge;
   cacheSynced: Gauge<'informer'>;
   watchErrors: Counter<'informer'>;
+  discoveryPatches: Counter<'result'>;
 }
 
 export function createMetrics(options: { processMetrics?: boolean } = {}): Metrics {
@@ -53,12 +54,17 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     }),
     reconciles: new Counter({
       name: 'hrto_reconciles_total',
-      help: 'Reconciles of sources, by result (success, requeue, error, invalid).',
-      labelNames: ['result'],
+      help: 'Reconciles by queue (trigger: source content; autodiscovery: source marks) and result (success, requeue, error).',
+      labelNames: ['queue', 'result'],
       registers,
     }),
-    queueDepth: new Gauge({ name: 'hrto_queue_depth', help: 'Sources waiting in the work queue.', registers }),
-    queueRetries: new Counter({ name: 'hrto_queue_retries_total', help: 'Sources requeued with backoff.', registers }),
+    queueDepth: new Gauge({ name: 'hrto_queue_depth', help: 'Keys waiting in a work queue, by queue.', labelNames: ['queue'], registers }),
+    queueRetries: new Counter({
+      name: 'hrto_queue_retries_total',
+      help: 'Keys requeued with backoff, by queue.',
+      labelNames: ['queue'],
+      registers,
+    }),
     watchedSources: new Gauge({
       name: 'hrto_watched_sources',
       help: 'Labeled sources in the cache, by kind.',
@@ -76,6 +82,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       name: 'hrto_watch_errors_total',
       help: 'List or watch failures, by informer.',
       labelNames: ['informer'],
+      registers,
+    }),
+    discoveryPatches: new Counter({
+      name: 'hrto_discovery_patches_total',
+      help: 'Autodiscovery patches of source labels and annotations, by result (success, conflict, error).',
+      labelNames: ['result'],
       registers,
     }),
   };

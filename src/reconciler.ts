@@ -1,7 +1,8 @@
 // One source key -> read the cache -> decide -> patch targets -> record the digest. Level-triggered:
 // everything it needs is in the cache and in the digest recorded on the source, so a restart or a
 // dropped event loses nothing.
-import { decide, type Plan } from './decide.js';
+import { decide, type Plan, type TargetInput } from './decide.js';
+import { encodeKeyDigests, parseKeyDigests } from './digest.js';
 import { InvalidReferenceError, truncate } from './errors.js';
 import type { EventRecorder, InvolvedObject } from './events.js';
 import type { Keys } from './keys.js';
@@ -10,14 +11,20 @@ import { HELM_GROUP, HELM_VERSION } from './kube/client.js';
 import { statusOf } from './kube/http.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import type { Consumer, ValuesIndex } from './mapping/index.js';
 import { type ObjectRef, parseTargets, refKey } from './mapping/targets.js';
-import type { ReleaseObject, SourceObject } from './sources/objects.js';
+import { FLUX_WATCH_LABEL, type ReleaseObject, type SourceObject } from './sources/objects.js';
 import { formatRFC3339Nano, triggerPatch, type TriggerMode } from './trigger.js';
 
 export interface ReconcilerOptions {
   keys: Keys;
   defaultNamespace: string;
   triggerMode: TriggerMode;
+  values: ValuesIndex;
+  /** HelmReleases reading a source through valuesFrom are its targets, named or not. */
+  autodiscovery: boolean;
+  /** Leave same-namespace valuesFrom consumers of reconcile.fluxcd.io/watch=Enabled sources to helm-controller. */
+  deferToFluxWatch: boolean;
   getSource(key: string): SourceObject | undefined;
   getRelease(key: string): ReleaseObject | undefined;
   writer: KubeWriter;
@@ -48,8 +55,8 @@ function releaseObject(release: ReleaseObject): InvolvedObject {
 export class Reconciler {
   /** source -> target -> digest triggered, for sources whose digest is not recorded yet. */
   private readonly triggered = new Map<string, Map<string, string>>();
-  /** source -> digest recorded by this process, until the cache shows it. */
-  private readonly recorded = new Map<string, string>();
+  /** source -> what this process recorded, until the cache shows it. */
+  private readonly recorded = new Map<string, { digest: string; keyDigests: Record<string, string> }>();
   /** source -> when a content change was first seen, for the latency histogram. */
   private readonly changeSeenAt = new Map<string, number>();
   /** source -> the invalid reference last reported, so it is reported once per object version. */
@@ -76,29 +83,34 @@ export class Reconciler {
       this.forgetSource(key);
       return 'done';
     }
-    let targets: ObjectRef[];
+    const consumers = this.opts.values.consumersOf(key);
+    let named: ObjectRef[];
     try {
-      targets = parseTargets(src.annotations, keys, this.opts.defaultNamespace);
+      named = parseTargets(src.annotations, keys, this.opts.defaultNamespace);
       this.reportedInvalid.delete(key);
     } catch (err) {
       if (!(err instanceof InvalidReferenceError)) throw err;
-      this.reportInvalid(key, src, err);
-      return 'done';
+      // A source that only autodiscovery knows about needs no names of its own.
+      const discoveredOnly = err.value === undefined && this.opts.autodiscovery && consumers.length > 0;
+      if (!discoveredOnly) {
+        this.reportInvalid(key, src, err);
+        return 'done';
+      }
+      named = [];
     }
 
-    const recordedOnObject = src.annotations[keys.configDigest];
-    const recorded = this.recorded.get(key) === src.digest ? src.digest : recordedOnObject;
-    if (recordedOnObject === src.digest) this.recorded.delete(key);
-    const memo = this.triggered.get(key);
+    const memo = this.recorded.get(key);
+    const onObject = { digest: src.annotations[keys.configDigest], keyDigests: parseKeyDigests(src.annotations[keys.keyDigests]) };
+    const recorded = memo?.digest === src.digest ? memo : onObject;
+    if (onObject.digest === src.digest) this.recorded.delete(key);
+    const triggered = this.triggered.get(key);
     const plan = decide({
       digest: src.digest,
-      recorded,
+      recorded: recorded.digest,
+      keyDigests: src.keyDigests,
+      recordedKeyDigests: recorded.keyDigests,
       contentChangedAt: src.contentChangedAt,
-      targets: targets.map((ref) => ({
-        ref,
-        release: this.opts.getRelease(refKey(ref)),
-        triggeredDigest: memo?.get(refKey(ref)),
-      })),
+      targets: this.targetsOf(src, named, consumers).map((t) => ({ ...t, triggeredDigest: triggered?.get(refKey(t.ref)) })),
     });
     if (plan.upToDate) {
       this.triggered.delete(key);
@@ -107,6 +119,23 @@ export class Reconciler {
       return 'done';
     }
     return this.carryOut(key, src, plan);
+  }
+
+  /** Named targets and valuesFrom consumers, each once; a consumer's keys narrow what counts as a change. */
+  private targetsOf(src: SourceObject, named: readonly ObjectRef[], consumers: readonly Consumer[]): Omit<TargetInput, 'triggeredDigest'>[] {
+    const byRef = new Map(consumers.map((c) => [refKey(c.ref), c]));
+    const refs = new Map(named.map((ref) => [refKey(ref), ref]));
+    if (this.opts.autodiscovery) for (const c of consumers) refs.set(refKey(c.ref), c.ref);
+    return [...refs.values()].map((ref) => {
+      const consumer = byRef.get(refKey(ref));
+      return {
+        ref,
+        release: this.opts.getRelease(refKey(ref)),
+        valuesKeys: consumer?.keys,
+        // helm-controller watches only sources its releases read through valuesFrom, in their namespace.
+        fluxWatches: this.opts.deferToFluxWatch && src.fluxWatch && consumer !== undefined,
+      };
+    });
   }
 
   private async carryOut(key: string, src: SourceObject, plan: Plan): Promise<Outcome> {
@@ -133,6 +162,12 @@ export class Reconciler {
         case 'suspended':
           log.info({ source: key, target: refKey(ref) }, 'target HelmRelease is suspended; will trigger it when resumed');
           break;
+        case 'deferred':
+          log.info({ source: key, target: refKey(ref) }, `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled`);
+          break;
+        case 'unchanged':
+          log.debug({ source: key, target: refKey(ref) }, 'the keys this release reads are unchanged');
+          break;
         case 'adopt':
         case 'done':
           break;
@@ -141,8 +176,9 @@ export class Reconciler {
     if (!plan.record) return retry ? 'retry' : 'done';
 
     try {
+      const keyDigests = Object.keys(plan.keyDigests).length > 0 ? encodeKeyDigests(plan.keyDigests) : null;
       await this.opts.writer.patchSource(src.kind, src.namespace, src.name, {
-        metadata: { annotations: { [this.opts.keys.configDigest]: src.digest } },
+        metadata: { annotations: { [this.opts.keys.configDigest]: src.digest, [this.opts.keys.keyDigests]: keyDigests } },
       });
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -151,7 +187,7 @@ export class Reconciler {
       }
       throw err;
     }
-    this.recorded.set(key, src.digest);
+    this.recorded.set(key, { digest: src.digest, keyDigests: plan.keyDigests });
     this.triggered.delete(key);
     this.changeSeenAt.delete(key);
     const adopted = plan.targets.filter((t) => t.action === 'adopt').map((t) => refKey(t.ref));

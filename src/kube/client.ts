@@ -8,11 +8,15 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import type { SourceKind } from '../sources/objects.js';
+import { getJSON, statusOf } from './http.js';
 import { FIELD_MANAGER } from '../sources/objects.js';
 
 export const HELM_GROUP = 'helm.toolkit.fluxcd.io';
 export const HELM_VERSION = 'v2';
 export const HELM_PLURAL = 'helmreleases';
+
+// The API server sends only metadata, so a Secret's data never reaches hrto on this path.
+const PARTIAL_OBJECT_METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -20,10 +24,28 @@ export interface AnnotationPatch {
   metadata: { annotations: Record<string, string | null> };
 }
 
-/** The API calls the reconciler and event recorder need; an interface so tests can count them. */
+/** A merge patch of labels and annotations; with resourceVersion it fails with 409 on a stale read. */
+export interface MetadataPatch {
+  metadata: {
+    resourceVersion?: string;
+    labels?: Record<string, string | null>;
+    annotations?: Record<string, string | null>;
+  };
+}
+
+export interface SourceMetadata {
+  resourceVersion: string;
+  uid: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/** The API calls the reconcilers and event recorder make; an interface so tests can count them. */
 export interface KubeWriter {
   patchRelease(namespace: string, name: string, patch: AnnotationPatch): Promise<void>;
-  patchSource(kind: SourceKind, namespace: string, name: string, patch: AnnotationPatch): Promise<void>;
+  patchSource(kind: SourceKind, namespace: string, name: string, patch: MetadataPatch): Promise<void>;
+  /** Metadata only (never a Secret's data); undefined when the object does not exist. */
+  getSourceMetadata(kind: SourceKind, namespace: string, name: string): Promise<SourceMetadata | undefined>;
   createEvent(namespace: string, event: CoreV1Event): Promise<void>;
   patchEvent(namespace: string, name: string, patch: Partial<CoreV1Event>): Promise<void>;
 }
@@ -43,6 +65,26 @@ export function kubeWriter(kc: KubeConfig): KubeWriter {
       // The response (a Secret's data included) is dropped unread.
       if (kind === 'ConfigMap') await core.patchNamespacedConfigMap(param, mergePatch);
       else await core.patchNamespacedSecret(param, mergePatch);
+    },
+    async getSourceMetadata(kind, namespace, name) {
+      const resource = kind === 'ConfigMap' ? 'configmaps' : 'secrets';
+      try {
+        const obj = await getJSON<{ metadata?: Partial<SourceMetadata> }>(
+          kc,
+          `/api/v1/namespaces/${namespace}/${resource}/${name}`,
+          {},
+          { accept: PARTIAL_OBJECT_METADATA },
+        );
+        return {
+          resourceVersion: obj.metadata?.resourceVersion ?? '',
+          uid: obj.metadata?.uid ?? '',
+          labels: obj.metadata?.labels ?? {},
+          annotations: obj.metadata?.annotations ?? {},
+        };
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      }
     },
     async createEvent(namespace, body) {
       await core.createNamespacedEvent({ namespace, body });

@@ -32,13 +32,13 @@ export async function getJSON<T>(
   kc: KubeConfig,
   path: string,
   query: Record<string, string | number | boolean | undefined> = {},
-  timeoutMs = 60_000,
+  { timeoutMs = 60_000, accept = 'application/json' }: { timeoutMs?: number; accept?: string } = {},
 ): Promise<T> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const url = new URL(cluster.server.replace(/\/$/, '') + path);
   for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
-  const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+  const opts: https.RequestOptions = { method: 'GET', headers: { accept } };
   await kc.applyToHTTPSOptions(opts);
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise<T>((resolve, reject) => {

@@ -1,38 +1,113 @@
-// The reverse index target HelmRelease -> sources naming it, so a HelmRelease that appears or is
-// resumed wakes exactly the sources waiting for it.
+// Indexes between sources and HelmReleases. A many-to-many map kept in both directions, so an
+// event on either side finds exactly the keys on the other side it affects.
+import type { ValuesReference, ReleaseObject } from '../sources/objects.js';
+import { sourceKey } from '../sources/objects.js';
 import { type ObjectRef, refKey } from './targets.js';
 
-export class TargetIndex {
-  private readonly targetsBySource = new Map<string, string[]>();
-  private readonly sourcesByTarget = new Map<string, Set<string>>();
+/** owner -> (member -> value), with the reverse member -> owners. */
+export class ManyToMany<V> {
+  private readonly forward = new Map<string, Map<string, V>>();
+  private readonly reverse = new Map<string, Set<string>>();
 
-  /** Replaces what a source targets. */
-  set(source: string, targets: readonly ObjectRef[]): void {
-    this.delete(source);
-    const keys = targets.map(refKey);
-    if (keys.length === 0) return;
-    this.targetsBySource.set(source, keys);
-    for (const key of keys) {
-      let sources = this.sourcesByTarget.get(key);
-      if (!sources) this.sourcesByTarget.set(key, (sources = new Set()));
-      sources.add(source);
+  /** Replaces what an owner maps to; returns the members before and after (all affected). */
+  set(owner: string, members: ReadonlyMap<string, V>): string[] {
+    const affected = this.delete(owner);
+    if (members.size === 0) return affected;
+    this.forward.set(owner, new Map(members));
+    for (const member of members.keys()) {
+      let owners = this.reverse.get(member);
+      if (!owners) this.reverse.set(member, (owners = new Set()));
+      owners.add(owner);
     }
+    return [...new Set([...affected, ...members.keys()])];
   }
 
-  delete(source: string): void {
-    for (const key of this.targetsBySource.get(source) ?? []) {
-      const sources = this.sourcesByTarget.get(key);
-      sources?.delete(source);
-      if (sources?.size === 0) this.sourcesByTarget.delete(key);
+  /** Removes an owner; returns the members it mapped to. */
+  delete(owner: string): string[] {
+    const members = this.forward.get(owner);
+    if (!members) return [];
+    for (const member of members.keys()) {
+      const owners = this.reverse.get(member);
+      owners?.delete(owner);
+      if (owners?.size === 0) this.reverse.delete(member);
     }
-    this.targetsBySource.delete(source);
+    this.forward.delete(owner);
+    return [...members.keys()];
   }
 
-  sourcesOf(target: ObjectRef): string[] {
-    return [...(this.sourcesByTarget.get(refKey(target)) ?? [])];
+  ownersOf(member: string): string[] {
+    return [...(this.reverse.get(member) ?? [])];
+  }
+
+  get(owner: string, member: string): V | undefined {
+    return this.forward.get(owner)?.get(member);
   }
 
   get size(): number {
-    return this.targetsBySource.size;
+    return this.forward.size;
   }
+}
+
+/** Target HelmRelease -> sources naming it, so a HelmRelease that appears or is resumed wakes them. */
+export class TargetIndex {
+  private readonly index = new ManyToMany<true>();
+
+  /** Replaces what a source targets. */
+  set(source: string, targets: readonly ObjectRef[]): void {
+    this.index.set(source, new Map(targets.map((t) => [refKey(t), true])));
+  }
+
+  delete(source: string): void {
+    this.index.delete(source);
+  }
+
+  sourcesOf(target: ObjectRef): string[] {
+    return this.index.ownersOf(refKey(target));
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+}
+
+/** A HelmRelease reading a source through spec.valuesFrom, and which of its keys. */
+export interface Consumer {
+  ref: ObjectRef;
+  /** Sorted values keys; a release may list one source several times with different keys. */
+  keys: string[];
+}
+
+/** Source -> HelmReleases reading it through spec.valuesFrom (always in their own namespace). */
+export class ValuesIndex {
+  private readonly index = new ManyToMany<string[]>();
+
+  /** Indexes a HelmRelease's valuesFrom; returns the source keys referenced before or now. */
+  set(release: ReleaseObject): string[] {
+    return this.index.set(refKey(release), valuesKeysBySource(release.namespace, release.valuesFrom));
+  }
+
+  delete(release: ObjectRef): string[] {
+    return this.index.delete(refKey(release));
+  }
+
+  consumersOf(source: string): Consumer[] {
+    return this.index
+      .ownersOf(source)
+      .sort()
+      .map((release) => {
+        const [namespace = '', name = ''] = release.split('/');
+        return { ref: { namespace, name }, keys: this.index.get(release, source) ?? [] };
+      });
+  }
+}
+
+function valuesKeysBySource(namespace: string, refs: readonly ValuesReference[]): Map<string, string[]> {
+  const bySource = new Map<string, Set<string>>();
+  for (const ref of refs) {
+    const key = sourceKey(ref.kind, namespace, ref.name);
+    let keys = bySource.get(key);
+    if (!keys) bySource.set(key, (keys = new Set()));
+    keys.add(ref.valuesKey);
+  }
+  return new Map([...bySource].map(([key, keys]) => [key, [...keys].sort()]));
 }

@@ -1,6 +1,6 @@
 // What hrto caches of each watched object: metadata it decides on and a content digest, never the
 // content itself (so a Secret's values are not held in memory after the digest is computed).
-import { contentDigest } from '../digest.js';
+import { contentDigest, type ContentSections, keyDigests } from '../digest.js';
 import type { Keys } from '../keys.js';
 import type { Cached, RawObject } from './informer.js';
 
@@ -14,8 +14,20 @@ export interface SourceObject extends Cached {
   /** Only hrto's own annotations (its key domain): others can be large or, for Secrets, sensitive. */
   annotations: Record<string, string>;
   digest: string;
+  /** Digest of each key on its own, for releases known (through valuesFrom) to read only some keys. */
+  keyDigests: Record<string, string>;
+  /** Labeled reconcile.fluxcd.io/watch=Enabled: helm-controller >= 1.4 reconciles its consumers itself. */
+  fluxWatch: boolean;
   /** When the content was last written, as far as managedFields tell; ISO 8601. */
   contentChangedAt: string | undefined;
+}
+
+/** One spec.valuesFrom entry; sources always live in the HelmRelease's own namespace. */
+export interface ValuesReference {
+  kind: SourceKind;
+  name: string;
+  valuesKey: string;
+  optional: boolean;
 }
 
 export interface ReleaseObject extends Cached {
@@ -23,6 +35,7 @@ export interface ReleaseObject extends Cached {
   name: string;
   uid: string;
   suspended: boolean;
+  valuesFrom: ValuesReference[];
   /** status.history[0]: the latest release helm-controller made, if any. */
   lastRelease: { deployedAt: string; status: string } | undefined;
 }
@@ -40,6 +53,7 @@ interface SourceRaw {
     uid?: string;
     resourceVersion?: string;
     creationTimestamp?: string;
+    labels?: Record<string, string>;
     annotations?: Record<string, string>;
     managedFields?: ManagedFieldsEntry[];
   };
@@ -75,15 +89,20 @@ export function sourceKey(kind: SourceKind, namespace: string, name: string): st
   return `${kind}/${namespace}/${name}`;
 }
 
+export const FLUX_WATCH_LABEL = 'reconcile.fluxcd.io/watch';
+
+/** A ConfigMap's or Secret's content in digest form (a Secret's `data` is base64, like `binaryData`). */
+export function contentOf(kind: SourceKind, obj: { data?: Record<string, string>; binaryData?: Record<string, string> }): ContentSections {
+  return kind === 'Secret' ? { binaryData: obj.data } : { data: obj.data, binaryData: obj.binaryData };
+}
+
 export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => SourceObject {
   return (raw) => {
     const obj = raw as SourceRaw;
     const meta = obj.metadata ?? {};
     const namespace = meta.namespace ?? '';
     const name = meta.name ?? '';
-    // A Secret's `data` is base64 like a ConfigMap's `binaryData`.
-    const digest =
-      kind === 'Secret' ? contentDigest({ binaryData: obj.data }) : contentDigest({ data: obj.data, binaryData: obj.binaryData });
+    const content = contentOf(kind, obj);
     return {
       key: sourceKey(kind, namespace, name),
       resourceVersion: meta.resourceVersion ?? '',
@@ -92,7 +111,9 @@ export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => Sour
       name,
       uid: meta.uid ?? '',
       annotations: ownAnnotations(meta.annotations, keys),
-      digest,
+      digest: contentDigest(content),
+      keyDigests: keyDigests(content),
+      fluxWatch: meta.labels?.[FLUX_WATCH_LABEL] === 'Enabled',
       contentChangedAt: contentChangedAt(meta),
     };
   };
@@ -100,7 +121,10 @@ export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => Sour
 
 interface ReleaseRaw {
   metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
-  spec?: { suspend?: boolean };
+  spec?: {
+    suspend?: boolean;
+    valuesFrom?: { kind?: string; name?: string; valuesKey?: string; optional?: boolean }[];
+  };
   status?: { history?: { lastDeployed?: string; firstDeployed?: string; status?: string }[] };
 }
 
@@ -116,6 +140,11 @@ export function toRelease(raw: RawObject): ReleaseObject {
     name: meta.name ?? '',
     uid: meta.uid ?? '',
     suspended: obj.spec?.suspend === true,
+    valuesFrom: (obj.spec?.valuesFrom ?? []).flatMap((ref): ValuesReference[] =>
+      (ref.kind === 'ConfigMap' || ref.kind === 'Secret') && ref.name
+        ? [{ kind: ref.kind, name: ref.name, valuesKey: ref.valuesKey || 'values.yaml', optional: ref.optional === true }]
+        : [],
+    ),
     lastRelease: deployedAt ? { deployedAt, status: latest?.status ?? '' } : undefined,
   };
 }

@@ -1,7 +1,16 @@
 // Shared helpers for integration tests: the cluster from HRTO_TEST_KUBECONFIG, a namespace per
 // test, HelmRelease fixtures and polling.
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1ConfigMap } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1ConfigMap,
+  type V1ObjectMeta,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import { contentDigest } from '../../src/digest.js';
 
 export function kubeConfig(): KubeConfig {
@@ -82,6 +91,9 @@ export const LEGACY_LABEL = 'github.com/uburro/helmrelease-trigger-operator';
 export const NAMES = 'uburro.github.com/helmreleases-name';
 export const NAMESPACE = 'uburro.github.com/helmreleases-namespace';
 export const DIGEST = 'uburro.github.com/config-digest';
+export const KEY_DIGESTS = 'uburro.github.com/key-digests';
+export const AUTODISCOVERED = 'uburro.github.com/autodiscovered';
+export const FLUX_WATCH = 'reconcile.fluxcd.io/watch';
 
 export interface SourceSpec {
   targets?: string;
@@ -155,11 +167,31 @@ export async function configMapAnnotation(namespace: string, name: string, key: 
   return cm.metadata?.annotations?.[key];
 }
 
-/** Waits until hrto has recorded the digest of the ConfigMap's current content. */
-export async function waitForRecordedDigest(namespace: string, name: string, timeoutMs = 30_000): Promise<string> {
-  return eventually(`digest recorded on ${namespace}/${name}`, async () => {
-    const cm = await core.readNamespacedConfigMap({ namespace, name });
-    const want = contentDigest({ data: cm.data, binaryData: cm.binaryData });
-    return cm.metadata?.annotations?.[DIGEST] === want ? want : undefined;
+export type SourceKind = 'ConfigMap' | 'Secret';
+
+/** A source's metadata and its content in digest form (a Secret's data is base64, like binaryData). */
+export async function readSource(
+  kind: SourceKind,
+  namespace: string,
+  name: string,
+): Promise<{ labels: Record<string, string>; annotations: Record<string, string>; digest: string }> {
+  const obj = kind === 'ConfigMap' ? await core.readNamespacedConfigMap({ namespace, name }) : await core.readNamespacedSecret({ namespace, name });
+  const content = kind === 'ConfigMap' ? { data: (obj as V1ConfigMap).data, binaryData: (obj as V1ConfigMap).binaryData } : { binaryData: (obj as V1Secret).data };
+  return { labels: obj.metadata?.labels ?? {}, annotations: obj.metadata?.annotations ?? {}, digest: contentDigest(content) };
+}
+
+/** Waits until hrto has recorded the digest of the source's current content. */
+export async function waitForRecordedDigest(namespace: string, name: string, timeoutMs = 30_000, kind: SourceKind = 'ConfigMap'): Promise<string> {
+  return eventually(`digest recorded on ${kind} ${namespace}/${name}`, async () => {
+    const src = await readSource(kind, namespace, name);
+    return src.annotations[DIGEST] === src.digest ? src.digest : undefined;
   }, timeoutMs);
+}
+
+export async function createSecret(namespace: string, name: string, stringData: Record<string, string>, metadata: Partial<V1ObjectMeta> = {}): Promise<void> {
+  await core.createNamespacedSecret({ namespace, body: { metadata: { ...metadata, name, namespace }, stringData } });
+}
+
+export async function patchSecret(namespace: string, name: string, body: object): Promise<void> {
+  await core.patchNamespacedSecret({ namespace, name, body }, mergePatch);
 }

@@ -14,6 +14,7 @@ function release(overrides: Partial<ReleaseObject> = {}): ReleaseObject {
     name: 'app',
     uid: 'u',
     suspended: false,
+    valuesFrom: [],
     lastRelease: { deployedAt: '2026-01-01T00:00:00Z', status: 'deployed' },
     ...overrides,
   };
@@ -23,6 +24,8 @@ function input(overrides: Partial<DecideInput> = {}, target: Partial<DecideInput
   return {
     digest: NEW,
     recorded: OURS,
+    keyDigests: {},
+    recordedKeyDigests: {},
     contentChangedAt: '2026-06-01T00:00:00Z',
     targets: [{ ref: { namespace: 'ns', name: 'app' }, release: release(), triggeredDigest: undefined, ...target }],
     ...overrides,
@@ -74,5 +77,43 @@ describe('decide', () => {
     assert.equal(contentNewerThanRelease('2026-01-01T00:00:00Z', r), true);
     assert.equal(contentNewerThanRelease('2025-12-31T23:59:59Z', r), false);
     assert.equal(contentNewerThanRelease('2026-06-01T00:00:00Z', release({ lastRelease: undefined })), false);
+  });
+  describe('values-aware (valuesFrom keys)', () => {
+    const A1 = `sha256:${'1'.repeat(64)}`;
+    const A2 = `sha256:${'2'.repeat(64)}`;
+    const B1 = `sha256:${'3'.repeat(64)}`;
+    const B2 = `sha256:${'4'.repeat(64)}`;
+    const keyed = (keyDigests: Record<string, string>, recordedKeyDigests: Record<string, string>, valuesKeys?: string[]) =>
+      input({ keyDigests, recordedKeyDigests }, { valuesKeys });
+
+    it('a release reading only unchanged keys is not triggered, but the digest is recorded', () => {
+      const plan = decide(keyed({ 'a.yaml': A1, 'b.yaml': B2 }, { 'a.yaml': A1 }, ['a.yaml']));
+      assert.deepEqual(plan.targets.map((t) => t.action), ['unchanged']);
+      assert.equal(plan.record, true);
+      assert.deepEqual(plan.keyDigests, { 'a.yaml': A1 });
+    });
+    it('a change of a key the release reads triggers it; a release reading everything is triggered too', () => {
+      assert.deepEqual(actions(keyed({ 'a.yaml': A2 }, { 'a.yaml': A1 }, ['a.yaml'])), ['trigger']);
+      assert.deepEqual(actions(keyed({ 'a.yaml': A1, 'b.yaml': B2 }, { 'a.yaml': A1, 'b.yaml': B1 })), ['trigger']);
+    });
+    it('a key that appears or disappears is a change; an absent key is recorded as absent', () => {
+      assert.deepEqual(actions(keyed({}, { 'a.yaml': A1 }, ['a.yaml'])), ['trigger']);
+      assert.deepEqual(actions(keyed({ 'a.yaml': A1 }, { 'a.yaml': '-' }, ['a.yaml'])), ['trigger']);
+      assert.deepEqual(decide(keyed({}, { 'a.yaml': A1 }, ['a.yaml', 'b.yaml'])).keyDigests, { 'a.yaml': '-', 'b.yaml': '-' });
+    });
+    it('a key never recorded is first sight for that release: adopted when the release is newer', () => {
+      const older = input(
+        { keyDigests: { 'a.yaml': A1 }, recordedKeyDigests: {}, contentChangedAt: '2025-01-01T00:00:00Z' },
+        { valuesKeys: ['a.yaml'] },
+      );
+      assert.deepEqual(actions(older), ['adopt']);
+      assert.deepEqual(actions({ ...older, contentChangedAt: '2026-06-01T00:00:00Z' }), ['trigger']);
+    });
+    it("defers to helm-controller's watch only a changed release it watches", () => {
+      assert.deepEqual(actions(input({}, { fluxWatches: true })), ['deferred']);
+      assert.equal(decide(input({}, { fluxWatches: true })).record, true);
+      const unchanged = input({ keyDigests: { 'a.yaml': A1 }, recordedKeyDigests: { 'a.yaml': A1 } }, { valuesKeys: ['a.yaml'], fluxWatches: true });
+      assert.deepEqual(actions(unchanged), ['unchanged']);
+    });
   });
 });

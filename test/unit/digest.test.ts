@@ -49,3 +49,16 @@ describe('contentDigest', () => {
     assert.equal(isOwnDigest(`sha256:${'A'.repeat(64)}`), false);
   });
 });
+
+describe('key digests', () => {
+  it('digest each key alone, and round-trip through the annotation format', async () => {
+    const { encodeKeyDigests, keyDigests, parseKeyDigests, selectKeyDigests } = await import('../../src/digest.js');
+    const digests = keyDigests({ data: { 'values.yaml': 'a: 1\n', other: 'x' } });
+    assert.equal(digests['values.yaml'], contentDigest({ data: { 'values.yaml': 'a: 1\n' } }));
+    const selected = selectKeyDigests(digests, ['values.yaml', 'missing.yaml']);
+    assert.deepEqual(selected, { 'missing.yaml': '-', 'values.yaml': digests['values.yaml'] });
+    assert.deepEqual(parseKeyDigests(encodeKeyDigests(selected)), selected);
+    assert.deepEqual(parseKeyDigests('garbage,a=sha256:zz,ok.yaml=-'), { 'ok.yaml': '-' });
+    assert.deepEqual(parseKeyDigests(undefined), {});
+  });
+});

@@ -12,6 +12,8 @@ describe('keys', () => {
       targetNames: 'nebius.ai/helmreleases-name',
       targetNamespace: 'nebius.ai/helmreleases-namespace',
       configDigest: 'nebius.ai/config-digest',
+      keyDigests: 'nebius.ai/key-digests',
+      autodiscovered: 'nebius.ai/autodiscovered',
     });
     assert.equal(keysFor().watchLabel, 'uburro.github.com/helmrelease-trigger-operator');
   });
