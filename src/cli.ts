@@ -1,17 +1,36 @@
 #!/usr/bin/env node
-// Command-line entry: flags and environment -> Config -> controller; signals -> graceful stop.
+// Command-line entry: flags and environment -> Config -> controller (or `explain`); signals ->
+// graceful stop; lost leadership -> exit 1 so the pod restarts, as controller-runtime managers do.
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { ConfigError, DEFAULTS, resolveConfig, settingsFromEnv, type RawSettings } from './config.js';
+import { type Config, ConfigError, DEFAULTS, resolveConfig, settingsFromEnv, type RawSettings } from './config.js';
 import { CacheSyncTimeoutError, startController } from './controller.js';
+import { formatReport, runExplain } from './explain.js';
+import { serveMetrics, serveProbes } from './http-server.js';
 import { loadKubeConfig } from './kube/config.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
-import { serveMetrics } from './metrics-server.js';
 
-async function run(flags: RawSettings): Promise<number> {
-  let config;
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** In a pod (and not pointed elsewhere): leader election on, the lease in the pod's namespace. */
+function inClusterDefaults(flags: RawSettings): RawSettings {
+  const inCluster = process.env.KUBERNETES_SERVICE_HOST !== undefined && !flags.kubeconfig && !process.env.KUBECONFIG;
+  if (!inCluster) return {};
+  const namespace = existsSync(SERVICE_ACCOUNT_NAMESPACE) ? readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() : undefined;
+  return { leaderElect: 'true', leaderElectionNamespace: namespace };
+}
+
+/** commander reads --no-cross-namespace-refs as the negation of crossNamespaceRefs. */
+function normalize(opts: RawSettings & { crossNamespaceRefs?: boolean | string }): RawSettings {
+  const { crossNamespaceRefs, ...rest } = opts;
+  const noCross = typeof crossNamespaceRefs === 'string' ? crossNamespaceRefs : crossNamespaceRefs === false ? 'true' : undefined;
+  return { ...rest, noCrossNamespaceRefs: noCross };
+}
+
+function configure(flags: RawSettings): Config | number {
   try {
-    config = resolveConfig(settingsFromEnv(process.env), flags);
+    return resolveConfig(inClusterDefaults(flags), settingsFromEnv(process.env), normalize(flags));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`hrto: ${err.message}\n`);
@@ -19,57 +38,114 @@ async function run(flags: RawSettings): Promise<number> {
     }
     throw err;
   }
+}
+
+async function run(flags: RawSettings): Promise<number> {
+  const config = configure(flags);
+  if (typeof config === 'number') return config;
   const log = createLogger(config.logLevel);
   const metrics = createMetrics({ processMetrics: true });
   const kc = loadKubeConfig(config.kubeconfig);
-  log.info({ server: kc.getCurrentCluster()?.server, keyDomain: config.keyDomain, triggerMode: config.triggerMode }, 'starting hrto');
-  const server = await serveMetrics(metrics.registry, config.metricsBindAddress);
-  const controller = startController(config, { kc, log, metrics });
-
-  const stop = async (signal: string): Promise<number> => {
-    log.info({ signal }, 'stopping: finishing in-flight work');
-    await controller.stop();
-    server?.close();
-    return 0;
-  };
+  log.info(
+    { server: kc.getCurrentCluster()?.server, keyDomain: config.keyDomain, triggerMode: config.triggerMode, leaderElect: config.leaderElect, dryRun: config.dryRun },
+    'starting hrto',
+  );
   return new Promise<number>((resolve) => {
+    const servers = Promise.all([serveMetrics(metrics.registry, config.metricsBindAddress), serveProbes(config.healthProbeBindAddress, () => controller.ready())]);
+    const finish = async (code: number): Promise<void> => {
+      await controller.stop();
+      for (const server of await servers) server?.close();
+      resolve(code);
+    };
+    const controller = startController(config, {
+      kc,
+      log,
+      metrics,
+      onLostLeadership: () => void finish(1),
+    });
+    servers.catch((err: unknown) => {
+      log.error({ err: (err as Error).message }, 'cannot serve metrics or probes');
+      void finish(1);
+    });
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(signal, () => void stop(signal).then(resolve));
+      process.once(signal, () => {
+        log.info({ signal }, 'stopping: finishing in-flight work');
+        void finish(0);
+      });
     }
-    controller.started.catch(async (err: unknown) => {
+    controller.started.catch((err: unknown) => {
       if (!(err instanceof CacheSyncTimeoutError)) log.error({ err }, 'startup failed');
       else log.error(err.message);
-      await controller.stop();
-      server?.close();
-      resolve(1);
+      void finish(1);
     });
   });
 }
 
-export function buildCli(): Command {
-  const program = new Command('hrto')
-    .description(
-      'helmrelease-trigger-operator: triggers Flux HelmReleases when the labeled ConfigMaps they consume change.\n' +
-        'Environment: MAX_CONCURRENCY, CACHE_SYNC_TIMEOUT, LOG_LEVEL, KUBECONFIG (flags win).',
-    )
+async function explainCommand(name: string | undefined, flags: RawSettings & { namespace?: string; output: string }): Promise<number> {
+  const config = configure(flags);
+  if (typeof config === 'number') return config;
+  // Logs go to stderr, warnings only: stdout is the report.
+  const log = createLogger('warn', { destination: process.stderr, pretty: false });
+  try {
+    const report = await runExplain(config, loadKubeConfig(config.kubeconfig), log, { namespace: flags.namespace, name });
+    process.stdout.write(flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    return 0;
+  } catch (err) {
+    process.stderr.write(`hrto explain: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** The flags every command reads: what to watch and how keys are named. */
+function withSelection(cmd: Command): Command {
+  return cmd
     .option('--kubeconfig <path>', 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--key-domain <domain>', 'domain of every label and annotation key', DEFAULTS.keyDomain)
     .option('--default-namespace <namespace>', 'namespace of target HelmReleases when a source names none', DEFAULTS.defaultNamespace)
-    .addOption(new Option('--trigger-mode <mode>', 'force: requestedAt + forceAt; reconcile: requestedAt only').choices(['force', 'reconcile']).default(DEFAULTS.triggerMode))
-    .option('--max-concurrency <n>', `concurrent reconciles [env MAX_CONCURRENCY] (default: ${DEFAULTS.maxConcurrency})`)
     .option('--cache-sync-timeout <duration>', `startup cache sync limit, Go syntax [env CACHE_SYNC_TIMEOUT] (default: ${DEFAULTS.cacheSyncTimeout})`)
-    .option('--resync-period <duration>', 'how often every watched source is reconciled again', DEFAULTS.resyncPeriod)
-    .option('--log-level <level>', `debug, info, warn or error [env LOG_LEVEL] (default: ${DEFAULTS.logLevel})`)
     .option('--watch-namespaces <list>', 'comma-separated namespaces of sources and HelmReleases to watch (default: all)')
+    .option('--watch-label-selector <selector>', "label selector on sources, ANDed with the watch label; Flux's sharding: sharding.fluxcd.io/key=shard1")
+    .option('--helmrelease-label-selector <selector>', 'only HelmReleases matching it are triggered or marked for')
     .option('--enable-hr-autodiscovery [bool]', 'label and trigger the sources HelmReleases read through spec.valuesFrom', DEFAULTS.enableHrAutodiscovery)
     .option(
       '--defer-to-flux-watch [bool]',
       'leave sources labeled reconcile.fluxcd.io/watch=Enabled to helm-controller for the HelmReleases of their namespace that read them',
       DEFAULTS.deferToFluxWatch,
     )
+    .option('--no-cross-namespace-refs [bool]', 'refuse sources that target HelmReleases in another namespace (default: false)');
+}
+
+export function buildCli(): Command {
+  const program = withSelection(
+    new Command('hrto').description(
+      'helmrelease-trigger-operator: triggers Flux HelmReleases when the labeled ConfigMaps and Secrets they consume change.\n' +
+        'Environment: MAX_CONCURRENCY, CACHE_SYNC_TIMEOUT, LOG_LEVEL, KUBECONFIG (flags win).',
+    ),
+  )
+    .addOption(new Option('--trigger-mode <mode>', 'force: requestedAt + forceAt; reconcile: requestedAt only').choices(['force', 'reconcile']).default(DEFAULTS.triggerMode))
+    .option('--max-concurrency <n>', `concurrent reconciles [env MAX_CONCURRENCY] (default: ${DEFAULTS.maxConcurrency})`)
+    .option('--resync-period <duration>', 'how often every watched source is reconciled again', DEFAULTS.resyncPeriod)
+    .option('--log-level <level>', `debug, info, warn or error [env LOG_LEVEL] (default: ${DEFAULTS.logLevel})`)
+    .option('--debounce <duration>', 'changes for one HelmRelease within this window become one trigger', DEFAULTS.debounce)
+    .option('--min-trigger-interval <duration>', 'a HelmRelease is triggered at most once per interval; later changes wait, never dropped', DEFAULTS.minTriggerInterval)
+    .option('--dry-run [bool]', 'log and emit Events for what would be triggered; patch nothing', DEFAULTS.dryRun)
     .option('--metrics-bind-address <address>', 'address of the /metrics endpoint, 0 to disable', DEFAULTS.metricsBindAddress)
+    .option('--health-probe-bind-address <address>', 'address of /healthz and /readyz, 0 to disable', DEFAULTS.healthProbeBindAddress)
+    .option('--leader-elect [bool]', 'leader election on a Lease, so only one replica writes (default: true in a cluster, false outside)')
+    .option('--leader-election-namespace <namespace>', "namespace of the Lease (default: the pod's, else " + DEFAULTS.leaderElectionNamespace + ')')
+    .option('--leader-election-id <name>', 'name of the Lease', DEFAULTS.leaderElectionId)
+    .option('--leader-elect-lease-duration <duration>', 'how long a standby waits before taking over an unrenewed lease', DEFAULTS.leaderElectLeaseDuration)
+    .option('--leader-elect-renew-deadline <duration>', 'how long the leader retries renewing before it stops leading', DEFAULTS.leaderElectRenewDeadline)
+    .option('--leader-elect-retry-period <duration>', 'how often candidates try to acquire or renew', DEFAULTS.leaderElectRetryPeriod)
+    .option('--graceful-shutdown-timeout <duration>', 'on SIGTERM, how long in-flight work may take', DEFAULTS.gracefulShutdownTimeout)
     .action(async (opts: RawSettings) => {
       process.exitCode = await run(opts);
+    });
+  withSelection(program.command('explain [helmrelease]').description('which sources feed which HelmReleases, their digests, and whether a trigger is pending and why'))
+    .option('-n, --namespace <namespace>', 'only HelmReleases of this namespace')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (name: string | undefined, opts: RawSettings & { namespace?: string; output: string }) => {
+      process.exitCode = await explainCommand(name, opts);
     });
   return program;
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseGoDuration } from './duration.js';
 import { DEFAULT_KEY_DOMAIN } from './keys.js';
 import { isNamespaceName, isObjectName } from './mapping/targets.js';
+import { parseSelector } from './selector.js';
 
 const duration = (name: string) =>
   z.string().transform((value, ctx) => {
@@ -16,6 +17,26 @@ const duration = (name: string) =>
       return z.NEVER;
     }
   });
+
+const nonNegativeDuration = z.string().transform((value, ctx) => {
+  try {
+    const ms = parseGoDuration(value);
+    if (ms < 0) throw new RangeError(`must not be negative, got "${value}"`);
+    return ms;
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const selector = z.string().transform((value, ctx) => {
+  try {
+    return parseSelector(value).text;
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
 
 const positiveInt = z.coerce.number().int().min(1);
 
@@ -38,6 +59,25 @@ export const ConfigSchema = z.object({
   autodiscovery: bool,
   /** Leave valuesFrom consumers of reconcile.fluxcd.io/watch=Enabled sources to helm-controller. */
   deferToFluxWatch: bool,
+  /** Sources: ANDed with the watch label on the API server (Flux's sharding flag). */
+  watchLabelSelector: selector,
+  /** HelmReleases not matching are out of scope: never triggered, never marked for. */
+  helmreleaseLabelSelector: selector,
+  noCrossNamespaceRefs: bool,
+  dryRun: bool,
+  debounceMs: nonNegativeDuration,
+  minTriggerIntervalMs: nonNegativeDuration,
+  healthProbeBindAddress: z.string(),
+  leaderElect: bool,
+  leaseDurationMs: duration('leader-elect-lease-duration'),
+  renewDeadlineMs: duration('leader-elect-renew-deadline'),
+  retryPeriodMs: duration('leader-elect-retry-period'),
+  leaderElectionNamespace: z.string().refine(isNamespaceName, 'must be a valid namespace name'),
+  leaderElectionId: z.string().refine(isObjectName, 'must be a valid object name'),
+  gracefulShutdownTimeoutMs: duration('graceful-shutdown-timeout'),
+}).refine((c) => c.renewDeadlineMs < c.leaseDurationMs && c.retryPeriodMs < c.renewDeadlineMs, {
+  message: 'leader election needs retry period < renew deadline < lease duration',
+  path: ['leaseDurationMs'],
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -56,6 +96,20 @@ export interface RawSettings {
   watchNamespaces?: string | undefined;
   enableHrAutodiscovery?: string | boolean | undefined;
   deferToFluxWatch?: string | boolean | undefined;
+  watchLabelSelector?: string | undefined;
+  helmreleaseLabelSelector?: string | undefined;
+  noCrossNamespaceRefs?: string | boolean | undefined;
+  dryRun?: string | boolean | undefined;
+  debounce?: string | undefined;
+  minTriggerInterval?: string | undefined;
+  healthProbeBindAddress?: string | undefined;
+  leaderElect?: string | boolean | undefined;
+  leaderElectLeaseDuration?: string | undefined;
+  leaderElectRenewDeadline?: string | undefined;
+  leaderElectRetryPeriod?: string | undefined;
+  leaderElectionNamespace?: string | undefined;
+  leaderElectionId?: string | undefined;
+  gracefulShutdownTimeout?: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -70,6 +124,21 @@ export const DEFAULTS = {
   watchNamespaces: '',
   enableHrAutodiscovery: 'true',
   deferToFluxWatch: 'true',
+  watchLabelSelector: '',
+  helmreleaseLabelSelector: '',
+  noCrossNamespaceRefs: 'false',
+  dryRun: 'false',
+  debounce: '1s',
+  minTriggerInterval: '30s',
+  healthProbeBindAddress: ':8081',
+  // On by default in a cluster only; the command decides (see leaderElectDefault).
+  leaderElect: 'false',
+  leaderElectLeaseDuration: '15s',
+  leaderElectRenewDeadline: '10s',
+  leaderElectRetryPeriod: '2s',
+  leaderElectionNamespace: 'helmrelease-trigger-operator-system',
+  leaderElectionId: 'helmrelease-trigger-operator',
+  gracefulShutdownTimeout: '30s',
 } as const;
 
 /** The seed's environment variables; KUBECONFIG is read by the Kubernetes client itself. */
@@ -98,6 +167,20 @@ const FLAG_NAMES: Record<string, string> = {
   watchNamespaces: '--watch-namespaces',
   autodiscovery: '--enable-hr-autodiscovery',
   deferToFluxWatch: '--defer-to-flux-watch',
+  watchLabelSelector: '--watch-label-selector',
+  helmreleaseLabelSelector: '--helmrelease-label-selector',
+  noCrossNamespaceRefs: '--no-cross-namespace-refs',
+  dryRun: '--dry-run',
+  debounceMs: '--debounce',
+  minTriggerIntervalMs: '--min-trigger-interval',
+  healthProbeBindAddress: '--health-probe-bind-address',
+  leaderElect: '--leader-elect',
+  leaseDurationMs: '--leader-elect-lease-duration / renew-deadline / retry-period',
+  renewDeadlineMs: '--leader-elect-renew-deadline',
+  retryPeriodMs: '--leader-elect-retry-period',
+  leaderElectionNamespace: '--leader-election-namespace',
+  leaderElectionId: '--leader-election-id',
+  gracefulShutdownTimeoutMs: '--graceful-shutdown-timeout',
 };
 
 /** Merges layers (later wins over earlier, undefined never wins) and validates. */
@@ -117,6 +200,12 @@ export function resolveConfig(...layers: RawSettings[]): Config {
     resyncPeriodMs: merged.resyncPeriod,
     watchNamespaces: [...new Set(namespaces)],
     autodiscovery: merged.enableHrAutodiscovery,
+    debounceMs: merged.debounce,
+    minTriggerIntervalMs: merged.minTriggerInterval,
+    leaseDurationMs: merged.leaderElectLeaseDuration,
+    renewDeadlineMs: merged.leaderElectRenewDeadline,
+    retryPeriodMs: merged.leaderElectRetryPeriod,
+    gracefulShutdownTimeoutMs: merged.gracefulShutdownTimeout,
   });
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {

@@ -1,119 +1,142 @@
-// Wires the data flow: informer event -> source key in the queue -> worker -> reconciler.
+// Wires the data flow: informer event -> key in a rate-limited queue -> worker -> reconciler.
+// Three queues, one way: sources (decide what to trigger), HelmReleases (the trigger itself, after
+// debounce and minimum interval) and autodiscovery marks. Only the leader runs workers.
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
+import { Discoverer } from './discovery.js';
+import { NotLeaderError } from './errors.js';
 import { EventRecorder } from './events.js';
 import { keysFor } from './keys.js';
-import { HELM_GROUP, HELM_PLURAL, HELM_VERSION, kubeWriter, type KubeWriter } from './kube/client.js';
+import { dryRun, kubeWriter, type KubeWriter, leaderOnly } from './kube/client.js';
+import { LeaderElector } from './leader.js';
 import type { Logger } from './log.js';
-import { Discoverer } from './discovery.js';
 import { TargetIndex, ValuesIndex } from './mapping/index.js';
 import { parseTargets } from './mapping/targets.js';
 import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
-import { type Cached, Informer } from './sources/informer.js';
-import { type ReleaseObject, sourceKey, type SourceObject, toRelease, toSource } from './sources/objects.js';
+import { TriggerScheduler } from './scheduler.js';
+import { parseSelector } from './selector.js';
+import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
+import { type ReleaseObject, sourceKey, type SourceObject } from './sources/objects.js';
 import { monotonicNanoClock } from './trigger.js';
 
-export class CacheSyncTimeoutError extends Error {
-  override readonly name = 'CacheSyncTimeoutError';
-}
+export { CacheSyncTimeoutError } from './sources/caches.js';
 
 export interface ControllerDeps {
   kc: KubeConfig;
   log: Logger;
   metrics: Metrics;
   writer?: KubeWriter;
+  /** Leadership lost: the process should exit, as controller-runtime's managers do. */
+  onLostLeadership?: () => void;
 }
 
 export interface Controller {
-  /** Resolves once caches are synced and workers run; rejects with CacheSyncTimeoutError. */
+  /** Resolves once caches are synced (workers start when leading); rejects with CacheSyncTimeoutError. */
   readonly started: Promise<void>;
+  /** Caches synced: the readiness probe. */
+  ready(): boolean;
+  leading(): boolean;
+  /** Stops taking work, finishes in-flight items within the graceful shutdown timeout, releases the lease. */
   stop(): Promise<void>;
 }
+
+type QueueName = 'trigger' | 'release' | 'autodiscovery';
 
 export function startController(config: Config, deps: ControllerDeps): Controller {
   const { kc, log, metrics } = deps;
   const keys = keysFor(config.keyDomain);
-  const writer = deps.writer ?? kubeWriter(kc);
+  const elector = config.leaderElect
+    ? new LeaderElector({
+        kc,
+        namespace: config.leaderElectionNamespace,
+        name: config.leaderElectionId,
+        leaseDurationMs: config.leaseDurationMs,
+        renewDeadlineMs: config.renewDeadlineMs,
+        retryPeriodMs: config.retryPeriodMs,
+        log,
+        onStartedLeading: () => {
+          metrics.leader.set(1);
+          startWorkers();
+        },
+        onStoppedLeading: () => {
+          metrics.leader.set(0);
+          void shutdownQueues().then(() => deps.onLostLeadership?.());
+        },
+      })
+    : undefined;
+  const isLeader = (): boolean => !elector || elector.isLeader();
+  let writer = deps.writer ?? kubeWriter(kc);
+  if (config.dryRun) writer = dryRun(writer, log);
+  if (elector) writer = leaderOnly(writer, isLeader);
+
+  const caches = buildCaches(config, keys, kc, log, metrics);
+  const { getSource, getRelease } = caches;
+  const releaseSelector = parseSelector(config.helmreleaseLabelSelector);
+  const inScope = (release: ReleaseObject): boolean => releaseSelector.matches(release.labels);
   const index = new TargetIndex();
   const values = new ValuesIndex();
   const queue = new WorkQueue<string>();
+  const releaseQueue = new WorkQueue<string>();
   // Marks wait on sources that do not exist yet: poll for them, but at most every 30s.
   const markQueue = new WorkQueue<string>({ baseDelayMs: 500, maxDelayMs: 30_000 });
-
-  const onError = (informer: string) => () => metrics.watchErrors.inc({ informer });
-  // One informer per watched namespace ('' = all) and, for sources, per watch-label spelling:
-  // label selectors cannot express "either key".
-  const scopes = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
-  const inScope = (resource: string, namespace: string): string =>
-    namespace ? `/namespaces/${namespace}/${resource}` : `/${resource}`;
-  const sourceKinds = [
-    ['ConfigMap', 'configmaps'],
-    ['Secret', 'secrets'],
-  ] as const;
-  const sourceInformers = scopes.flatMap((namespace) =>
-    sourceKinds.flatMap(([kind, resource]) =>
-      keys.watchLabels.map((label) => {
-        const name = `${resource}[${namespace || '*'}][${label}]`;
-        return new Informer<SourceObject>({
-          name,
-          kc,
-          path: `/api/v1${inScope(resource, namespace)}`,
-          labelSelector: `${label}=true`,
-          transform: toSource(kind, keys),
-          log,
-          resyncMs: config.resyncPeriodMs,
-          onError: onError(name),
-        });
-      }),
-    ),
-  );
-  const releaseInformers = scopes.map((namespace) => {
-    const name = `helmreleases[${namespace || '*'}]`;
-    return new Informer<ReleaseObject>({
-      name,
-      kc,
-      path: `/apis/${HELM_GROUP}/${HELM_VERSION}${inScope(HELM_PLURAL, namespace)}`,
-      transform: toRelease,
-      log,
-      resyncMs: config.resyncPeriodMs,
-      onError: onError(name),
-    });
-  });
-  const informers = [...sourceInformers, ...releaseInformers];
-
-  const lookup =
-    <S extends { key: string }>(caches: Informer<S & Cached>[]) =>
-    (key: string): S | undefined => {
-      for (const cache of caches) {
-        const obj = cache.get(key);
-        if (obj) return obj;
-      }
-      return undefined;
-    };
-  // An object carrying both label spellings is in two caches; either copy will do.
-  const getSource = lookup(sourceInformers);
-  const getRelease = lookup(releaseInformers);
+  const queues: [QueueName, WorkQueue<string>][] = [
+    ['trigger', queue],
+    ['release', releaseQueue],
+    ['autodiscovery', markQueue],
+  ];
 
   const events = new EventRecorder(writer, log, hostname());
-  const reconciler = new Reconciler({
-    keys,
-    defaultNamespace: config.defaultNamespace,
+  const scheduler = new TriggerScheduler({
+    debounceMs: config.debounceMs,
+    minIntervalMs: config.minTriggerIntervalMs,
     triggerMode: config.triggerMode,
-    values,
-    autodiscovery: config.autodiscovery,
-    deferToFluxWatch: config.deferToFluxWatch,
-    getSource,
+    dryRun: config.dryRun,
+    queue: releaseQueue,
     getRelease,
+    onSettled: (release, requests, triggered) => {
+      for (const key of reconciler.settled(release, requests, triggered)) queue.add(key);
+    },
     writer,
     events,
     metrics,
     log,
     clock: monotonicNanoClock(),
   });
-  const discoverer = new Discoverer({ keys, defaultNamespace: config.defaultNamespace, values, getSource, writer, events, metrics, log });
+  const reconciler = new Reconciler({
+    keys,
+    defaultNamespace: config.defaultNamespace,
+    values,
+    autodiscovery: config.autodiscovery,
+    deferToFluxWatch: config.deferToFluxWatch,
+    noCrossNamespaceRefs: config.noCrossNamespaceRefs,
+    inScope,
+    scheduler,
+    getSource,
+    getRelease,
+    writer,
+    events,
+    metrics,
+    log,
+  });
+  const sourceSelector = parseSelector(config.watchLabelSelector);
+  const discoverer = new Discoverer({
+    keys,
+    defaultNamespace: config.defaultNamespace,
+    values,
+    consumerInScope: (ref) => {
+      const release = getRelease(`${ref.namespace}/${ref.name}`);
+      return release !== undefined && inScope(release);
+    },
+    sourceInScope: (labels) => sourceSelector.matches(labels),
+    getSource,
+    writer,
+    events,
+    metrics,
+    log,
+  });
   const mark = (key: string): void => {
     if (config.autodiscovery) markQueue.add(key);
   };
@@ -129,7 +152,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
       index.delete(src.key); // reported by the reconciler
     }
   };
-  for (const informer of sourceInformers) {
+  for (const informer of caches.sources) {
     informer.addHandlers({
       add: (src) => {
         indexSource(src);
@@ -168,15 +191,16 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     }
   };
   const valuesFromOf = (release: ReleaseObject): string => JSON.stringify(release.valuesFrom);
-  for (const informer of releaseInformers) {
+  const labelsOf = (release: ReleaseObject): string => JSON.stringify(release.labels);
+  for (const informer of caches.releases) {
     informer.addHandlers({
       add: (release) => {
         reindex(release);
         wakeSourcesOf(release);
       },
       update: (old, release) => {
-        if (valuesFromOf(old) !== valuesFromOf(release)) reindex(release);
-        if (old.suspended !== release.suspended || old.uid !== release.uid) wakeSourcesOf(release);
+        if (valuesFromOf(old) !== valuesFromOf(release) || labelsOf(old) !== labelsOf(release)) reindex(release);
+        if (old.suspended !== release.suspended || old.uid !== release.uid || labelsOf(old) !== labelsOf(release)) wakeSourcesOf(release);
       },
       resync: (release) => {
         for (const ref of release.valuesFrom) mark(sourceKey(ref.kind, release.namespace, ref.name));
@@ -186,18 +210,17 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   }
 
   const collect = (): void => {
-    metrics.queueDepth.set({ queue: 'trigger' }, queue.depth);
-    metrics.queueDepth.set({ queue: 'autodiscovery' }, markQueue.depth);
-    const watched = new Set(sourceInformers.flatMap((i) => i.list().map((s) => s.key)));
-    for (const [kind] of sourceKinds) metrics.watchedSources.set({ kind }, [...watched].filter((k) => k.startsWith(`${kind}/`)).length);
-    metrics.watchedReleases.set(releaseInformers.reduce((n, i) => n + i.size, 0));
-    for (const informer of informers) metrics.cacheSynced.set({ informer: informer.name }, informer.hasSynced() ? 1 : 0);
+    for (const [name, q] of queues) metrics.queueDepth.set({ queue: name }, q.depth + q.delayed);
+    const watched = caches.listSources();
+    for (const [kind] of SOURCE_KINDS) metrics.watchedSources.set({ kind }, watched.filter((s) => s.kind === kind).length);
+    metrics.watchedReleases.set(caches.listReleases().length);
+    for (const informer of caches.all) metrics.cacheSynced.set({ informer: informer.name }, informer.hasSynced() ? 1 : 0);
+    metrics.leader.set(isLeader() ? 1 : 0);
   };
   const collector = setInterval(collect, 1000);
   collector.unref();
 
-  let stopping = false;
-  const worker = async (q: WorkQueue<string>, reconcile: (key: string) => Promise<'done' | 'retry'>, name: 'trigger' | 'autodiscovery'): Promise<void> => {
+  const worker = async (name: QueueName, q: WorkQueue<string>, reconcile: (key: string) => Promise<'done' | 'retry'>): Promise<void> => {
     for (;;) {
       const key = await q.get();
       if (key === undefined) return;
@@ -212,61 +235,72 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
         }
       } catch (err) {
         metrics.reconciles.inc({ queue: name, result: 'error' });
+        if (err instanceof NotLeaderError) continue; // shutting down: the new leader takes it from here
         metrics.queueRetries.inc({ queue: name });
         const delay = q.addRateLimited(key);
-        log.error({ source: key, err: (err as Error).message, retryInMs: delay, retries: q.retries(key) }, `${name === 'trigger' ? 'reconcile' : 'autodiscovery'} failed; retrying`);
+        log.error({ queue: name, key, err: (err as Error).message, retryInMs: delay, retries: q.retries(key) }, `${name} reconcile failed; retrying`);
       } finally {
         q.done(key);
       }
     }
   };
   const workers: Promise<void>[] = [];
-
-  if (keys.unwatchableLabels.length > 0) {
+  let synced = false;
+  let stopping = false;
+  let workersStarted = false;
+  function startWorkers(): void {
+    if (!synced || stopping || workersStarted || !isLeader()) return;
+    workersStarted = true;
     log.info(
-      { labels: keys.unwatchableLabels },
-      'label spellings accepted but not watched: they are not valid label keys, so no object can carry them',
-    );
-  }
-  for (const informer of informers) informer.start();
-  const started = (async () => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const pending = informers.filter((i) => !i.hasSynced()).map((i) => i.name);
-        reject(
-          new CacheSyncTimeoutError(
-            `caches not synced within ${config.cacheSyncTimeoutMs / 1000}s (CACHE_SYNC_TIMEOUT): ${pending.join(', ')}; ` +
-              'check the API server connection, RBAC and that the HelmRelease CRD is installed',
-          ),
-        );
-      }, config.cacheSyncTimeoutMs);
-    });
-    try {
-      await Promise.race([Promise.all(informers.map((i) => i.waitForSync())), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-    collect();
-    if (stopping) return;
-    log.info(
-      { sources: index.size, helmreleases: releaseInformers.reduce((n, i) => n + i.size, 0), workers: config.maxConcurrency, triggerMode: config.triggerMode },
+      { sources: index.size, helmreleases: caches.listReleases().length, workers: config.maxConcurrency, triggerMode: config.triggerMode, dryRun: config.dryRun },
       'caches synced; reconciling',
     );
-    for (let i = 0; i < config.maxConcurrency; i++) workers.push(worker(queue, (key) => reconciler.reconcile(key), 'trigger'));
+    for (let i = 0; i < config.maxConcurrency; i++) {
+      workers.push(worker('trigger', queue, (key) => reconciler.reconcile(key)));
+      workers.push(worker('release', releaseQueue, (key) => scheduler.reconcile(key)));
+    }
     // Marking is rare and cheap: two workers keep a slow patch from holding up the others.
-    if (config.autodiscovery) for (let i = 0; i < 2; i++) workers.push(worker(markQueue, (key) => discoverer.reconcile(key), 'autodiscovery'));
+    if (config.autodiscovery) for (let i = 0; i < 2; i++) workers.push(worker('autodiscovery', markQueue, (key) => discoverer.reconcile(key)));
+  }
+  async function shutdownQueues(): Promise<void> {
+    stopping = true;
+    await Promise.all(queues.map(([, q]) => q.shutdown()));
+    await Promise.all(workers);
+  }
+
+  if (keys.unwatchableLabels.length > 0) {
+    log.info({ labels: keys.unwatchableLabels }, 'label spellings accepted but not watched: they are not valid label keys, so no object can carry them');
+  }
+  caches.start();
+  const started = (async () => {
+    await caches.waitForSync(config.cacheSyncTimeoutMs);
+    synced = true;
+    collect();
+    if (stopping) return;
+    if (elector) {
+      log.info({ identity: elector.identity }, 'caches synced; campaigning for leadership');
+      elector.start();
+    } else {
+      startWorkers();
+    }
   })();
   started.catch(() => {}); // the caller observes it; avoid an unhandled rejection when it does not
 
   return {
     started,
+    ready: () => synced,
+    leading: () => isLeader(),
     async stop() {
-      stopping = true;
       clearInterval(collector);
-      await Promise.all([queue.shutdown(), markQueue.shutdown()]);
-      await Promise.all(workers);
-      await Promise.all(informers.map((i) => i.shutdown()));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), config.gracefulShutdownTimeoutMs);
+      });
+      const finished = await Promise.race([shutdownQueues().then(() => 'done' as const), deadline]);
+      clearTimeout(timer);
+      if (finished === 'timeout') log.warn({ timeoutMs: config.gracefulShutdownTimeoutMs }, 'in-flight work did not finish within the graceful shutdown timeout');
+      await elector?.stop();
+      await caches.shutdown();
     },
   };
 }

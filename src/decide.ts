@@ -5,6 +5,8 @@ import type { ObjectRef } from './mapping/targets.js';
 import type { ReleaseObject } from './sources/objects.js';
 
 export type TargetAction =
+  /** The recorded digest equals the content: nothing to do. */
+  | 'current'
   /** Ask helm-controller to reconcile (and force an upgrade, in force mode). */
   | 'trigger'
   /** First sight and the release is newer than the content: nothing to do but record. */
@@ -15,6 +17,8 @@ export type TargetAction =
   | 'unchanged'
   /** helm-controller's own watch (reconcile.fluxcd.io/watch) reconciles this release for this source. */
   | 'deferred'
+  /** Outside this instance's --helmrelease-label-selector: another instance's, or nobody's. */
+  | 'outOfScope'
   /** The HelmRelease does not exist (yet): retry with backoff, and when it appears. */
   | 'missing'
   /** spec.suspend: wait for it to be resumed. */
@@ -26,12 +30,12 @@ export interface TargetPlan {
 }
 
 export interface Plan {
-  /** The recorded digest equals the content's: nothing to do. */
+  /** The recorded digest equals the content's: nothing to do (every target is 'current'). */
   upToDate: boolean;
   /** No digest of this edition is recorded (new source, first start, an older operator's digest). */
   firstSight: boolean;
   targets: TargetPlan[];
-  /** Every target is handled, so the digest can be recorded now. */
+  /** Every target is handled (triggers have landed), so the digest can be recorded now. */
   record: boolean;
   /** The key digests to record with it: every key a target reads through valuesFrom. */
   keyDigests: Record<string, string>;
@@ -45,6 +49,8 @@ export interface TargetInput {
   valuesKeys?: readonly string[] | undefined;
   /** Left to helm-controller's own watch of this source. */
   fluxWatches?: boolean | undefined;
+  /** Matches this instance's HelmRelease selector (default: every release does). */
+  inScope?: boolean | undefined;
 }
 
 export interface DecideInput {
@@ -78,15 +84,19 @@ function keysState(input: DecideInput, keys: readonly string[]): 'changed' | 'un
   return keys.every((k) => input.recordedKeyDigests[k] === now[k]) ? 'unchanged' : 'changed';
 }
 
-const HANDLED: ReadonlySet<TargetAction> = new Set(['trigger', 'adopt', 'done', 'unchanged', 'deferred']);
+const HANDLED: ReadonlySet<TargetAction> = new Set(['adopt', 'done', 'unchanged', 'deferred', 'outOfScope']);
 
 export function decide(input: DecideInput): Plan {
   const readKeys = new Set(input.targets.flatMap((t) => t.valuesKeys ?? []));
   const keyDigests = selectKeyDigests(input.keyDigests, readKeys);
-  if (input.recorded === input.digest) return { upToDate: true, firstSight: false, targets: [], record: false, keyDigests };
+  if (input.recorded === input.digest) {
+    const targets = input.targets.map(({ ref }): TargetPlan => ({ ref, action: 'current' }));
+    return { upToDate: true, firstSight: false, targets, record: false, keyDigests };
+  }
   const firstSight = !isOwnDigest(input.recorded);
-  const targets = input.targets.map(({ ref, release, triggeredDigest, valuesKeys, fluxWatches }): TargetPlan => {
+  const targets = input.targets.map(({ ref, release, triggeredDigest, valuesKeys, fluxWatches, inScope }): TargetPlan => {
     if (!release) return { ref, action: 'missing' };
+    if (inScope === false) return { ref, action: 'outOfScope' };
     if (release.suspended) return { ref, action: 'suspended' };
     if (triggeredDigest === input.digest) return { ref, action: 'done' };
     const keys = firstSight || !valuesKeys ? undefined : keysState(input, valuesKeys);

@@ -8,6 +8,7 @@ import type { KubeWriter } from './kube/client.js';
 import { statusOf } from './kube/http.js';
 import type { Logger } from './log.js';
 import type { ValuesIndex } from './mapping/index.js';
+import type { ObjectRef } from './mapping/targets.js';
 import { type MarkState, planMarks } from './mapping/marks.js';
 import type { Metrics } from './metrics.js';
 import type { SourceKind, SourceObject } from './sources/objects.js';
@@ -16,6 +17,10 @@ export interface DiscovererOptions {
   keys: Keys;
   defaultNamespace: string;
   values: ValuesIndex;
+  /** HelmReleases outside --helmrelease-label-selector are not marked for. */
+  consumerInScope(ref: ObjectRef): boolean;
+  /** Sources outside --watch-label-selector belong to another instance (or none). */
+  sourceInScope(labels: Readonly<Record<string, string>>): boolean;
   getSource(key: string): SourceObject | undefined;
   writer: KubeWriter;
   events: EventRecorder;
@@ -35,8 +40,15 @@ export class Discoverer {
   async reconcile(key: string): Promise<MarkOutcome> {
     const { keys, log, metrics } = this.opts;
     const [kind, namespace = '', name = ''] = key.split('/') as [SourceKind, string, string];
-    const consumers = this.opts.values.consumersOf(key).map((c) => c.ref.name);
+    const consumers = this.opts.values
+      .consumersOf(key)
+      .filter((c) => this.opts.consumerInScope(c.ref))
+      .map((c) => c.ref.name);
     const state = await this.state(kind, namespace, name);
+    if (state === 'elsewhere') {
+      log.debug({ source: key }, 'source outside --watch-label-selector; left to the instance it belongs to');
+      return 'done';
+    }
     if (!state) {
       // Not there (yet): a source created after its HelmRelease is marked when it appears.
       if (consumers.length > 0) log.debug({ source: key, consumers }, 'referenced source not found; will look again');
@@ -74,7 +86,7 @@ export class Discoverer {
     kind: SourceKind,
     namespace: string,
     name: string,
-  ): Promise<{ mark: MarkState; resourceVersion: string; uid: string } | undefined> {
+  ): Promise<{ mark: MarkState; resourceVersion: string; uid: string } | 'elsewhere' | undefined> {
     const { keys } = this.opts;
     const cached = this.opts.getSource(`${kind}/${namespace}/${name}`);
     if (cached) {
@@ -82,6 +94,7 @@ export class Discoverer {
     }
     const meta = await this.opts.writer.getSourceMetadata(kind, namespace, name);
     if (!meta) return undefined;
+    if (!this.opts.sourceInScope(meta.labels)) return 'elsewhere';
     const prefix = `${keys.domain}/`;
     const annotations = Object.fromEntries(Object.entries(meta.annotations).filter(([k]) => k.startsWith(prefix)));
     return { mark: { namespace, label: meta.labels[keys.watchLabel], annotations }, resourceVersion: meta.resourceVersion, uid: meta.uid };

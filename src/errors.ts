@@ -2,7 +2,7 @@
 
 /** A source's target annotations are missing or malformed: the user must fix them; never retried. */
 export class InvalidReferenceError extends Error {
-  override readonly name = 'InvalidReferenceError';
+  override readonly name: string = 'InvalidReferenceError';
   constructor(
     readonly annotation: string,
     readonly value: string | undefined,
@@ -12,7 +12,17 @@ export class InvalidReferenceError extends Error {
   }
 }
 
+/** A source names a HelmRelease in another namespace while --no-cross-namespace-refs forbids it. */
+export class CrossNamespaceRefError extends InvalidReferenceError {
+  override readonly name = 'CrossNamespaceRefError';
+}
+
 /** Annotation values can be huge; messages keep a readable prefix. */
 export function truncate(value: string, max = 200): string {
   return value.length <= max ? value : `${value.slice(0, max)}…(${value.length} chars)`;
+}
+
+/** A write attempted by an instance that is not (or no longer) the leader; never sent. */
+export class NotLeaderError extends Error {
+  override readonly name = 'NotLeaderError';
 }

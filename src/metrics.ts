@@ -16,6 +16,7 @@ export interface Metrics {
   cacheSynced: Gauge<'informer'>;
   watchErrors: Counter<'informer'>;
   discoveryPatches: Counter<'result'>;
+  leader: Gauge;
 }
 
 export function createMetrics(options: { processMetrics?: boolean } = {}): Metrics {
@@ -26,7 +27,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     registry,
     triggers: new Counter({
       name: 'hrto_triggers_total',
-      help: 'HelmRelease trigger patches, by result (success, error) and mode (force, reconcile).',
+      help: 'HelmRelease trigger patches, by result (success, error, dry-run) and mode (force, reconcile).',
       labelNames: ['result', 'mode'],
       registers,
     }),
@@ -84,6 +85,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       labelNames: ['informer'],
       registers,
     }),
+    leader: new Gauge({ name: 'hrto_leader', help: '1 while this instance is the leader (always 1 without leader election).', registers }),
     discoveryPatches: new Counter({
       name: 'hrto_discovery_patches_total',
       help: 'Autodiscovery patches of source labels and annotations, by result (success, conflict, error).',

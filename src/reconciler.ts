@@ -1,37 +1,26 @@
-// One source key -> read the cache -> decide -> patch targets -> record the digest. Level-triggered:
-// everything it needs is in the cache and in the digest recorded on the source, so a restart or a
-// dropped event loses nothing.
-import { decide, type Plan, type TargetInput } from './decide.js';
-import { encodeKeyDigests, parseKeyDigests } from './digest.js';
-import { InvalidReferenceError, truncate } from './errors.js';
+// One source key -> read the cache -> decide -> ask the scheduler for triggers -> once they landed,
+// record the digest. Level-triggered: everything it needs is in the cache and in the digest recorded
+// on the source, so a restart or a dropped event loses nothing.
+import { assess, type AssessContext, recordedOn } from './assess.js';
+import type { Plan } from './decide.js';
+import { encodeKeyDigests } from './digest.js';
+import { CrossNamespaceRefError, type InvalidReferenceError, truncate } from './errors.js';
 import type { EventRecorder, InvolvedObject } from './events.js';
-import type { Keys } from './keys.js';
 import type { KubeWriter } from './kube/client.js';
-import { HELM_GROUP, HELM_VERSION } from './kube/client.js';
 import { statusOf } from './kube/http.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import type { Consumer, ValuesIndex } from './mapping/index.js';
-import { type ObjectRef, parseTargets, refKey } from './mapping/targets.js';
-import { FLUX_WATCH_LABEL, type ReleaseObject, type SourceObject } from './sources/objects.js';
-import { formatRFC3339Nano, triggerPatch, type TriggerMode } from './trigger.js';
+import { type ObjectRef, refKey } from './mapping/targets.js';
+import type { TriggerRequest, TriggerScheduler } from './scheduler.js';
+import { FLUX_WATCH_LABEL, type SourceObject } from './sources/objects.js';
 
-export interface ReconcilerOptions {
-  keys: Keys;
-  defaultNamespace: string;
-  triggerMode: TriggerMode;
-  values: ValuesIndex;
-  /** HelmReleases reading a source through valuesFrom are its targets, named or not. */
-  autodiscovery: boolean;
-  /** Leave same-namespace valuesFrom consumers of reconcile.fluxcd.io/watch=Enabled sources to helm-controller. */
-  deferToFluxWatch: boolean;
+export interface ReconcilerOptions extends AssessContext {
   getSource(key: string): SourceObject | undefined;
-  getRelease(key: string): ReleaseObject | undefined;
   writer: KubeWriter;
   events: EventRecorder;
   metrics: Metrics;
   log: Logger;
-  clock: () => bigint;
+  scheduler: TriggerScheduler;
 }
 
 export type Outcome = 'done' | 'retry';
@@ -40,16 +29,6 @@ const shortDigest = (digest: string): string => digest.slice(0, 'sha256:'.length
 
 function sourceObject(src: SourceObject): InvolvedObject {
   return { apiVersion: 'v1', kind: src.kind, namespace: src.namespace, name: src.name, uid: src.uid };
-}
-
-function releaseObject(release: ReleaseObject): InvolvedObject {
-  return {
-    apiVersion: `${HELM_GROUP}/${HELM_VERSION}`,
-    kind: 'HelmRelease',
-    namespace: release.namespace,
-    name: release.name,
-    uid: release.uid,
-  };
 }
 
 export class Reconciler {
@@ -83,35 +62,16 @@ export class Reconciler {
       this.forgetSource(key);
       return 'done';
     }
-    const consumers = this.opts.values.consumersOf(key);
-    let named: ObjectRef[];
-    try {
-      named = parseTargets(src.annotations, keys, this.opts.defaultNamespace);
-      this.reportedInvalid.delete(key);
-    } catch (err) {
-      if (!(err instanceof InvalidReferenceError)) throw err;
-      // A source that only autodiscovery knows about needs no names of its own.
-      const discoveredOnly = err.value === undefined && this.opts.autodiscovery && consumers.length > 0;
-      if (!discoveredOnly) {
-        this.reportInvalid(key, src, err);
-        return 'done';
-      }
-      named = [];
-    }
-
     const memo = this.recorded.get(key);
-    const onObject = { digest: src.annotations[keys.configDigest], keyDigests: parseKeyDigests(src.annotations[keys.keyDigests]) };
-    const recorded = memo?.digest === src.digest ? memo : onObject;
+    const onObject = recordedOn(src, keys);
     if (onObject.digest === src.digest) this.recorded.delete(key);
-    const triggered = this.triggered.get(key);
-    const plan = decide({
-      digest: src.digest,
-      recorded: recorded.digest,
-      keyDigests: src.keyDigests,
-      recordedKeyDigests: recorded.keyDigests,
-      contentChangedAt: src.contentChangedAt,
-      targets: this.targetsOf(src, named, consumers).map((t) => ({ ...t, triggeredDigest: triggered?.get(refKey(t.ref)) })),
-    });
+    const assessment = assess(src, this.opts, memo?.digest === src.digest ? memo : onObject, this.triggered.get(key));
+    if ('invalid' in assessment) {
+      this.reportInvalid(key, src, assessment.invalid);
+      return 'done';
+    }
+    this.reportedInvalid.delete(key);
+    const { plan } = assessment;
     if (plan.upToDate) {
       this.triggered.delete(key);
       this.changeSeenAt.delete(key);
@@ -121,39 +81,15 @@ export class Reconciler {
     return this.carryOut(key, src, plan);
   }
 
-  /** Named targets and valuesFrom consumers, each once; a consumer's keys narrow what counts as a change. */
-  private targetsOf(src: SourceObject, named: readonly ObjectRef[], consumers: readonly Consumer[]): Omit<TargetInput, 'triggeredDigest'>[] {
-    const byRef = new Map(consumers.map((c) => [refKey(c.ref), c]));
-    const refs = new Map(named.map((ref) => [refKey(ref), ref]));
-    if (this.opts.autodiscovery) for (const c of consumers) refs.set(refKey(c.ref), c.ref);
-    return [...refs.values()].map((ref) => {
-      const consumer = byRef.get(refKey(ref));
-      return {
-        ref,
-        release: this.opts.getRelease(refKey(ref)),
-        valuesKeys: consumer?.keys,
-        // helm-controller watches only sources its releases read through valuesFrom, in their namespace.
-        fluxWatches: this.opts.deferToFluxWatch && src.fluxWatch && consumer !== undefined,
-      };
-    });
-  }
-
   private async carryOut(key: string, src: SourceObject, plan: Plan): Promise<Outcome> {
     const { log, events, metrics } = this.opts;
     let retry = false;
     for (const { ref, action } of plan.targets) {
-      const release = this.opts.getRelease(refKey(ref));
       switch (action) {
         case 'trigger':
-          if (release && (await this.trigger(src, release))) {
-            let memo = this.triggered.get(key);
-            if (!memo) this.triggered.set(key, (memo = new Map<string, string>()));
-            memo.set(refKey(ref), src.digest);
-            break;
+          if (!this.opts.scheduler.isPending(refKey(ref), key, src.digest)) {
+            this.opts.scheduler.request(refKey(ref), { source: src, seenAt: this.changeSeenAt.get(key) });
           }
-          // Deleted since the cache saw it: the same as missing.
-          retry = true;
-          this.reportMissing(src, ref);
           break;
         case 'missing':
           retry = true;
@@ -168,11 +104,16 @@ export class Reconciler {
         case 'unchanged':
           log.debug({ source: key, target: refKey(ref) }, 'the keys this release reads are unchanged');
           break;
+        case 'outOfScope':
+          log.debug({ source: key, target: refKey(ref) }, 'target HelmRelease is outside --helmrelease-label-selector; not triggered here');
+          break;
         case 'adopt':
         case 'done':
+        case 'current':
           break;
       }
     }
+    // Triggers land asynchronously: the scheduler wakes this source when they did.
     if (!plan.record) return retry ? 'retry' : 'done';
 
     try {
@@ -201,35 +142,18 @@ export class Reconciler {
         `Recorded digest ${shortDigest(src.digest)} without triggering ${adopted.join(', ')}: the releases are newer than this content`,
       );
     }
-    return retry ? 'retry' : 'done';
+    return 'done';
   }
 
-  /** One merge patch of the release's annotations; false when the release is gone. */
-  private async trigger(src: SourceObject, release: ReleaseObject): Promise<boolean> {
-    const { triggerMode, metrics, log, events } = this.opts;
-    const requestedAt = formatRFC3339Nano(this.opts.clock());
-    try {
-      await this.opts.writer.patchRelease(release.namespace, release.name, triggerPatch(triggerMode, requestedAt));
-    } catch (err) {
-      if (statusOf(err) === 404) return false;
-      metrics.triggers.inc({ result: 'error', mode: triggerMode });
-      throw err;
+  /** The scheduler's report: remember what landed so the source can record its digest. */
+  settled(release: string, requests: readonly TriggerRequest[], triggered: boolean): string[] {
+    if (!triggered) return requests.map((r) => r.source.key);
+    for (const { source } of requests) {
+      let memo = this.triggered.get(source.key);
+      if (!memo) this.triggered.set(source.key, (memo = new Map<string, string>()));
+      memo.set(release, source.digest);
     }
-    metrics.triggers.inc({ result: 'success', mode: triggerMode });
-    const seen = this.changeSeenAt.get(src.key);
-    if (seen !== undefined) metrics.triggerLatency.observe((performance.now() - seen) / 1000);
-    const what = triggerMode === 'force' ? 'forced upgrade' : 'reconcile';
-    log.info(
-      { source: src.key, target: `${release.namespace}/${release.name}`, digest: src.digest, requestedAt, mode: triggerMode },
-      `triggered HelmRelease (${what})`,
-    );
-    events.emit(
-      releaseObject(release),
-      'Normal',
-      'Triggered',
-      `${src.kind} ${src.namespace}/${src.name} changed (${shortDigest(src.digest)}): requested ${what} at ${requestedAt}`,
-    );
-    return true;
+    return requests.map((r) => r.source.key);
   }
 
   private reportMissing(src: SourceObject, ref: ObjectRef): void {
@@ -247,12 +171,13 @@ export class Reconciler {
     const fingerprint = `${src.resourceVersion}\u0000${err.message}`;
     if (this.reportedInvalid.get(key) === fingerprint) return;
     this.reportedInvalid.set(key, fingerprint);
-    const reason = err.value === undefined ? 'missing' : 'invalid';
+    const refused = err instanceof CrossNamespaceRefError;
+    const reason = refused ? 'cross-namespace' : err.value === undefined ? 'missing' : 'invalid';
     this.opts.metrics.invalidReferences.inc({ kind: src.kind, reason });
     this.opts.log.warn(
       { source: key, annotation: err.annotation, value: err.value === undefined ? undefined : truncate(err.value) },
       `invalid target reference: ${err.message}`,
     );
-    this.opts.events.emit(sourceObject(src), 'Warning', 'InvalidReference', err.message);
+    this.opts.events.emit(sourceObject(src), 'Warning', refused ? 'CrossNamespaceRefused' : 'InvalidReference', err.message);
   }
 }

@@ -8,6 +8,8 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import type { SourceKind } from '../sources/objects.js';
+import { NotLeaderError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { getJSON, statusOf } from './http.js';
 import { FIELD_MANAGER } from '../sources/objects.js';
 
@@ -91,6 +93,37 @@ export function kubeWriter(kc: KubeConfig): KubeWriter {
     },
     async patchEvent(namespace, name, body) {
       await core.patchNamespacedEvent({ namespace, name, body }, mergePatch);
+    },
+  };
+}
+
+/** Only the leader writes: every write checks leadership first, so a deposed leader stops at once. */
+export function leaderOnly(writer: KubeWriter, isLeader: () => boolean): KubeWriter {
+  const gate = <A extends unknown[]>(what: string, write: (...args: A) => Promise<void>) =>
+    async (...args: A): Promise<void> => {
+      if (!isLeader()) throw new NotLeaderError(`not the leader: ${what} not sent`);
+      await write(...args);
+    };
+  return {
+    patchRelease: gate('HelmRelease patch', writer.patchRelease.bind(writer)),
+    patchSource: gate('source patch', writer.patchSource.bind(writer)),
+    createEvent: gate('Event', writer.createEvent.bind(writer)),
+    patchEvent: gate('Event', writer.patchEvent.bind(writer)),
+    getSourceMetadata: writer.getSourceMetadata.bind(writer),
+  };
+}
+
+/** --dry-run: objects are never patched; reads and Events (which say what would happen) go through. */
+export function dryRun(writer: KubeWriter, log: Logger): KubeWriter {
+  return {
+    ...writer,
+    patchRelease: (namespace, name, patch) => {
+      log.debug({ target: `${namespace}/${name}`, patch }, 'dry run: not patching the HelmRelease');
+      return Promise.resolve();
+    },
+    patchSource: (kind, namespace, name, patch) => {
+      log.info({ source: `${kind}/${namespace}/${name}`, patch }, 'dry run: would patch the source');
+      return Promise.resolve();
     },
   };
 }

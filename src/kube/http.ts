@@ -32,13 +32,33 @@ export async function getJSON<T>(
   kc: KubeConfig,
   path: string,
   query: Record<string, string | number | boolean | undefined> = {},
-  { timeoutMs = 60_000, accept = 'application/json' }: { timeoutMs?: number; accept?: string } = {},
+  options: { timeoutMs?: number; accept?: string } = {},
+): Promise<T> {
+  return requestJSON<T>(kc, 'GET', path, { query, ...options });
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  timeoutMs?: number;
+  accept?: string;
+}
+
+/** One JSON request with the kubeconfig's credentials; API errors become ApiError. */
+export async function requestJSON<T>(
+  kc: KubeConfig,
+  method: 'GET' | 'POST' | 'PUT',
+  path: string,
+  { query = {}, body, timeoutMs = 60_000, accept = 'application/json' }: RequestOptions = {},
 ): Promise<T> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const url = new URL(cluster.server.replace(/\/$/, '') + path);
   for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
-  const opts: https.RequestOptions = { method: 'GET', headers: { accept } };
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string> = { accept };
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  const opts: https.RequestOptions = { method, headers };
   await kc.applyToHTTPSOptions(opts);
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise<T>((resolve, reject) => {
@@ -53,7 +73,7 @@ export async function getJSON<T>(
           try {
             resolve(JSON.parse(body) as T);
           } catch (err) {
-            reject(new Error(`GET ${url.pathname}: invalid JSON: ${(err as Error).message}`));
+            reject(new Error(`${method} ${url.pathname}: invalid JSON: ${(err as Error).message}`));
           }
           return;
         }
@@ -67,11 +87,11 @@ export async function getJSON<T>(
           // not a Status object; keep the raw text
         }
         const retryAfter = Number(res.headers['retry-after']);
-        reject(new ApiError(status, reason, `GET ${url.pathname}: ${status} ${message}`, Number.isFinite(retryAfter) ? retryAfter : undefined));
+        reject(new ApiError(status, reason, `${method} ${url.pathname}: ${status} ${message}`, Number.isFinite(retryAfter) ? retryAfter : undefined));
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url.pathname}: timed out after ${timeoutMs}ms`)));
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${timeoutMs}ms`)));
     req.on('error', reject);
-    req.end();
+    req.end(payload);
   });
 }

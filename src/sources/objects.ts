@@ -1,7 +1,7 @@
 // What hrto caches of each watched object: metadata it decides on and a content digest, never the
 // content itself (so a Secret's values are not held in memory after the digest is computed).
 import { contentDigest, type ContentSections, keyDigests } from '../digest.js';
-import type { Keys } from '../keys.js';
+import { FLUX_REQUESTED_AT, type Keys } from '../keys.js';
 import type { Cached, RawObject } from './informer.js';
 
 export type SourceKind = 'ConfigMap' | 'Secret';
@@ -35,6 +35,9 @@ export interface ReleaseObject extends Cached {
   name: string;
   uid: string;
   suspended: boolean;
+  labels: Record<string, string>;
+  /** reconcile.fluxcd.io/requestedAt: the last reconcile request, hrto's or anyone's. */
+  requestedAt: string | undefined;
   valuesFrom: ValuesReference[];
   /** status.history[0]: the latest release helm-controller made, if any. */
   lastRelease: { deployedAt: string; status: string } | undefined;
@@ -120,7 +123,14 @@ export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => Sour
 }
 
 interface ReleaseRaw {
-  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec?: {
     suspend?: boolean;
     valuesFrom?: { kind?: string; name?: string; valuesKey?: string; optional?: boolean }[];
@@ -140,6 +150,8 @@ export function toRelease(raw: RawObject): ReleaseObject {
     name: meta.name ?? '',
     uid: meta.uid ?? '',
     suspended: obj.spec?.suspend === true,
+    labels: meta.labels ?? {},
+    requestedAt: meta.annotations?.[FLUX_REQUESTED_AT],
     valuesFrom: (obj.spec?.valuesFrom ?? []).flatMap((ref): ValuesReference[] =>
       (ref.kind === 'ConfigMap' || ref.kind === 'Secret') && ref.name
         ? [{ kind: ref.kind, name: ref.name, valuesKey: ref.valuesKey || 'values.yaml', optional: ref.optional === true }]

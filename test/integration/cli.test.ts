@@ -73,7 +73,7 @@ describe('hrto command', () => {
       `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:${port}", insecure-skip-tls-verify: true}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
     );
     try {
-      const run = hrto(['--kubeconfig', kubeconfig, '--metrics-bind-address=0'], { CACHE_SYNC_TIMEOUT: '2s' });
+      const run = hrto(['--kubeconfig', kubeconfig, '--metrics-bind-address=0', '--health-probe-bind-address=0'], { CACHE_SYNC_TIMEOUT: '2s' });
       assert.equal(await run.code, 1);
       assert.match(run.stdout(), /caches not synced within 2s/);
     } finally {
@@ -89,7 +89,7 @@ describe('hrto command', () => {
     await setLastRelease(ns, 'app', new Date(Date.now() - 3600_000));
     await createConfigMap(labeledConfigMap(ns, 'values', { targets: 'app', targetNamespace: ns }));
     const metricsPort = await freePort();
-    const run = hrto(['--kubeconfig', process.env.HRTO_TEST_KUBECONFIG!, `--watch-namespaces=${ns}`, `--metrics-bind-address=127.0.0.1:${metricsPort}`], {
+    const run = hrto(['--kubeconfig', process.env.HRTO_TEST_KUBECONFIG!, `--watch-namespaces=${ns}`, `--metrics-bind-address=127.0.0.1:${metricsPort}`, '--health-probe-bind-address=0', '--min-trigger-interval=0s'], {
       MAX_CONCURRENCY: '3',
       LOG_LEVEL: 'debug',
     });

@@ -36,7 +36,8 @@ export async function startHrto(
       callback();
     },
   });
-  const config = resolveConfig({ metricsBindAddress: '0', logLevel: 'debug', ...settings });
+  // Tests trigger one release several times in a row; the minimum interval has tests of its own.
+  const config = resolveConfig({ metricsBindAddress: '0', healthProbeBindAddress: '0', logLevel: 'debug', minTriggerInterval: '0s', ...settings });
   const log = createLogger(config.logLevel, { destination, pretty: false });
   const metrics = createMetrics();
   const { kubeWriter } = await import('../../src/kube/client.js');

@@ -14,6 +14,8 @@ function release(overrides: Partial<ReleaseObject> = {}): ReleaseObject {
     name: 'app',
     uid: 'u',
     suspended: false,
+    labels: {},
+    requestedAt: undefined,
     valuesFrom: [],
     lastRelease: { deployedAt: '2026-01-01T00:00:00Z', status: 'deployed' },
     ...overrides,
@@ -38,16 +40,22 @@ describe('decide', () => {
   it('does nothing when the recorded digest equals the content', () => {
     const plan = decide(input({ recorded: NEW }));
     assert.equal(plan.upToDate, true);
-    assert.deepEqual(plan.targets, []);
+    assert.deepEqual(plan.targets.map((t) => t.action), ['current']);
     assert.equal(plan.record, false);
   });
-  it('triggers on a changed digest, whatever the release status, and records', () => {
+  it('triggers on a changed digest, whatever the release status, and records once the trigger landed', () => {
     for (const status of ['deployed', 'failed', 'superseded']) {
       const plan = decide(input({}, { release: release({ lastRelease: { deployedAt: '2027-01-01T00:00:00Z', status } }) }));
       assert.deepEqual(plan.targets.map((t) => t.action), ['trigger']);
-      assert.equal(plan.record, true);
+      assert.equal(plan.record, false, 'not before the trigger landed');
       assert.equal(plan.firstSight, false);
     }
+    assert.equal(decide(input({}, { triggeredDigest: NEW })).record, true);
+  });
+  it('releases outside the HelmRelease selector are neither triggered nor waited for', () => {
+    const plan = decide(input({}, { inScope: false }));
+    assert.deepEqual(plan.targets.map((t) => t.action), ['outOfScope']);
+    assert.equal(plan.record, true);
   });
   it('on first sight adopts releases newer than the content and triggers older ones', () => {
     for (const recorded of [undefined, '1a2b3c4d', 'sha256:short']) {

@@ -1,0 +1,96 @@
+// Everything one source's decision needs, read from the caches and indexes (no I/O): its targets
+// (named in its annotations, plus valuesFrom readers under autodiscovery), what is recorded on it,
+// and the plan. The reconciler acts on it; `hrto explain` reports it.
+import { decide, type Plan, type TargetInput } from './decide.js';
+import { parseKeyDigests } from './digest.js';
+import { CrossNamespaceRefError, InvalidReferenceError } from './errors.js';
+import type { Keys } from './keys.js';
+import type { ValuesIndex } from './mapping/index.js';
+import { type ObjectRef, parseTargets, refKey } from './mapping/targets.js';
+import type { ReleaseObject, SourceObject } from './sources/objects.js';
+
+export interface AssessContext {
+  keys: Keys;
+  defaultNamespace: string;
+  values: ValuesIndex;
+  /** HelmReleases reading a source through valuesFrom are its targets, named or not. */
+  autodiscovery: boolean;
+  /** Leave same-namespace valuesFrom readers of reconcile.fluxcd.io/watch=Enabled sources to helm-controller. */
+  deferToFluxWatch: boolean;
+  noCrossNamespaceRefs: boolean;
+  /** Matches this instance's --helmrelease-label-selector. */
+  inScope(release: ReleaseObject): boolean;
+  getRelease(key: string): ReleaseObject | undefined;
+}
+
+export interface Recorded {
+  digest: string | undefined;
+  keyDigests: Record<string, string>;
+}
+
+export function recordedOn(src: SourceObject, keys: Keys): Recorded {
+  return { digest: src.annotations[keys.configDigest], keyDigests: parseKeyDigests(src.annotations[keys.keyDigests]) };
+}
+
+/** The source's named targets; throws InvalidReferenceError (or CrossNamespaceRefError under the policy). */
+function namedTargets(src: SourceObject, ctx: AssessContext, hasReaders: boolean): ObjectRef[] {
+  try {
+    const named = parseTargets(src.annotations, ctx.keys, ctx.defaultNamespace);
+    const foreign = named.find((t) => t.namespace !== src.namespace);
+    if (ctx.noCrossNamespaceRefs && foreign) {
+      throw new CrossNamespaceRefError(
+        ctx.keys.targetNamespace,
+        foreign.namespace,
+        `targets HelmReleases in namespace ${foreign.namespace}, and --no-cross-namespace-refs allows only ${src.namespace}`,
+      );
+    }
+    return named;
+  } catch (err) {
+    // A source that only autodiscovery knows about needs no names of its own.
+    if (err instanceof InvalidReferenceError && !(err instanceof CrossNamespaceRefError) && err.value === undefined && ctx.autodiscovery && hasReaders) return [];
+    throw err;
+  }
+}
+
+export type Assessment = { invalid: InvalidReferenceError } | { plan: Plan };
+
+/**
+ * Decides for one source. `recorded` is what is known to be recorded (the object's annotations, or a
+ * newer write of this process); `triggered` the digests already triggered per target.
+ */
+export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded, triggered?: ReadonlyMap<string, string>): Assessment {
+  const consumers = ctx.values.consumersOf(src.key);
+  let named: ObjectRef[];
+  try {
+    named = namedTargets(src, ctx, consumers.length > 0);
+  } catch (err) {
+    if (err instanceof InvalidReferenceError) return { invalid: err };
+    throw err;
+  }
+  const byRef = new Map(consumers.map((c) => [refKey(c.ref), c]));
+  const refs = new Map(named.map((ref) => [refKey(ref), ref]));
+  if (ctx.autodiscovery) for (const c of consumers) refs.set(refKey(c.ref), c.ref);
+  const targets = [...refs.values()].map((ref): TargetInput => {
+    const consumer = byRef.get(refKey(ref));
+    const release = ctx.getRelease(refKey(ref));
+    return {
+      ref,
+      release,
+      triggeredDigest: triggered?.get(refKey(ref)),
+      inScope: release === undefined || ctx.inScope(release),
+      valuesKeys: consumer?.keys,
+      // helm-controller watches only sources its releases read through valuesFrom, in their namespace.
+      fluxWatches: ctx.deferToFluxWatch && src.fluxWatch && consumer !== undefined,
+    };
+  });
+  return {
+    plan: decide({
+      digest: src.digest,
+      recorded: recorded.digest,
+      keyDigests: src.keyDigests,
+      recordedKeyDigests: recorded.keyDigests,
+      contentChangedAt: src.contentChangedAt,
+      targets,
+    }),
+  };
+}

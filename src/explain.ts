@@ -1,0 +1,178 @@
+// `hrto explain`: which sources feed which HelmReleases, their current and recorded digests, and
+// whether a trigger is pending and why; computed by the same assessment the controller acts on.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { assess, type AssessContext, recordedOn } from './assess.js';
+import type { Config } from './config.js';
+import type { TargetAction } from './decide.js';
+import { keysFor } from './keys.js';
+import type { Logger } from './log.js';
+import { ValuesIndex } from './mapping/index.js';
+import { refKey } from './mapping/targets.js';
+import { parseSelector } from './selector.js';
+import { buildCaches } from './sources/caches.js';
+import { type ReleaseObject, sourceKey, type SourceObject } from './sources/objects.js';
+
+export type Via = 'annotation' | 'valuesFrom' | 'annotation+valuesFrom';
+
+export interface ExplainedSource {
+  source: string;
+  via: Via;
+  /** The keys read through valuesFrom; undefined: the whole content. */
+  keys: string[] | undefined;
+  digest: string | undefined;
+  recorded: string | undefined;
+  state: TargetAction | 'refused' | 'unwatched';
+  pending: boolean;
+  reason: string;
+}
+
+export interface ExplainedRelease {
+  release: string;
+  exists: boolean;
+  suspended: boolean;
+  sources: ExplainedSource[];
+}
+
+export interface ExplainReport {
+  releases: ExplainedRelease[];
+  /** Sources whose target annotations are refused: they trigger nothing until fixed. */
+  refused: { source: string; reason: string }[];
+}
+
+const REASONS: Record<TargetAction, string> = {
+  current: 'up to date: the recorded digest is the content',
+  trigger: 'trigger pending: the content changed since the recorded digest',
+  adopt: 'adoption pending: first sight, and the release is newer than the content',
+  done: 'triggered; the digest is about to be recorded',
+  unchanged: 'no trigger: the keys it reads did not change',
+  deferred: 'left to helm-controller: the source is labeled reconcile.fluxcd.io/watch=Enabled',
+  outOfScope: 'not handled here: outside --helmrelease-label-selector',
+  missing: 'waiting: the HelmRelease does not exist',
+  suspended: 'waiting: the HelmRelease is suspended',
+};
+
+const PENDING: ReadonlySet<TargetAction> = new Set(['trigger', 'adopt', 'missing', 'suspended']);
+
+/** Pure: the report from cached sources and releases. */
+export function explain(
+  sources: readonly SourceObject[],
+  releases: readonly ReleaseObject[],
+  ctx: Omit<AssessContext, 'getRelease' | 'values'>,
+  filter: { namespace?: string | undefined; name?: string | undefined } = {},
+): ExplainReport {
+  const byKey = new Map(releases.map((r) => [r.key, r]));
+  const values = new ValuesIndex();
+  for (const release of releases) values.set(release);
+  const full: AssessContext = { ...ctx, values, getRelease: (key) => byKey.get(key) };
+  const rows = new Map<string, ExplainedSource[]>();
+  const add = (release: string, row: ExplainedSource): void => {
+    const list = rows.get(release) ?? [];
+    list.push(row);
+    rows.set(release, list);
+  };
+  const refused: ExplainReport['refused'] = [];
+  for (const src of sources) {
+    const recorded = recordedOn(src, ctx.keys);
+    const assessment = assess(src, full, recorded);
+    if ('invalid' in assessment) {
+      refused.push({ source: src.key, reason: assessment.invalid.message });
+      continue;
+    }
+    const readers = new Map(values.consumersOf(src.key).map((c) => [refKey(c.ref), c]));
+    for (const { ref, action } of assessment.plan.targets) {
+      const reader = readers.get(refKey(ref));
+      const named = src.annotations[ctx.keys.targetNames]?.split(',').some((n) => n.trim() === ref.name) ?? false;
+      add(refKey(ref), {
+        source: src.key,
+        via: reader && named ? 'annotation+valuesFrom' : reader ? 'valuesFrom' : 'annotation',
+        keys: reader?.keys,
+        digest: src.digest,
+        recorded: recorded.digest,
+        state: action,
+        pending: PENDING.has(action),
+        reason: REASONS[action],
+      });
+    }
+  }
+  // valuesFrom references hrto does not watch (yet): missing, or not labeled.
+  const watched = new Set(sources.map((s) => s.key));
+  for (const release of releases) {
+    for (const ref of release.valuesFrom) {
+      const key = sourceKey(ref.kind, release.namespace, ref.name);
+      if (watched.has(key) || rows.get(release.key)?.some((r) => r.source === key)) continue;
+      add(release.key, {
+        source: key,
+        via: 'valuesFrom',
+        keys: [ref.valuesKey],
+        digest: undefined,
+        recorded: undefined,
+        state: 'unwatched',
+        pending: false,
+        reason: `not watched: missing${ref.optional ? ' (optional)' : ''}, not labeled yet, or outside this instance's scope`,
+      });
+    }
+  }
+  const keys = new Set([...rows.keys(), ...releases.map((r) => r.key)]);
+  const out = [...keys]
+    .filter((key) => {
+      const [namespace, name] = key.split('/');
+      return (!filter.namespace || namespace === filter.namespace) && (!filter.name || name === filter.name);
+    })
+    .sort()
+    .map((key) => {
+      const release = byKey.get(key);
+      return {
+        release: key,
+        exists: release !== undefined,
+        suspended: release?.suspended ?? false,
+        sources: (rows.get(key) ?? []).sort((a, b) => a.source.localeCompare(b.source)),
+      };
+    });
+  return { releases: out, refused: refused.filter((r) => !filter.namespace || r.source.split('/')[1] === filter.namespace) };
+}
+
+const short = (digest: string | undefined): string => (digest ? `${digest.slice(0, 19)}…` : '-');
+
+/** A table for a terminal. */
+export function formatReport(report: ExplainReport): string {
+  const header = ['HELMRELEASE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
+  const lines: string[][] = [header];
+  for (const r of report.releases) {
+    const release = `${r.release}${r.exists ? (r.suspended ? ' (suspended)' : '') : ' (missing)'}`;
+    if (r.sources.length === 0) lines.push([release, '-', '-', '-', '-', 'no watched source feeds it']);
+    for (const s of r.sources) {
+      const via = s.keys ? `${s.via} [${s.keys.join(',')}]` : s.via;
+      lines.push([release, s.source, via, short(s.digest), short(s.recorded), s.reason]);
+    }
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  const table = lines.map((l) => l.map((cell, i) => (i === l.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+  const refused = report.refused.map((r) => `refused ${r.source}: ${r.reason}`);
+  return [table, ...(refused.length > 0 ? ['', ...refused] : [])].join('\n') + '\n';
+}
+
+/** Lists the caches once (no watch kept), then reports. */
+export async function runExplain(
+  config: Config,
+  kc: KubeConfig,
+  log: Logger,
+  filter: { namespace?: string | undefined; name?: string | undefined },
+): Promise<ExplainReport> {
+  const keys = keysFor(config.keyDomain);
+  const caches = buildCaches(config, keys, kc, log, undefined, false);
+  caches.start();
+  try {
+    await caches.waitForSync(config.cacheSyncTimeoutMs);
+    const selector = parseSelector(config.helmreleaseLabelSelector);
+    return explain(caches.listSources(), caches.listReleases(), {
+      keys,
+      defaultNamespace: config.defaultNamespace,
+      autodiscovery: config.autodiscovery,
+      deferToFluxWatch: config.deferToFluxWatch,
+      noCrossNamespaceRefs: config.noCrossNamespaceRefs,
+      inScope: (release) => selector.matches(release.labels),
+    }, filter);
+  } finally {
+    await caches.shutdown();
+  }
+}

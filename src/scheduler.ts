@@ -1,0 +1,167 @@
+// The trigger stage, keyed by HelmRelease: sources ask for a release to be triggered, and the release
+// is patched once for all of them, no sooner than the debounce window after the first ask and the
+// minimum interval after its last trigger. Nothing asked is dropped: a request waits, it is never
+// discarded, and the sources that asked are woken when their trigger landed (or could not).
+import type { EventRecorder } from './events.js';
+import type { KubeWriter } from './kube/client.js';
+import { HELM_GROUP, HELM_VERSION } from './kube/client.js';
+import { statusOf } from './kube/http.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { WorkQueue } from './queue.js';
+import type { ReleaseObject, SourceObject } from './sources/objects.js';
+import { formatRFC3339Nano, triggerPatch, type TriggerMode } from './trigger.js';
+
+export interface TriggerRequest {
+  source: Pick<SourceObject, 'key' | 'kind' | 'namespace' | 'name' | 'digest'>;
+  /** When hrto first saw the change (performance.now()), for the latency histogram. */
+  seenAt: number | undefined;
+}
+
+export interface SchedulerOptions {
+  debounceMs: number;
+  minIntervalMs: number;
+  triggerMode: TriggerMode;
+  dryRun: boolean;
+  queue: WorkQueue<string>;
+  getRelease(key: string): ReleaseObject | undefined;
+  /** Called with the requests a release's trigger settled: triggered, or the release gone or suspended. */
+  onSettled(release: string, requests: readonly TriggerRequest[], triggered: boolean): void;
+  writer: KubeWriter;
+  events: EventRecorder;
+  metrics: Metrics;
+  log: Logger;
+  clock: () => bigint;
+}
+
+interface Pending {
+  firstAt: number;
+  requests: Map<string, TriggerRequest>;
+}
+
+const shortDigest = (digest: string): string => digest.slice(0, 'sha256:'.length + 12);
+
+/** When a release may be triggered next: after the debounce window and its minimum interval. */
+export function dueAt(firstRequestAt: number, lastTriggeredAt: number | undefined, debounceMs: number, minIntervalMs: number): number {
+  return Math.max(firstRequestAt + debounceMs, lastTriggeredAt === undefined ? 0 : lastTriggeredAt + minIntervalMs);
+}
+
+export class TriggerScheduler {
+  private readonly pending = new Map<string, Pending>();
+  /** Requests whose patch is being sent: asked again meanwhile, they must not trigger twice. */
+  private readonly inFlight = new Map<string, readonly TriggerRequest[]>();
+  /** Triggers this process made, until the cache shows the annotation. */
+  private readonly lastTriggered = new Map<string, number>();
+
+  constructor(private readonly opts: SchedulerOptions) {}
+
+  /** Asks for a trigger of the release; a newer request of the same source replaces the older. */
+  request(release: string, request: TriggerRequest): void {
+    let pending = this.pending.get(release);
+    if (!pending) this.pending.set(release, (pending = { firstAt: Date.now(), requests: new Map() }));
+    pending.requests.set(request.source.key, request);
+    this.opts.queue.addAfter(release, this.delay(release, pending));
+  }
+
+  /** Whether a trigger for this source's digest is already waiting or being sent. */
+  isPending(release: string, source: string, digest: string): boolean {
+    if (this.pending.get(release)?.requests.get(source)?.source.digest === digest) return true;
+    return this.inFlight.get(release)?.some((r) => r.source.key === source && r.source.digest === digest) ?? false;
+  }
+
+  get waiting(): number {
+    return this.pending.size;
+  }
+
+  private lastTriggeredAt(key: string, release: ReleaseObject | undefined): number | undefined {
+    const annotated = release?.requestedAt ? Date.parse(release.requestedAt) : NaN;
+    const local = this.lastTriggered.get(key);
+    const times = [local, Number.isNaN(annotated) ? undefined : annotated].filter((t): t is number => t !== undefined);
+    return times.length > 0 ? Math.max(...times) : undefined;
+  }
+
+  private delay(key: string, pending: Pending): number {
+    const due = dueAt(pending.firstAt, this.lastTriggeredAt(key, this.opts.getRelease(key)), this.opts.debounceMs, this.opts.minIntervalMs);
+    return Math.max(0, due - Date.now());
+  }
+
+  async reconcile(key: string): Promise<'done' | 'retry'> {
+    const pending = this.pending.get(key);
+    if (!pending) return 'done';
+    const release = this.opts.getRelease(key);
+    if (!release || release.suspended) {
+      // The sources decide again: they report it missing, or wait for the resume.
+      this.pending.delete(key);
+      this.opts.onSettled(key, [...pending.requests.values()], false);
+      return 'done';
+    }
+    const wait = this.delay(key, pending);
+    if (wait > 0) {
+      this.opts.log.debug({ target: key, waitMs: wait }, 'trigger waits for the debounce window or the minimum interval');
+      this.opts.queue.addAfter(key, wait);
+      return 'done';
+    }
+    this.pending.delete(key);
+    const requests = [...pending.requests.values()];
+    let triggered: boolean;
+    this.inFlight.set(key, requests);
+    try {
+      triggered = await this.fire(release, requests);
+    } catch (err) {
+      this.inFlight.delete(key);
+      // Back in line (newer requests that arrived meanwhile win), retried with backoff by the caller.
+      const again = this.pending.get(key) ?? { firstAt: pending.firstAt, requests: new Map() };
+      for (const r of requests) if (!again.requests.has(r.source.key)) again.requests.set(r.source.key, r);
+      this.pending.set(key, again);
+      throw err;
+    }
+    if (triggered) this.lastTriggered.set(key, Date.now());
+    this.opts.onSettled(key, requests, triggered);
+    this.inFlight.delete(key);
+    return 'done';
+  }
+
+  /** One merge patch of the release's annotations; false when the release is gone. */
+  private async fire(release: ReleaseObject, requests: readonly TriggerRequest[]): Promise<boolean> {
+    const { triggerMode, metrics, log, events, dryRun } = this.opts;
+    const requestedAt = formatRFC3339Nano(this.opts.clock());
+    try {
+      // In a dry run the writer patches nothing.
+      await this.opts.writer.patchRelease(release.namespace, release.name, triggerPatch(triggerMode, requestedAt));
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      metrics.triggers.inc({ result: 'error', mode: triggerMode });
+      throw err;
+    }
+    metrics.triggers.inc({ result: dryRun ? 'dry-run' : 'success', mode: triggerMode });
+    const now = performance.now();
+    for (const r of requests) if (r.seenAt !== undefined) metrics.triggerLatency.observe((now - r.seenAt) / 1000);
+    const what = triggerMode === 'force' ? 'forced upgrade' : 'reconcile';
+    const sources = requests.map((r) => `${r.source.kind} ${r.source.namespace}/${r.source.name} changed (${shortDigest(r.source.digest)})`);
+    log.info(
+      {
+        sources: requests.map((r) => r.source.key),
+        source: requests[0]?.source.key,
+        target: `${release.namespace}/${release.name}`,
+        digest: requests[0]?.source.digest,
+        requestedAt,
+        mode: triggerMode,
+        dryRun,
+      },
+      dryRun ? `dry run: would trigger HelmRelease (${what})` : `triggered HelmRelease (${what})`,
+    );
+    events.emit(
+      {
+        apiVersion: `${HELM_GROUP}/${HELM_VERSION}`,
+        kind: 'HelmRelease',
+        namespace: release.namespace,
+        name: release.name,
+        uid: release.uid,
+      },
+      'Normal',
+      dryRun ? 'DryRunTrigger' : 'Triggered',
+      `${sources.join('; ')}: ${dryRun ? 'would request' : 'requested'} ${what}${dryRun ? '' : ` at ${requestedAt}`}`,
+    );
+    return true;
+  }
+}
