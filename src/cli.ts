@@ -117,7 +117,8 @@ function withSelection(cmd: Command): Command {
 
 export function buildCli(): Command {
   const program = withSelection(
-    new Command('hrto').description(
+    // Positional: `hrto explain --kubeconfig x` gives --kubeconfig to explain, not to the controller.
+    new Command('hrto').enablePositionalOptions().description(
       'helmrelease-trigger-operator: triggers Flux HelmReleases when the labeled ConfigMaps and Secrets they consume change.\n' +
         'Environment: MAX_CONCURRENCY, CACHE_SYNC_TIMEOUT, LOG_LEVEL, KUBECONFIG (flags win).',
     ),

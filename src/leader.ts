@@ -51,7 +51,7 @@ export class LeaderElector {
   /** The record last seen, and when this process saw it change. */
   private observed: { spec: string; at: number } | undefined;
   private stopped = false;
-  private timer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
   private running: Promise<void> | undefined;
 
   constructor(private readonly opts: LeaderElectorOptions) {
@@ -71,9 +71,14 @@ export class LeaderElector {
     this.running ??= this.loop();
   }
 
+  /** Sleeps, or less when stopped. */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.timer = setTimeout(resolve, ms);
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
   }
 
@@ -146,7 +151,7 @@ export class LeaderElector {
   /** Stops campaigning; a leader hands the lease over at once (no wait for it to expire). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.wake?.();
     await this.running;
     if (!this.isLeader()) return;
     this.leading = false;

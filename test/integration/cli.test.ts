@@ -1,14 +1,13 @@
 // The hrto command itself: help, configuration errors, cache sync timeout, a real run with JSON logs,
 // metrics and a graceful stop.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { projectRoot } from '../harness/binaries.js';
 import { freePort } from '../harness/controlplane.js';
 import { TriggerLog } from './hrto.js';
+import { hrto } from './process.js';
 import {
   createConfigMap,
   createHelmRelease,
@@ -19,31 +18,6 @@ import {
   setLastRelease,
   waitForRecordedDigest,
 } from './support.js';
-
-interface Run {
-  code: Promise<number | null>;
-  stdout: () => string;
-  stderr: () => string;
-  kill: (signal: NodeJS.Signals) => void;
-}
-
-function hrto(args: string[], env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'), ...args], {
-    cwd: projectRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  return {
-    code: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-    stdout: () => out,
-    stderr: () => err,
-    kill: (signal) => child.kill(signal),
-  };
-}
 
 describe('hrto command', () => {
   it('--help lists the flags and the environment variables', async () => {

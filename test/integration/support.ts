@@ -1,6 +1,7 @@
 // Shared helpers for integration tests: the cluster from HRTO_TEST_KUBECONFIG, a namespace per
 // test, HelmRelease fixtures and polling.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -194,4 +195,32 @@ export async function createSecret(namespace: string, name: string, stringData: 
 
 export async function patchSecret(namespace: string, name: string, body: object): Promise<void> {
   await core.patchNamespacedSecret({ namespace, name, body }, mergePatch);
+}
+
+export interface AuditEvent {
+  verb: string;
+  objectRef?: { resource?: string; namespace?: string; name?: string; subresource?: string };
+  responseStatus?: { code?: number };
+  requestReceivedTimestamp: string;
+}
+
+/** The test control plane's audit log; undefined against an existing cluster (HRTO_TEST_KUBECONFIG given by hand). */
+export const auditLogPath = process.env.HRTO_TEST_AUDIT_LOG;
+
+/** Successful writes the API server accepted, read from its audit log: patches counted on the server. */
+export function auditedWrites(match: { verb: string; resource: string; namespace: string; name?: string }): AuditEvent[] {
+  if (!auditLogPath) throw new Error('no audit log: these tests need the test control plane');
+  return readFileSync(auditLogPath, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(match.namespace))
+    .map((line) => JSON.parse(line) as AuditEvent)
+    .filter(
+      (e) =>
+        e.verb === match.verb &&
+        e.objectRef?.resource === match.resource &&
+        e.objectRef.namespace === match.namespace &&
+        (match.name === undefined || e.objectRef.name === match.name) &&
+        e.objectRef.subresource === undefined &&
+        (e.responseStatus?.code ?? 0) < 300,
+    );
 }
