@@ -4,7 +4,7 @@
 import { decide, type Plan, type TargetInput } from './decide.js';
 import { parseKeyDigests } from './digest.js';
 import { CrossNamespaceRefError, InvalidReferenceError } from './errors.js';
-import type { Keys } from './keys.js';
+import { type Keys, TRIGGER_DISABLED } from './keys.js';
 import type { ValuesIndex } from './mapping/index.js';
 import { type ObjectRef, parseTargets, refKey } from './mapping/targets.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
@@ -90,6 +90,7 @@ export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded
       keyDigests: src.keyDigests,
       recordedKeyDigests: recorded.keyDigests,
       contentChangedAt: src.contentChangedAt,
+      sourcePaused: src.annotations[ctx.keys.trigger] === TRIGGER_DISABLED,
       targets,
     }),
   };

@@ -128,6 +128,8 @@ export function buildCli(): Command {
     .option('--resync-period <duration>', 'how often every watched source is reconciled again', DEFAULTS.resyncPeriod)
     .option('--log-level <level>', `debug, info, warn or error [env LOG_LEVEL] (default: ${DEFAULTS.logLevel})`)
     .option('--debounce <duration>', 'changes for one HelmRelease within this window become one trigger', DEFAULTS.debounce)
+    .option('--max-triggers-per-second <n>', 'global throttle across all HelmReleases (a token bucket); waiting triggers are never dropped; 0: unlimited', DEFAULTS.maxTriggersPerSecond)
+    .option('--reset-stalled [bool]', 'when a HelmRelease is Stalled (retries exhausted), also set reconcile.fluxcd.io/resetAt', DEFAULTS.resetStalled)
     .option('--min-trigger-interval <duration>', 'a HelmRelease is triggered at most once per interval; later changes wait, never dropped', DEFAULTS.minTriggerInterval)
     .option('--dry-run [bool]', 'log and emit Events for what would be triggered; patch nothing', DEFAULTS.dryRun)
     .option('--metrics-bind-address <address>', 'address of the /metrics endpoint, 0 to disable', DEFAULTS.metricsBindAddress)

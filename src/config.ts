@@ -66,6 +66,9 @@ export const ConfigSchema = z.object({
   noCrossNamespaceRefs: bool,
   dryRun: bool,
   debounceMs: nonNegativeDuration,
+  /** 0: unlimited. */
+  maxTriggersPerSecond: z.coerce.number().min(0).max(10_000),
+  resetStalled: bool,
   minTriggerIntervalMs: nonNegativeDuration,
   healthProbeBindAddress: z.string(),
   leaderElect: bool,
@@ -101,6 +104,8 @@ export interface RawSettings {
   noCrossNamespaceRefs?: string | boolean | undefined;
   dryRun?: string | boolean | undefined;
   debounce?: string | undefined;
+  maxTriggersPerSecond?: string | number | undefined;
+  resetStalled?: string | boolean | undefined;
   minTriggerInterval?: string | undefined;
   healthProbeBindAddress?: string | undefined;
   leaderElect?: string | boolean | undefined;
@@ -129,6 +134,8 @@ export const DEFAULTS = {
   noCrossNamespaceRefs: 'false',
   dryRun: 'false',
   debounce: '1s',
+  maxTriggersPerSecond: '10',
+  resetStalled: 'true',
   minTriggerInterval: '30s',
   healthProbeBindAddress: ':8081',
   // On by default in a cluster only; the command decides (see leaderElectDefault).
@@ -172,6 +179,8 @@ const FLAG_NAMES: Record<string, string> = {
   noCrossNamespaceRefs: '--no-cross-namespace-refs',
   dryRun: '--dry-run',
   debounceMs: '--debounce',
+  maxTriggersPerSecond: '--max-triggers-per-second',
+  resetStalled: '--reset-stalled',
   minTriggerIntervalMs: '--min-trigger-interval',
   healthProbeBindAddress: '--health-probe-bind-address',
   leaderElect: '--leader-elect',

@@ -17,6 +17,7 @@ import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { TriggerScheduler } from './scheduler.js';
+import { TokenBucket } from './throttle.js';
 import { parseSelector } from './selector.js';
 import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
 import { type ReleaseObject, sourceKey, type SourceObject } from './sources/objects.js';
@@ -94,6 +95,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     minIntervalMs: config.minTriggerIntervalMs,
     triggerMode: config.triggerMode,
     dryRun: config.dryRun,
+    resetStalled: config.resetStalled,
+    throttle: config.maxTriggersPerSecond > 0 ? new TokenBucket(config.maxTriggersPerSecond, Math.max(1, config.maxTriggersPerSecond), Date.now()) : undefined,
     queue: releaseQueue,
     getRelease,
     onSettled: (release, requests, triggered) => {
@@ -200,7 +203,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
       },
       update: (old, release) => {
         if (valuesFromOf(old) !== valuesFromOf(release) || labelsOf(old) !== labelsOf(release)) reindex(release);
-        if (old.suspended !== release.suspended || old.uid !== release.uid || labelsOf(old) !== labelsOf(release)) wakeSourcesOf(release);
+        const resumed = old.suspended !== release.suspended || old.paused !== release.paused;
+        if (resumed || old.uid !== release.uid || labelsOf(old) !== labelsOf(release)) wakeSourcesOf(release);
       },
       resync: (release) => {
         for (const ref of release.valuesFrom) mark(sourceKey(ref.kind, release.namespace, ref.name));

@@ -22,7 +22,9 @@ export type TargetAction =
   /** The HelmRelease does not exist (yet): retry with backoff, and when it appears. */
   | 'missing'
   /** spec.suspend: wait for it to be resumed. */
-  | 'suspended';
+  | 'suspended'
+  /** `<domain>/trigger: disabled` on the release or the source: wait for it to be removed. */
+  | 'paused';
 
 export interface TargetPlan {
   ref: ObjectRef;
@@ -61,6 +63,8 @@ export interface DecideInput {
   /** The key digests recorded with the last digest. */
   recordedKeyDigests: Readonly<Record<string, string>>;
   contentChangedAt: string | undefined;
+  /** The source is annotated `<domain>/trigger: disabled`. */
+  sourcePaused?: boolean | undefined;
   targets: readonly TargetInput[];
 }
 
@@ -98,6 +102,7 @@ export function decide(input: DecideInput): Plan {
     if (!release) return { ref, action: 'missing' };
     if (inScope === false) return { ref, action: 'outOfScope' };
     if (release.suspended) return { ref, action: 'suspended' };
+    if (input.sourcePaused || release.paused) return { ref, action: 'paused' };
     if (triggeredDigest === input.digest) return { ref, action: 'done' };
     const keys = firstSight || !valuesKeys ? undefined : keysState(input, valuesKeys);
     if (keys === 'unchanged') return { ref, action: 'unchanged' };

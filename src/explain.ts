@@ -30,6 +30,7 @@ export interface ExplainedRelease {
   release: string;
   exists: boolean;
   suspended: boolean;
+  paused: boolean;
   sources: ExplainedSource[];
 }
 
@@ -49,9 +50,10 @@ const REASONS: Record<TargetAction, string> = {
   outOfScope: 'not handled here: outside --helmrelease-label-selector',
   missing: 'waiting: the HelmRelease does not exist',
   suspended: 'waiting: the HelmRelease is suspended',
+  paused: 'paused: trigger annotation set to disabled on the release or the source',
 };
 
-const PENDING: ReadonlySet<TargetAction> = new Set(['trigger', 'adopt', 'missing', 'suspended']);
+const PENDING: ReadonlySet<TargetAction> = new Set(['trigger', 'adopt', 'missing', 'suspended', 'paused']);
 
 /** Pure: the report from cached sources and releases. */
 export function explain(
@@ -125,6 +127,7 @@ export function explain(
         release: key,
         exists: release !== undefined,
         suspended: release?.suspended ?? false,
+        paused: release?.paused ?? false,
         sources: (rows.get(key) ?? []).sort((a, b) => a.source.localeCompare(b.source)),
       };
     });
@@ -138,7 +141,8 @@ export function formatReport(report: ExplainReport): string {
   const header = ['HELMRELEASE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
   const lines: string[][] = [header];
   for (const r of report.releases) {
-    const release = `${r.release}${r.exists ? (r.suspended ? ' (suspended)' : '') : ' (missing)'}`;
+    const state = !r.exists ? ' (missing)' : r.suspended ? ' (suspended)' : r.paused ? ' (paused)' : '';
+    const release = `${r.release}${state}`;
     if (r.sources.length === 0) lines.push([release, '-', '-', '-', '-', 'no watched source feeds it']);
     for (const s of r.sources) {
       const via = s.keys ? `${s.via} [${s.keys.join(',')}]` : s.via;

@@ -35,6 +35,8 @@ export interface Keys {
   keyDigests: string;
   /** What autodiscovery added to a source (label, namespace, names), so it removes only that. */
   autodiscovered: string;
+  /** `disabled` on a source or a HelmRelease pauses hrto's triggers from it or of it. */
+  trigger: string;
 }
 
 export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
@@ -50,9 +52,14 @@ export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
     configDigest: `${domain}/config-digest`,
     keyDigests: `${domain}/key-digests`,
     autodiscovered: `${domain}/autodiscovered`,
+    trigger: `${domain}/trigger`,
   };
 }
 
 /** Flux's reconcile request annotations, as written by `flux reconcile hr [--force]`. */
 export const FLUX_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
 export const FLUX_FORCE_AT = 'reconcile.fluxcd.io/forceAt';
+export const FLUX_RESET_AT = 'reconcile.fluxcd.io/resetAt';
+
+/** The value of the trigger annotation that pauses hrto. */
+export const TRIGGER_DISABLED = 'disabled';

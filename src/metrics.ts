@@ -17,6 +17,7 @@ export interface Metrics {
   watchErrors: Counter<'informer'>;
   discoveryPatches: Counter<'result'>;
   leader: Gauge;
+  throttleWait: Histogram;
 }
 
 export function createMetrics(options: { processMetrics?: boolean } = {}): Metrics {
@@ -83,6 +84,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       name: 'hrto_watch_errors_total',
       help: 'List or watch failures, by informer.',
       labelNames: ['informer'],
+      registers,
+    }),
+    throttleWait: new Histogram({
+      name: 'hrto_throttle_wait_seconds',
+      help: 'How long a due trigger waited for the global --max-triggers-per-second throttle.',
+      buckets: [0, 0.1, 0.5, 1, 5, 15, 60, 300, 900],
       registers,
     }),
     leader: new Gauge({ name: 'hrto_leader', help: '1 while this instance is the leader (always 1 without leader election).', registers }),

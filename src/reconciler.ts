@@ -98,6 +98,9 @@ export class Reconciler {
         case 'suspended':
           log.info({ source: key, target: refKey(ref) }, 'target HelmRelease is suspended; will trigger it when resumed');
           break;
+        case 'paused':
+          log.info({ source: key, target: refKey(ref) }, `paused by ${this.opts.keys.trigger}=disabled; will trigger when the annotation is removed`);
+          break;
         case 'deferred':
           log.info({ source: key, target: refKey(ref) }, `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled`);
           break;

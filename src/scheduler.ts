@@ -10,6 +10,7 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { WorkQueue } from './queue.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
+import type { TokenBucket } from './throttle.js';
 import { formatRFC3339Nano, triggerPatch, type TriggerMode } from './trigger.js';
 
 export interface TriggerRequest {
@@ -23,6 +24,10 @@ export interface SchedulerOptions {
   minIntervalMs: number;
   triggerMode: TriggerMode;
   dryRun: boolean;
+  /** Also reset a Stalled release's failure counters (resetAt). */
+  resetStalled: boolean;
+  /** The global throttle; undefined: unlimited. */
+  throttle: TokenBucket | undefined;
   queue: WorkQueue<string>;
   getRelease(key: string): ReleaseObject | undefined;
   /** Called with the requests a release's trigger settled: triggered, or the release gone or suspended. */
@@ -37,6 +42,8 @@ export interface SchedulerOptions {
 interface Pending {
   firstAt: number;
   requests: Map<string, TriggerRequest>;
+  /** The throttle slot reserved for this trigger (epoch ms), once it is due. */
+  slot?: number;
 }
 
 const shortDigest = (digest: string): string => digest.slice(0, 'sha256:'.length + 12);
@@ -89,7 +96,7 @@ export class TriggerScheduler {
     const pending = this.pending.get(key);
     if (!pending) return 'done';
     const release = this.opts.getRelease(key);
-    if (!release || release.suspended) {
+    if (!release || release.suspended || release.paused) {
       // The sources decide again: they report it missing, or wait for the resume.
       this.pending.delete(key);
       this.opts.onSettled(key, [...pending.requests.values()], false);
@@ -100,6 +107,18 @@ export class TriggerScheduler {
       this.opts.log.debug({ target: key, waitMs: wait }, 'trigger waits for the debounce window or the minimum interval');
       this.opts.queue.addAfter(key, wait);
       return 'done';
+    }
+    if (this.opts.throttle) {
+      if (pending.slot === undefined) {
+        const reserved = this.opts.throttle.reserve(Date.now());
+        pending.slot = Date.now() + reserved;
+        this.opts.metrics.throttleWait.observe(reserved / 1000);
+      }
+      const slotWait = pending.slot - Date.now();
+      if (slotWait > 0) {
+        this.opts.queue.addAfter(key, slotWait);
+        return 'done';
+      }
     }
     this.pending.delete(key);
     const requests = [...pending.requests.values()];
@@ -125,9 +144,10 @@ export class TriggerScheduler {
   private async fire(release: ReleaseObject, requests: readonly TriggerRequest[]): Promise<boolean> {
     const { triggerMode, metrics, log, events, dryRun } = this.opts;
     const requestedAt = formatRFC3339Nano(this.opts.clock());
+    const reset = this.opts.resetStalled && release.stalled;
     try {
       // In a dry run the writer patches nothing.
-      await this.opts.writer.patchRelease(release.namespace, release.name, triggerPatch(triggerMode, requestedAt));
+      await this.opts.writer.patchRelease(release.namespace, release.name, triggerPatch(triggerMode, requestedAt, reset));
     } catch (err) {
       if (statusOf(err) === 404) return false;
       metrics.triggers.inc({ result: 'error', mode: triggerMode });
@@ -136,7 +156,7 @@ export class TriggerScheduler {
     metrics.triggers.inc({ result: dryRun ? 'dry-run' : 'success', mode: triggerMode });
     const now = performance.now();
     for (const r of requests) if (r.seenAt !== undefined) metrics.triggerLatency.observe((now - r.seenAt) / 1000);
-    const what = triggerMode === 'force' ? 'forced upgrade' : 'reconcile';
+    const what = `${triggerMode === 'force' ? 'forced upgrade' : 'reconcile'}${reset ? ' with a failure reset (Stalled)' : ''}`;
     const sources = requests.map((r) => `${r.source.kind} ${r.source.namespace}/${r.source.name} changed (${shortDigest(r.source.digest)})`);
     log.info(
       {
@@ -146,6 +166,7 @@ export class TriggerScheduler {
         digest: requests[0]?.source.digest,
         requestedAt,
         mode: triggerMode,
+        reset,
         dryRun,
       },
       dryRun ? `dry run: would trigger HelmRelease (${what})` : `triggered HelmRelease (${what})`,

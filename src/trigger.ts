@@ -1,5 +1,5 @@
 // The trigger: the merge patch `flux reconcile hr NAME [--force]` sends to a HelmRelease.
-import { FLUX_FORCE_AT, FLUX_REQUESTED_AT } from './keys.js';
+import { FLUX_FORCE_AT, FLUX_REQUESTED_AT, FLUX_RESET_AT } from './keys.js';
 
 export type TriggerMode = 'force' | 'reconcile';
 
@@ -21,8 +21,10 @@ export function monotonicNanoClock(now: () => number = () => performance.timeOri
   };
 }
 
-export function triggerPatch(mode: TriggerMode, requestedAt: string): { metadata: { annotations: Record<string, string> } } {
+/** With `reset`, also resetAt, as `flux reconcile hr --reset` does for a release that exhausted its retries. */
+export function triggerPatch(mode: TriggerMode, requestedAt: string, reset = false): { metadata: { annotations: Record<string, string> } } {
   const annotations: Record<string, string> = { [FLUX_REQUESTED_AT]: requestedAt };
   if (mode === 'force') annotations[FLUX_FORCE_AT] = requestedAt;
+  if (reset) annotations[FLUX_RESET_AT] = requestedAt;
   return { metadata: { annotations } };
 }

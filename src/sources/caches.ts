@@ -83,7 +83,7 @@ export function buildCaches(config: Config, keys: Keys, kc: KubeConfig, log: Log
       name,
       kc,
       path: `/apis/${HELM_GROUP}/${HELM_VERSION}${inScope(HELM_PLURAL, namespace)}`,
-      transform: toRelease,
+      transform: (raw) => toRelease(raw, keys),
       log,
       resyncMs,
       onError: onError(name),

@@ -1,7 +1,7 @@
 // What hrto caches of each watched object: metadata it decides on and a content digest, never the
 // content itself (so a Secret's values are not held in memory after the digest is computed).
 import { contentDigest, type ContentSections, keyDigests } from '../digest.js';
-import { FLUX_REQUESTED_AT, type Keys } from '../keys.js';
+import { FLUX_REQUESTED_AT, type Keys, keysFor, TRIGGER_DISABLED } from '../keys.js';
 import type { Cached, RawObject } from './informer.js';
 
 export type SourceKind = 'ConfigMap' | 'Secret';
@@ -38,6 +38,10 @@ export interface ReleaseObject extends Cached {
   labels: Record<string, string>;
   /** reconcile.fluxcd.io/requestedAt: the last reconcile request, hrto's or anyone's. */
   requestedAt: string | undefined;
+  /** Annotated `<domain>/trigger: disabled`: hrto does not trigger it. */
+  paused: boolean;
+  /** helm-controller gave up: Stalled=True (retries exhausted); a trigger also asks for a reset. */
+  stalled: boolean;
   valuesFrom: ValuesReference[];
   /** status.history[0]: the latest release helm-controller made, if any. */
   lastRelease: { deployedAt: string; status: string } | undefined;
@@ -135,10 +139,13 @@ interface ReleaseRaw {
     suspend?: boolean;
     valuesFrom?: { kind?: string; name?: string; valuesKey?: string; optional?: boolean }[];
   };
-  status?: { history?: { lastDeployed?: string; firstDeployed?: string; status?: string }[] };
+  status?: {
+    history?: { lastDeployed?: string; firstDeployed?: string; status?: string }[];
+    conditions?: { type?: string; status?: string; reason?: string }[];
+  };
 }
 
-export function toRelease(raw: RawObject): ReleaseObject {
+export function toRelease(raw: RawObject, keys: Keys = keysFor()): ReleaseObject {
   const obj = raw as ReleaseRaw;
   const meta = obj.metadata ?? {};
   const latest = obj.status?.history?.[0];
@@ -152,6 +159,8 @@ export function toRelease(raw: RawObject): ReleaseObject {
     suspended: obj.spec?.suspend === true,
     labels: meta.labels ?? {},
     requestedAt: meta.annotations?.[FLUX_REQUESTED_AT],
+    paused: meta.annotations?.[keys.trigger] === TRIGGER_DISABLED,
+    stalled: (obj.status?.conditions ?? []).some((c) => c.type === 'Stalled' && c.status === 'True'),
     valuesFrom: (obj.spec?.valuesFrom ?? []).flatMap((ref): ValuesReference[] =>
       (ref.kind === 'ConfigMap' || ref.kind === 'Secret') && ref.name
         ? [{ kind: ref.kind, name: ref.name, valuesKey: ref.valuesKey || 'values.yaml', optional: ref.optional === true }]

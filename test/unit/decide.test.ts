@@ -16,6 +16,8 @@ function release(overrides: Partial<ReleaseObject> = {}): ReleaseObject {
     suspended: false,
     labels: {},
     requestedAt: undefined,
+    paused: false,
+    stalled: false,
     valuesFrom: [],
     lastRelease: { deployedAt: '2026-01-01T00:00:00Z', status: 'deployed' },
     ...overrides,

@@ -14,6 +14,7 @@ describe('keys', () => {
       configDigest: 'nebius.ai/config-digest',
       keyDigests: 'nebius.ai/key-digests',
       autodiscovered: 'nebius.ai/autodiscovered',
+      trigger: 'nebius.ai/trigger',
     });
     assert.equal(keysFor().watchLabel, 'uburro.github.com/helmrelease-trigger-operator');
   });

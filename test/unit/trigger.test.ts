@@ -25,4 +25,8 @@ describe('trigger', () => {
     });
     assert.deepEqual(triggerPatch('reconcile', 't'), { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': 't' } } });
   });
+  it('reset adds resetAt with the same value, as flux reconcile hr --reset does', () => {
+    assert.deepEqual(triggerPatch('force', 't', true).metadata.annotations['reconcile.fluxcd.io/resetAt'], 't');
+    assert.equal(triggerPatch('force', 't').metadata.annotations['reconcile.fluxcd.io/resetAt'], undefined);
+  });
 });
