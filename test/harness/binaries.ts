@@ -10,11 +10,12 @@ const run = promisify(execFile);
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cacheBin = path.join(projectRoot, '.cache', 'bin');
-const controlPlaneModule = path.join(projectRoot, 'hack', 'tools', 'controlplane');
-const fluxModule = path.join(projectRoot, 'hack', 'tools', 'flux');
+const toolsDir = (name: string): string => path.join(projectRoot, 'hack', 'tools', name);
 
 interface GoBinary {
   name: string;
+  /** The tools module (hack/tools/<dir>) that pins it. */
+  dir: string;
   /** Module whose pinned version names the cached binary. */
   module: string;
   /** Package to build. */
@@ -26,6 +27,7 @@ interface GoBinary {
 const controlPlaneBinaries: GoBinary[] = [
   {
     name: 'kube-apiserver',
+    dir: 'controlplane',
     module: 'k8s.io/kubernetes',
     pkg: 'k8s.io/kubernetes/cmd/kube-apiserver',
     stamp: (version) => {
@@ -38,8 +40,20 @@ const controlPlaneBinaries: GoBinary[] = [
       ]);
     },
   },
-  { name: 'etcd', module: 'go.etcd.io/etcd/server/v3', pkg: 'go.etcd.io/etcd/server/v3' },
+  { name: 'etcd', dir: 'controlplane', module: 'go.etcd.io/etcd/server/v3', pkg: 'go.etcd.io/etcd/server/v3' },
 ];
+
+/** What renders the install manifests (config/, charts/) in the tests. */
+export const deployBinaries = {
+  kustomize: { name: 'kustomize', dir: 'deploy', module: 'sigs.k8s.io/kustomize/kustomize/v5', pkg: 'sigs.k8s.io/kustomize/kustomize/v5' },
+  helm: { name: 'helm', dir: 'deploy', module: 'helm.sh/helm/v3', pkg: 'helm.sh/helm/v3/cmd/helm' },
+} satisfies Record<string, GoBinary>;
+
+/** Flux's own controllers, for the end-to-end tests. */
+export const fluxBinaries = {
+  sourceController: { name: 'source-controller', dir: 'flux-source', module: 'github.com/fluxcd/source-controller', pkg: 'github.com/fluxcd/source-controller' },
+  helmController: { name: 'helm-controller', dir: 'flux', module: 'github.com/fluxcd/helm-controller', pkg: 'github.com/fluxcd/helm-controller' },
+} satisfies Record<string, GoBinary>;
 
 async function go(cwd: string, args: string[]): Promise<string> {
   const env = { ...process.env, GOFLAGS: '-mod=mod -buildvcs=false', CGO_ENABLED: '0' };
@@ -51,8 +65,10 @@ export async function moduleVersion(moduleDir: string, module: string): Promise<
   return go(moduleDir, ['list', '-m', '-f', '{{.Version}}', module]);
 }
 
-async function ensureBinary(bin: GoBinary, log: (msg: string) => void): Promise<{ path: string; version: string }> {
-  const version = await moduleVersion(controlPlaneModule, bin.module);
+/** The binary, built from the Go module proxy unless this version is in the cache already. */
+export async function ensureBinary(bin: GoBinary, log: (msg: string) => void = () => {}): Promise<{ path: string; version: string }> {
+  const moduleDir = toolsDir(bin.dir);
+  const version = await moduleVersion(moduleDir, bin.module);
   const target = path.join(cacheBin, `${bin.name}-${version}`);
   if (existsSync(target)) return { path: target, version };
   mkdirSync(cacheBin, { recursive: true });
@@ -61,7 +77,7 @@ async function ensureBinary(bin: GoBinary, log: (msg: string) => void): Promise<
   const started = Date.now();
   try {
     const ldflags = ['-s', '-w', ...(bin.stamp?.(version) ?? [])].join(' ');
-    await go(controlPlaneModule, ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', partial, bin.pkg]);
+    await go(moduleDir, ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', partial, bin.pkg]);
     // Rename is atomic: an interrupted build never leaves a half-written binary under the real name.
     renameSync(partial, target);
   } finally {
@@ -89,12 +105,18 @@ export async function ensureControlPlaneBinaries(log: (msg: string) => void = ()
   return { kubeApiserver: paths[0]!, etcd: paths[1]!, versions };
 }
 
+/** A pinned module's source tree in the Go module cache (downloaded if needed). */
+export async function moduleSource(dir: string, module: string): Promise<{ dir: string; version: string }> {
+  const raw = await go(toolsDir(dir), ['mod', 'download', '-json', module]);
+  const info = JSON.parse(raw) as { Dir?: string; Version?: string; Error?: string };
+  if (!info.Dir || !info.Version) throw new Error(`go mod download ${module}: ${info.Error ?? raw}`);
+  return { dir: info.Dir, version: info.Version };
+}
+
 /** Flux's own HelmRelease CRD, read from the pinned helm-controller module in the Go module cache. */
 export async function helmReleaseCrdPath(): Promise<{ path: string; version: string }> {
-  const raw = await go(fluxModule, ['mod', 'download', '-json', 'github.com/fluxcd/helm-controller']);
-  const info = JSON.parse(raw) as { Dir?: string; Version?: string; Error?: string };
-  if (!info.Dir || !info.Version) throw new Error(`go mod download github.com/fluxcd/helm-controller: ${info.Error ?? raw}`);
-  const crd = path.join(info.Dir, 'config', 'crd', 'bases', 'helm.toolkit.fluxcd.io_helmreleases.yaml');
-  if (!existsSync(crd)) throw new Error(`helm-controller ${info.Version} has no CRD at ${crd}`);
-  return { path: crd, version: info.Version };
+  const source = await moduleSource('flux', 'github.com/fluxcd/helm-controller');
+  const crd = path.join(source.dir, 'config', 'crd', 'bases', 'helm.toolkit.fluxcd.io_helmreleases.yaml');
+  if (!existsSync(crd)) throw new Error(`helm-controller ${source.version} has no CRD at ${crd}`);
+  return { path: crd, version: source.version };
 }

@@ -16,8 +16,14 @@ function sleep(ms: number): Promise<void> {
 /** Installs the pinned helm-controller's HelmRelease CRD unless present; waits until Established. */
 export async function installHelmReleaseCrd(kc: KubeConfig, timeoutMs = 60_000): Promise<string> {
   const crd = await helmReleaseCrdPath();
+  await installCrds(kc, [crd.path], timeoutMs);
+  return crd.version;
+}
+
+/** Installs CRD files unless present; waits until each is Established. */
+export async function installCrds(kc: KubeConfig, files: readonly string[], timeoutMs = 60_000): Promise<void> {
   const api = kc.makeApiClient(ApiextensionsV1Api);
-  const docs = loadAllYaml(readFileSync(crd.path, 'utf8')) as V1CustomResourceDefinition[];
+  const docs = files.flatMap((file) => loadAllYaml(readFileSync(file, 'utf8')) as V1CustomResourceDefinition[]).filter((d) => d?.kind === 'CustomResourceDefinition');
   for (const body of docs) {
     try {
       await api.createCustomResourceDefinition({ body });
@@ -33,5 +39,4 @@ export async function installHelmReleaseCrd(kc: KubeConfig, timeoutMs = 60_000):
       await sleep(100);
     }
   }
-  return crd.version;
 }

@@ -1,6 +1,7 @@
 // Runs hrto in the test process against the test cluster, scoped to the test's namespaces, with
 // its logs captured; and records every trigger a HelmRelease receives through a watch.
 import { Writable } from 'node:stream';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { type RawSettings, resolveConfig } from '../../src/config.js';
 import { type Controller, startController } from '../../src/controller.js';
 import type { KubeWriter } from '../../src/kube/client.js';
@@ -24,7 +25,7 @@ export interface Hrto {
 
 export async function startHrto(
   settings: RawSettings & { watchNamespaces: string },
-  options: { wrapWriter?: (writer: KubeWriter) => KubeWriter } = {},
+  options: { wrapWriter?: (writer: KubeWriter) => KubeWriter; kc?: KubeConfig } = {},
 ): Promise<Hrto> {
   const logs: LogLine[] = [];
   let partial = '';
@@ -41,8 +42,9 @@ export async function startHrto(
   const log = createLogger(config.logLevel, { destination, pretty: false });
   const metrics = createMetrics();
   const { kubeWriter } = await import('../../src/kube/client.js');
-  const writer = options.wrapWriter ? options.wrapWriter(kubeWriter(kc)) : undefined;
-  const controller = startController(config, { kc, log, metrics, ...(writer ? { writer } : {}) });
+  const identity = options.kc ?? kc;
+  const writer = options.wrapWriter ? options.wrapWriter(kubeWriter(identity)) : undefined;
+  const controller = startController(config, { kc: identity, log, metrics, ...(writer ? { writer } : {}) });
   await controller.started;
   return { controller, metrics, logs, stop: () => controller.stop() };
 }

@@ -1,0 +1,266 @@
+// Installing hrto like a real operator: kustomize and Helm (both built from the Go module proxy)
+// render config/ and charts/, the API server accepts the result, and the rendered ServiceAccount is
+// proven to need exactly its RBAC: hrto runs with that identity, and cannot do anything else.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import {
+  AuthorizationV1Api,
+  KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  VersionApi,
+} from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { deployBinaries, ensureBinary, projectRoot } from '../harness/binaries.js';
+import { startHrto, TriggerLog } from './hrto.js';
+import { hrto } from './process.js';
+import {
+  core,
+  createConfigMap,
+  createHelmRelease,
+  createNamespace,
+  createSecret,
+  eventually,
+  kc,
+  patchConfigMap,
+  readSource,
+  waitForRecordedDigest,
+} from './support.js';
+
+const run = promisify(execFile);
+const SYSTEM = 'helmrelease-trigger-operator-system';
+const NAME = 'helmrelease-trigger-operator';
+
+interface Obj extends KubernetesObject {
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [k: string]: unknown;
+}
+
+function docs(yamlText: string): Obj[] {
+  return parseAllDocuments(yamlText)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((d): d is Obj => d !== null);
+}
+
+async function kustomize(dir: string): Promise<Obj[]> {
+  const bin = await ensureBinary(deployBinaries.kustomize);
+  const { stdout } = await run(bin.path, ['build', path.join(projectRoot, 'config', dir)], { maxBuffer: 16 << 20 });
+  return docs(stdout);
+}
+
+const chartDir = path.join(projectRoot, 'charts', NAME);
+
+async function kubeVersion(): Promise<string> {
+  return (await kc.makeApiClient(VersionApi).getCode()).gitVersion;
+}
+
+async function helm(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const bin = await ensureBinary(deployBinaries.helm);
+  // A private home: helm never reads or writes the user's configuration.
+  const home = mkdtempSync(path.join(tmpdir(), 'hrto-helm-'));
+  try {
+    return await run(bin.path, args, {
+      maxBuffer: 16 << 20,
+      env: { ...process.env, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home },
+    });
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+async function helmTemplate(set: string[] = []): Promise<Obj[]> {
+  const { stdout } = await helm(['template', NAME, chartDir, '--namespace', SYSTEM, '--kube-version', await kubeVersion(), ...set.flatMap((s) => ['--set', s])]);
+  return docs(stdout);
+}
+
+const objects = kc.makeApiClient(KubernetesObjectApi);
+
+/** Server-side apply with dryRun=All: the API server validates and admits, nothing is stored. */
+async function dryRunApply(list: readonly Obj[]): Promise<void> {
+  for (const obj of list) {
+    await objects.patch(obj, undefined, 'All', 'hrto-install-test', true, PatchStrategy.ServerSideApply).catch((err: unknown) => {
+      throw new Error(`${obj.kind} ${obj.metadata.name}: ${(err as Error).message}`);
+    });
+  }
+}
+
+async function ensureSystemNamespace(): Promise<void> {
+  await objects.patch({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM } }, undefined, undefined, 'hrto-install-test', true, PatchStrategy.ServerSideApply);
+}
+
+const find = (list: readonly Obj[], kind: string, name = NAME): Obj | undefined => list.find((o) => o.kind === kind && o.metadata.name === name);
+
+interface Container {
+  args: string[];
+  env: { name: string; value: string }[];
+  securityContext: Record<string, unknown>;
+  livenessProbe: { httpGet: { path: string } };
+  readinessProbe: { httpGet: { path: string } };
+  resources: { limits: Record<string, string>; requests: Record<string, string> };
+}
+
+function container(deployment: Obj | undefined): Container {
+  const spec = (deployment as unknown as { spec: { template: { spec: { containers: Container[] } } } }).spec;
+  return spec.template.spec.containers[0]!;
+}
+
+function rules(list: readonly Obj[], kind: 'ClusterRole' | 'Role', name: string): unknown {
+  return (find(list, kind, name) as unknown as { rules: unknown } | undefined)?.rules;
+}
+
+describe('install manifests', () => {
+  it('kustomize build config/default renders the documented objects, and the API server accepts them', async () => {
+    const list = await kustomize('default');
+    const kinds = list.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    assert.deepEqual(kinds, [
+      `ClusterRole/${NAME}`,
+      `ClusterRoleBinding/${NAME}`,
+      `Deployment/${NAME}`,
+      `Namespace/${SYSTEM}`,
+      `Role/${NAME}-leader-election`,
+      `RoleBinding/${NAME}-leader-election`,
+      `ServiceAccount/${NAME}`,
+    ]);
+    for (const o of list) if (o.kind !== 'Namespace' && !o.kind.startsWith('Cluster')) assert.equal(o.metadata.namespace, SYSTEM, o.kind);
+    const c = container(find(list, 'Deployment'));
+    assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+    assert.deepEqual(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    assert.ok(c.resources.limits.memory && c.resources.requests.cpu);
+    for (const name of ['MAX_CONCURRENCY', 'CACHE_SYNC_TIMEOUT', 'LOG_LEVEL']) assert.ok(c.env.some((e) => e.name === name), name);
+    await ensureSystemNamespace();
+    await dryRunApply(list);
+  });
+
+  it('config/metrics adds a metrics Service, a ServiceMonitor and the alert rules', async () => {
+    const list = await kustomize('metrics');
+    const service = find(list, 'Service', `${NAME}-metrics`);
+    assert.ok(service && find(list, 'ServiceMonitor') && find(list, 'PrometheusRule'));
+    await ensureSystemNamespace();
+    // The monitoring.coreos.com kinds need the Prometheus Operator's CRDs; the Service is core.
+    await dryRunApply([service]);
+  });
+
+  it('the Helm chart renders the same RBAC, a value for every flag, refuses bad values, lints and packages', async () => {
+    const chart = await helmTemplate();
+    const kustomized = await kustomize('default');
+    assert.deepEqual(rules(chart, 'ClusterRole', NAME), rules(kustomized, 'ClusterRole', NAME));
+    assert.deepEqual(rules(chart, 'Role', `${NAME}-leader-election`), rules(kustomized, 'Role', `${NAME}-leader-election`));
+    await ensureSystemNamespace();
+    await dryRunApply(chart);
+
+    // Every flag of `hrto --help` is reachable from values (the seed's three through their env vars).
+    const help = hrto(['--help']);
+    assert.equal(await help.code, 0);
+    const flags = new Set([...help.stdout().matchAll(/(--[a-z][a-z-]+)/g)].map((m) => m[1]!));
+    const all = await helmTemplate(['watchNamespaces={a,b}', 'watchLabelSelector=x=y', 'helmreleaseLabelSelector=z', 'metrics.service.enabled=true', 'metrics.serviceMonitor.enabled=true', 'metrics.prometheusRule.enabled=true']);
+    const c = container(find(all, 'Deployment'));
+    const set = new Set(c.args.map((a) => a.split('=')[0]!));
+    const byEnv: Record<string, string> = { '--max-concurrency': 'MAX_CONCURRENCY', '--cache-sync-timeout': 'CACHE_SYNC_TIMEOUT', '--log-level': 'LOG_LEVEL' };
+    // In-cluster identity and the Lease's namespace come from the pod; --help and --version are not settings.
+    const notSettings = new Set(['--help', '--kubeconfig', '--leader-election-namespace', '--version']);
+    for (const flag of flags) {
+      if (notSettings.has(flag)) continue;
+      if (byEnv[flag]) assert.ok(c.env.some((e) => e.name === byEnv[flag]), flag);
+      else assert.ok(set.has(flag), `no value reaches ${flag}`);
+    }
+    const rulesDoc = find(all, 'PrometheusRule') as unknown as { spec: unknown };
+    const shipped = docs(readFileSync(path.join(projectRoot, 'config', 'monitoring', 'prometheus-rules.yaml'), 'utf8'))[0] as unknown as { spec: unknown };
+    assert.deepEqual(rulesDoc.spec, shipped.spec, 'the chart ships the same alert rules');
+
+    for (const bad of ['triggerMode=sometimes', 'maxConcurrency=0', 'debounce=soon', 'unknownValue=1']) {
+      await assert.rejects(helmTemplate([bad]), /values don't meet the specifications|schema/i, bad);
+    }
+    await helm(['lint', chartDir, '--strict']);
+    const out = mkdtempSync(path.join(tmpdir(), 'hrto-chart-'));
+    try {
+      await helm(['package', chartDir, '--destination', out]);
+      assert.deepEqual(readdirSync(out), [`${NAME}-0.1.0.tgz`]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it("RBAC is minimal: hrto runs the core scenario as the rendered ServiceAccount, which can do nothing else", async (t) => {
+    // Create the identity for real, from the rendered manifests.
+    await ensureSystemNamespace();
+    const list = (await kustomize('default')).filter((o) => o.kind !== 'Deployment');
+    for (const obj of list) await objects.patch(obj, undefined, undefined, 'hrto-install-test', true, PatchStrategy.ServerSideApply);
+    const token = await eventually('a ServiceAccount token', async () =>
+      (await core.createNamespacedServiceAccountToken({ namespace: SYSTEM, name: NAME, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token,
+    );
+    const sa = new KubeConfig();
+    const cluster = kc.getCurrentCluster()!;
+    sa.loadFromOptions({
+      clusters: [{ ...cluster }],
+      users: [{ name: 'hrto', token }],
+      contexts: [{ name: 'hrto', cluster: cluster.name, user: 'hrto' }],
+      currentContext: 'hrto',
+    });
+
+    const ns = await createNamespace('rbac');
+    const triggers = await TriggerLog.start(ns);
+    t.after(() => triggers.stop());
+    await createHelmRelease(ns, 'app', { valuesFrom: [{ kind: 'ConfigMap', name: 'values' }, { kind: 'Secret', name: 'creds' }] });
+    await createConfigMap({ metadata: { name: 'values', namespace: ns }, data: { 'values.yaml': 'a: 1\n' } });
+    await createSecret(ns, 'creds', { 'values.yaml': 'b: 1\n' });
+    const h = await startHrto(
+      { watchNamespaces: ns, leaderElect: 'true', leaderElectionNamespace: SYSTEM, leaderElectionId: `hrto-rbac-${ns}` },
+      { kc: sa },
+    );
+    t.after(() => h.stop());
+    // Autodiscovery (metadata read, patch), digests (patch), the trigger (patch), Events, the Lease.
+    await eventually('the Secret marked', async () => (await readSource('Secret', ns, 'creds')).annotations['uburro.github.com/helmreleases-name'] === 'app');
+    await waitForRecordedDigest(ns, 'values');
+    await waitForRecordedDigest(ns, 'creds', 30_000, 'Secret');
+    await patchConfigMap(ns, 'values', { data: { 'values.yaml': 'a: 2\n' } });
+    await triggers.waitFor('app', 1);
+    await waitForRecordedDigest(ns, 'values');
+    const denied = h.logs.filter((l) => /forbidden|403/i.test(JSON.stringify(l)));
+    assert.deepEqual(denied, [], 'no request of hrto was refused');
+
+    const can = async (verb: string, resource: string, namespace?: string, group = ''): Promise<boolean> => {
+      const review = await sa.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
+        body: { spec: { resourceAttributes: { verb, resource, group, ...(namespace ? { namespace } : {}) } } },
+      });
+      return review.status?.allowed === true;
+    };
+    for (const [verb, resource, namespace, group] of [
+      ['patch', 'configmaps', ns, ''],
+      ['watch', 'secrets', undefined, ''],
+      ['patch', 'helmreleases', ns, 'helm.toolkit.fluxcd.io'],
+      ['create', 'events', ns, ''],
+      ['update', 'leases', SYSTEM, 'coordination.k8s.io'],
+    ] as const) {
+      assert.equal(await can(verb, resource, namespace, group), true, `can ${verb} ${resource}`);
+    }
+    for (const [verb, resource, namespace, group] of [
+      ['create', 'configmaps', ns, ''],
+      ['update', 'configmaps', ns, ''],
+      ['delete', 'configmaps', ns, ''],
+      ['create', 'secrets', ns, ''],
+      ['delete', 'secrets', ns, ''],
+      ['create', 'helmreleases', ns, 'helm.toolkit.fluxcd.io'],
+      ['update', 'helmreleases', ns, 'helm.toolkit.fluxcd.io'],
+      ['delete', 'helmreleases', ns, 'helm.toolkit.fluxcd.io'],
+      ['delete', 'events', ns, ''],
+      ['get', 'pods', ns, ''],
+      ['patch', 'deployments', ns, 'apps'],
+      ['list', 'namespaces', undefined, ''],
+      ['update', 'leases', 'kube-system', 'coordination.k8s.io'],
+      ['delete', 'leases', SYSTEM, 'coordination.k8s.io'],
+      ['create', 'serviceaccounts/token', SYSTEM, ''],
+      ['create', 'clusterroles', undefined, 'rbac.authorization.k8s.io'],
+    ] as const) {
+      assert.equal(await can(verb, resource, namespace, group), false, `cannot ${verb} ${resource}${namespace ? ` in ${namespace}` : ''}`);
+    }
+  });
+});
+
