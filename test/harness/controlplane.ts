@@ -1,14 +1,12 @@
 // A real local control plane (etcd + kube-apiserver) configured like controller-runtime's envtest:
 // secure serving on loopback, RBAC authorization, an admin identity in system:masters and a
 // generated kubeconfig. It ends exactly the processes it started and removes its directory.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
 import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './binaries.js';
+import { freePort, ProcessGroup } from './processes.js';
 
 export interface ControlPlaneOptions {
   log?: (msg: string) => void;
@@ -17,71 +15,28 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
 }
 
-const live = new Set<ControlPlane>();
-let exitHooksInstalled = false;
-
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  // 'exit' handlers must be synchronous: kill what is left and remove the directories.
-  process.on('exit', () => {
-    for (const cp of live) cp.killNow();
-  });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      for (const cp of live) cp.killNow();
-      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
-    });
-  }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no port allocated'));
-      });
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function tail(file: string, lines = 30): string {
-  if (!existsSync(file)) return '';
-  return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-}
+export { freePort };
 
 export class ControlPlane {
-  readonly dir: string;
+  private readonly group = new ProcessGroup('hrto-controlplane');
+  readonly dir = this.group.dir;
   readonly token = randomBytes(24).toString('hex');
   readonly kubeconfigPath: string;
   readonly auditLogPath: string;
   apiserverUrl = '';
   binaries?: ControlPlaneBinaries;
-  private readonly processes: { name: string; child: ChildProcess; logFile: string }[] = [];
   private readonly log: (msg: string) => void;
   private readonly options: ControlPlaneOptions;
 
   constructor(options: ControlPlaneOptions = {}) {
     this.options = options;
     this.log = options.log ?? (() => {});
-    this.dir = mkdtempSync(path.join(tmpdir(), 'hrto-controlplane-'));
     this.kubeconfigPath = path.join(this.dir, 'kubeconfig');
     this.auditLogPath = path.join(this.dir, 'audit.log');
-    installExitHooks();
-    live.add(this);
   }
 
   get pids(): number[] {
-    return this.processes.flatMap((p) => (p.child.pid ? [p.child.pid] : []));
+    return this.group.pids;
   }
 
   async start(): Promise<void> {
@@ -95,20 +50,11 @@ export class ControlPlane {
     }
   }
 
-  private spawnLogged(name: string, binary: string, args: string[]): ChildProcess {
-    const logFile = path.join(this.dir, `${name}.log`);
-    const fd = openSync(logFile, 'a');
-    const child = spawn(binary, args, { stdio: ['ignore', fd, fd], cwd: this.dir });
-    closeSync(fd);
-    this.processes.push({ name, child, logFile });
-    return child;
-  }
-
   private async startEtcd(binary: string): Promise<string> {
     const [clientPort, peerPort] = [await freePort(), await freePort()];
     const client = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
-    this.spawnLogged('etcd', binary, [
+    this.group.spawn('etcd', binary, [
       '--name=hrto-test',
       `--data-dir=${path.join(this.dir, 'etcd')}`,
       `--listen-client-urls=${client}`,
@@ -155,7 +101,7 @@ export class ControlPlane {
         '',
       ].join('\n'),
     );
-    this.spawnLogged('kube-apiserver', binary, [
+    this.group.spawn('kube-apiserver', binary, [
       `--etcd-servers=${etcdServers}`,
       `--cert-dir=${certDir}`,
       `--secure-port=${port}`,
@@ -220,44 +166,17 @@ export class ControlPlane {
     });
   }
 
-  private async waitFor(name: string, ready: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + (this.options.startTimeoutMs ?? 120_000);
-    const proc = this.processes.find((p) => p.name === name);
-    while (Date.now() < deadline) {
-      if (proc && proc.child.exitCode !== null) {
-        throw new Error(`${name} exited with ${proc.child.exitCode}:\n${tail(proc.logFile)}`);
-      }
-      if (await ready()) return;
-      await sleep(200);
-    }
-    throw new Error(`${name} not ready in time:\n${proc ? tail(proc.logFile) : ''}`);
+  private waitFor(name: string, ready: () => Promise<boolean>): Promise<void> {
+    return this.group.waitFor(name, ready, this.options.startTimeoutMs);
   }
 
-  /** Stops the processes in reverse start order, then removes the directory. */
-  async stop(): Promise<void> {
-    for (const { child } of [...this.processes].reverse()) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    this.removeDir();
-    live.delete(this);
+  /** Stops etcd and kube-apiserver, then removes the directory. */
+  stop(): Promise<void> {
+    return this.group.stop();
   }
 
   /** Synchronous last resort for process exit and signals. */
   killNow(): void {
-    for (const { child } of this.processes) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
-    this.removeDir();
-    live.delete(this);
-  }
-
-  private removeDir(): void {
-    if (process.env.HRTO_KEEP_CONTROLPLANE) return;
-    rmSync(this.dir, { recursive: true, force: true });
+    this.group.killNow();
   }
 }
