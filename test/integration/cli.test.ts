@@ -28,6 +28,14 @@ describe('hrto command', () => {
     }
   });
 
+  it('the build the image ships (dist/cli.js) runs', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { projectRoot } = await import('../harness/binaries.js');
+    const { stdout } = await promisify(execFile)(process.execPath, ['dist/cli.js', '--help'], { cwd: projectRoot });
+    assert.match(stdout, /--max-triggers-per-second/);
+  });
+
   it('refuses invalid settings with exit code 2 and names each one', async () => {
     const run = hrto(['--trigger-mode=force', '--key-domain=Not_A_Domain'], { MAX_CONCURRENCY: 'many', CACHE_SYNC_TIMEOUT: '2 minutes', LOG_LEVEL: 'info' });
     assert.equal(await run.code, 2);
