@@ -9,6 +9,7 @@ import { NotLeaderError } from './errors.js';
 import { EventRecorder } from './events.js';
 import { keysFor } from './keys.js';
 import { dryRun, kubeWriter, type KubeWriter, leaderOnly } from './kube/client.js';
+import { retryAfterMs, statusOf } from './kube/http.js';
 import { LeaderElector } from './leader.js';
 import type { Logger } from './log.js';
 import { TargetIndex, ValuesIndex } from './mapping/index.js';
@@ -241,8 +242,12 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
         metrics.reconciles.inc({ queue: name, result: 'error' });
         if (err instanceof NotLeaderError) continue; // shutting down: the new leader takes it from here
         metrics.queueRetries.inc({ queue: name });
-        const delay = q.addRateLimited(key);
-        log.error({ queue: name, key, err: (err as Error).message, retryInMs: delay, retries: q.retries(key) }, `${name} reconcile failed; retrying`);
+        // Backoff, but never sooner than the server asked (429 and 503 carry Retry-After).
+        const delay = q.addRateLimited(key, retryAfterMs(err));
+        log.error(
+          { queue: name, key, status: statusOf(err), err: (err as Error).message, retryInMs: delay, retries: q.retries(key) },
+          `${name} reconcile failed; retrying`,
+        );
       } finally {
         q.done(key);
       }

@@ -67,11 +67,11 @@ export class WorkQueue<K> {
     this.timers.set(key, { at, timer });
   }
 
-  /** Requeues with exponential backoff; returns the delay chosen. */
-  addRateLimited(key: K): number {
+  /** Requeues with exponential backoff, never sooner than `minDelayMs`; returns the delay chosen. */
+  addRateLimited(key: K, minDelayMs = 0): number {
     const failures = this.failures.get(key) ?? 0;
     this.failures.set(key, failures + 1);
-    const delay = backoffDelay(failures, this.backoff);
+    const delay = Math.max(minDelayMs, backoffDelay(failures, this.backoff));
     this.addAfter(key, delay);
     return delay;
   }

@@ -2,7 +2,7 @@
 // record the digest. Level-triggered: everything it needs is in the cache and in the digest recorded
 // on the source, so a restart or a dropped event loses nothing.
 import { assess, type AssessContext, recordedOn } from './assess.js';
-import type { Plan } from './decide.js';
+import type { Plan, TargetAction } from './decide.js';
 import { encodeKeyDigests } from './digest.js';
 import { CrossNamespaceRefError, type InvalidReferenceError, truncate } from './errors.js';
 import type { EventRecorder, InvolvedObject } from './events.js';
@@ -26,6 +26,9 @@ export interface ReconcilerOptions extends AssessContext {
 export type Outcome = 'done' | 'retry';
 
 const shortDigest = (digest: string): string => digest.slice(0, 'sha256:'.length + 12);
+
+/** The first few targets, for a log line or an Event that must stay short. */
+const sample = (refs: readonly ObjectRef[], max = 20): string[] => refs.slice(0, max).map(refKey);
 
 function sourceObject(src: SourceObject): InvolvedObject {
   return { apiVersion: 'v1', kind: src.kind, namespace: src.namespace, name: src.name, uid: src.uid };
@@ -83,39 +86,27 @@ export class Reconciler {
 
   private async carryOut(key: string, src: SourceObject, plan: Plan): Promise<Outcome> {
     const { log, events, metrics } = this.opts;
-    let retry = false;
-    for (const { ref, action } of plan.targets) {
-      switch (action) {
-        case 'trigger':
-          if (!this.opts.scheduler.isPending(refKey(ref), key, src.digest)) {
-            this.opts.scheduler.request(refKey(ref), { source: src, seenAt: this.changeSeenAt.get(key) });
-          }
-          break;
-        case 'missing':
-          retry = true;
-          this.reportMissing(src, ref);
-          break;
-        case 'suspended':
-          log.info({ source: key, target: refKey(ref) }, 'target HelmRelease is suspended; will trigger it when resumed');
-          break;
-        case 'paused':
-          log.info({ source: key, target: refKey(ref) }, `paused by ${this.opts.keys.trigger}=disabled; will trigger when the annotation is removed`);
-          break;
-        case 'deferred':
-          log.info({ source: key, target: refKey(ref) }, `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled`);
-          break;
-        case 'unchanged':
-          log.debug({ source: key, target: refKey(ref) }, 'the keys this release reads are unchanged');
-          break;
-        case 'outOfScope':
-          log.debug({ source: key, target: refKey(ref) }, 'target HelmRelease is outside --helmrelease-label-selector; not triggered here');
-          break;
-        case 'adopt':
-        case 'done':
-        case 'current':
-          break;
+    const by = (action: TargetAction): ObjectRef[] => plan.targets.filter((t) => t.action === action).map((t) => t.ref);
+    for (const ref of by('trigger')) {
+      if (!this.opts.scheduler.isPending(refKey(ref), key, src.digest)) {
+        this.opts.scheduler.request(refKey(ref), { source: src, seenAt: this.changeSeenAt.get(key) });
       }
     }
+    const missing = by('missing');
+    if (missing.length > 0) this.reportMissing(src, missing);
+    // One line per kind of wait, however many targets: a source may name thousands.
+    const waits: [TargetAction, 'info' | 'debug', string][] = [
+      ['suspended', 'info', 'target HelmReleases are suspended; will trigger them when resumed'],
+      ['paused', 'info', `paused by ${this.opts.keys.trigger}=disabled; will trigger when the annotation is removed`],
+      ['deferred', 'info', `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled`],
+      ['unchanged', 'debug', 'the keys these releases read are unchanged'],
+      ['outOfScope', 'debug', 'target HelmReleases are outside --helmrelease-label-selector; not triggered here'],
+    ];
+    for (const [action, level, msg] of waits) {
+      const refs = by(action);
+      if (refs.length > 0) log[level]({ source: key, targets: sample(refs), count: refs.length }, msg);
+    }
+    const retry = missing.length > 0;
     // Triggers land asynchronously: the scheduler wakes this source when they did.
     if (!plan.record) return retry ? 'retry' : 'done';
 
@@ -159,14 +150,16 @@ export class Reconciler {
     return requests.map((r) => r.source.key);
   }
 
-  private reportMissing(src: SourceObject, ref: ObjectRef): void {
-    this.opts.metrics.missingTargets.inc();
-    this.opts.log.warn({ source: src.key, target: refKey(ref) }, 'target HelmRelease not found; will retry');
+  private reportMissing(src: SourceObject, refs: readonly ObjectRef[]): void {
+    this.opts.metrics.missingTargets.inc(refs.length);
+    const shown = sample(refs);
+    this.opts.log.warn({ source: src.key, targets: shown, count: refs.length }, 'target HelmReleases not found; will retry');
+    const more = refs.length > shown.length ? ` and ${refs.length - shown.length} more` : '';
     this.opts.events.emit(
       sourceObject(src),
       'Warning',
       'TargetNotFound',
-      `HelmRelease ${refKey(ref)} not found; will trigger it when it appears`,
+      `HelmRelease${refs.length > 1 ? 's' : ''} ${shown.join(', ')}${more} not found; will trigger ${refs.length > 1 ? 'them' : 'it'} when ${refs.length > 1 ? 'they appear' : 'it appears'}`,
     );
   }
 

@@ -149,7 +149,11 @@ export class TriggerScheduler {
       // In a dry run the writer patches nothing.
       await this.opts.writer.patchRelease(release.namespace, release.name, triggerPatch(triggerMode, requestedAt, reset));
     } catch (err) {
-      if (statusOf(err) === 404) return false;
+      if (statusOf(err) === 404) {
+        // Gone since the cache saw it: its sources decide again (missing, or asked once more).
+        log.warn({ target: `${release.namespace}/${release.name}`, status: 404 }, 'HelmRelease not found when triggering; its sources decide again');
+        return false;
+      }
       metrics.triggers.inc({ result: 'error', mode: triggerMode });
       throw err;
     }

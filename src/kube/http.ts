@@ -28,6 +28,14 @@ export function statusOf(err: unknown): number | undefined {
   return undefined;
 }
 
+/** The server's Retry-After (429, 503), in ms, from either kind of API error; 0 when absent. */
+export function retryAfterMs(err: unknown): number {
+  if (err instanceof ApiError) return (err.retryAfterSeconds ?? 0) * 1000;
+  const headers = (err as { headers?: Record<string, string> } | undefined)?.headers;
+  const seconds = Number(headers?.['retry-after']);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+}
+
 export async function getJSON<T>(
   kc: KubeConfig,
   path: string,

@@ -170,6 +170,12 @@ export class ControlPlane {
     return this.group.waitFor(name, ready, this.options.startTimeoutMs);
   }
 
+  /** Kills kube-apiserver, keeps it down for `downMs`, starts it again on the same port and data. */
+  async restartApiserver(downMs: number): Promise<void> {
+    await this.group.restart('kube-apiserver', downMs);
+    await this.waitFor('kube-apiserver', async () => (await this.get('/readyz')).status === 200);
+  }
+
   /** Stops etcd and kube-apiserver, then removes the directory. */
   stop(): Promise<void> {
     return this.group.stop();

@@ -51,7 +51,7 @@ function tail(file: string, lines = 30): string {
 
 export class ProcessGroup {
   readonly dir: string;
-  private readonly processes: { name: string; child: ChildProcess; logFile: string }[] = [];
+  private readonly processes: { name: string; child: ChildProcess; logFile: string; binary: string; args: string[]; env: NodeJS.ProcessEnv }[] = [];
 
   constructor(prefix: string) {
     this.dir = mkdtempSync(path.join(tmpdir(), `${prefix}-`));
@@ -69,8 +69,23 @@ export class ProcessGroup {
     const fd = openSync(logFile, 'a');
     const child = spawn(binary, args, { stdio: ['ignore', fd, fd], cwd: this.dir, env });
     closeSync(fd);
-    this.processes.push({ name, child, logFile });
+    this.processes.push({ name, child, logFile, binary, args, env });
     return child;
+  }
+
+  /** Kills a process (SIGKILL: no goodbye) and starts it again with the same arguments. */
+  async restart(name: string, downMs = 0): Promise<void> {
+    const index = this.processes.findIndex((p) => p.name === name);
+    const proc = this.processes[index];
+    if (!proc) throw new Error(`no process ${name}`);
+    if (proc.child.exitCode === null && proc.child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => proc.child.once('exit', () => resolve()));
+      proc.child.kill('SIGKILL');
+      await exited;
+    }
+    this.processes.splice(index, 1);
+    await sleep(downMs);
+    this.spawn(name, proc.binary, proc.args, proc.env);
   }
 
   /** Polls `ready` until it holds; fails early, with the log's tail, if the process exits. */
