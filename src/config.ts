@@ -6,37 +6,26 @@ import { DEFAULT_KEY_DOMAIN } from './keys.js';
 import { isNamespaceName, isObjectName } from './mapping/targets.js';
 import { parseSelector } from './selector.js';
 
-const duration = (name: string) =>
+/** A string parsed by `parse`; what it throws becomes the schema issue. */
+const parsed = <T>(parse: (value: string) => T) =>
   z.string().transform((value, ctx) => {
     try {
-      const ms = parseGoDuration(value);
-      if (ms <= 0) throw new RangeError(`${name} must be positive, got "${value}"`);
-      return ms;
+      return parse(value);
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
       return z.NEVER;
     }
   });
 
-const nonNegativeDuration = z.string().transform((value, ctx) => {
-  try {
+const goDuration = (allowZero: boolean) =>
+  parsed((value) => {
     const ms = parseGoDuration(value);
-    if (ms < 0) throw new RangeError(`must not be negative, got "${value}"`);
+    if (ms < 0 || (ms === 0 && !allowZero)) throw new RangeError(`must be ${allowZero ? 'zero or more' : 'positive'}, got "${value}"`);
     return ms;
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
-
-const selector = z.string().transform((value, ctx) => {
-  try {
-    return parseSelector(value).text;
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+  });
+const duration = goDuration(false);
+const nonNegativeDuration = goDuration(true);
+const selector = parsed((value) => parseSelector(value).text);
 
 const positiveInt = z.coerce.number().int().min(1);
 
@@ -49,8 +38,8 @@ export const ConfigSchema = z.object({
   defaultNamespace: z.string().refine(isNamespaceName, 'must be a valid namespace name'),
   triggerMode: z.enum(['force', 'reconcile']),
   maxConcurrency: positiveInt.max(1000),
-  cacheSyncTimeoutMs: duration('cache-sync-timeout'),
-  resyncPeriodMs: duration('resync-period'),
+  cacheSyncTimeoutMs: duration,
+  resyncPeriodMs: duration,
   logLevel: z.enum(['debug', 'info', 'warn', 'error']),
   metricsBindAddress: z.string(),
   /** Empty: every namespace. Applies to sources and HelmReleases alike. */
@@ -72,12 +61,12 @@ export const ConfigSchema = z.object({
   minTriggerIntervalMs: nonNegativeDuration,
   healthProbeBindAddress: z.string(),
   leaderElect: bool,
-  leaseDurationMs: duration('leader-elect-lease-duration'),
-  renewDeadlineMs: duration('leader-elect-renew-deadline'),
-  retryPeriodMs: duration('leader-elect-retry-period'),
+  leaseDurationMs: duration,
+  renewDeadlineMs: duration,
+  retryPeriodMs: duration,
   leaderElectionNamespace: z.string().refine(isNamespaceName, 'must be a valid namespace name'),
   leaderElectionId: z.string().refine(isObjectName, 'must be a valid object name'),
-  gracefulShutdownTimeoutMs: duration('graceful-shutdown-timeout'),
+  gracefulShutdownTimeoutMs: duration,
 }).refine((c) => c.renewDeadlineMs < c.leaseDurationMs && c.retryPeriodMs < c.renewDeadlineMs, {
   message: 'leader election needs retry period < renew deadline < lease duration',
   path: ['leaseDurationMs'],

@@ -1,23 +1,11 @@
 // The hrto command itself: help, configuration errors, cache sync timeout, a real run with JSON logs,
 // metrics and a graceful stop.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, it } from 'node:test';
 import { freePort } from '../harness/controlplane.js';
 import { TriggerLog } from './hrto.js';
-import { hrto } from './process.js';
-import {
-  createConfigMap,
-  createHelmRelease,
-  createNamespace,
-  eventually,
-  labeledConfigMap,
-  patchConfigMap,
-  setLastRelease,
-  waitForRecordedDigest,
-} from './support.js';
+import { hrto, unreachableKubeconfig } from './process.js';
+import { eventually, oneSource, patchConfigMap, waitForRecordedDigest } from './support.js';
 
 describe('hrto command', () => {
   it('--help lists the flags and the environment variables', async () => {
@@ -46,30 +34,17 @@ describe('hrto command', () => {
     assert.ok(bad.stderr().includes('sometimes'));
   });
 
-  it('exits non-zero with a clear message when caches do not sync within CACHE_SYNC_TIMEOUT', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'hrto-cli-'));
-    const kubeconfig = path.join(dir, 'kubeconfig');
-    const port = await freePort(); // nothing listens there
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:${port}", insecure-skip-tls-verify: true}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
-    );
-    try {
-      const run = hrto(['--kubeconfig', kubeconfig, '--metrics-bind-address=0', '--health-probe-bind-address=0'], { CACHE_SYNC_TIMEOUT: '2s' });
-      assert.equal(await run.code, 1);
-      assert.match(run.stdout(), /caches not synced within 2s/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  it('exits non-zero with a clear message when caches do not sync within CACHE_SYNC_TIMEOUT', async (t) => {
+    const kubeconfig = await unreachableKubeconfig(t);
+    const run = hrto(['--kubeconfig', kubeconfig, '--metrics-bind-address=0', '--health-probe-bind-address=0'], { CACHE_SYNC_TIMEOUT: '2s' });
+    assert.equal(await run.code, 1);
+    assert.match(run.stdout(), /caches not synced within 2s/);
   });
 
   it('runs against the cluster: triggers, logs JSON, serves metrics, stops gracefully on SIGTERM', async (t) => {
-    const ns = await createNamespace('cli-run');
+    const ns = await oneSource('cli-run');
     const triggers = await TriggerLog.start(ns);
     t.after(() => triggers.stop());
-    await createHelmRelease(ns, 'app');
-    await setLastRelease(ns, 'app', new Date(Date.now() - 3600_000));
-    await createConfigMap(labeledConfigMap(ns, 'values', { targets: 'app', targetNamespace: ns }));
     const metricsPort = await freePort();
     const run = hrto(['--kubeconfig', process.env.HRTO_TEST_KUBECONFIG!, `--watch-namespaces=${ns}`, `--metrics-bind-address=127.0.0.1:${metricsPort}`, '--health-probe-bind-address=0', '--min-trigger-interval=0s'], {
       MAX_CONCURRENCY: '3',

@@ -22,10 +22,12 @@ import {
   eventually,
   helmRelease,
   HR,
+  inBatches,
   kc,
   labeledConfigMap,
   NAMES,
   NAMESPACE,
+  oneSource,
   patchConfigMap,
   setLastRelease,
   waitForRecordedDigest,
@@ -40,10 +42,6 @@ async function proxy(t: { after: (fn: () => Promise<void>) => void }): Promise<F
   await p.start();
   t.after(() => p.stop());
   return p;
-}
-
-async function inBatches<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(fn));
 }
 
 describe('faults', () => {
@@ -77,12 +75,9 @@ describe('faults', () => {
   });
 
   it('API errors (403, 404, 409, 429 with Retry-After, 500, a slow response): backoff, logs, metrics, recovery', async (t) => {
-    const ns = await createNamespace('fault-api');
+    const ns = await oneSource('fault-api');
     const triggers = await TriggerLog.start(ns);
     t.after(() => triggers.stop());
-    await createHelmRelease(ns, 'app');
-    await setLastRelease(ns, 'app', new Date(Date.now() - 3600_000));
-    await createConfigMap(labeledConfigMap(ns, 'values', { targets: 'app', targetNamespace: ns }));
     const p = await proxy(t);
     // The first list of ConfigMaps is throttled by the server.
     p.inject({ method: 'GET', path: /\/configmaps$/, watch: false, status: 429, retryAfterSeconds: 1, times: 1 });

@@ -2,8 +2,6 @@
 // interval (counted as patches on the API server), scoping and sharding, policy, dry run, metrics,
 // probes and explain.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import type { ExplainReport } from '../../src/explain.js';
@@ -12,7 +10,7 @@ import { microTime } from '../../src/leader.js';
 import { freePort } from '../harness/controlplane.js';
 import { fixture } from './fixture.js';
 import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto.js';
-import { clusterArgs, hrto, logLines, type Run } from './process.js';
+import { clusterArgs, hrto, leaderAndStandby, logLines, unreachableKubeconfig, waitForLog } from './process.js';
 import {
   auditedWrites,
   auditLogPath,
@@ -26,6 +24,7 @@ import {
   HR,
   kc,
   labeledConfigMap,
+  oneSource,
   patchConfigMap,
   setLastRelease,
   sleep,
@@ -35,19 +34,6 @@ import {
 const needsAudit = { skip: auditLogPath ? false : 'needs the test control plane audit log' };
 
 const hrPatches = (namespace: string, name: string) => auditedWrites({ verb: 'patch', resource: 'helmreleases', namespace, name });
-
-async function waitForLog(run: Run, what: string, match: (l: ReturnType<typeof logLines>[number]) => boolean): Promise<void> {
-  await eventually(what, () => Promise.resolve(logLines(run).some(match)), 30_000);
-}
-
-/** A namespace with HelmRelease `app` (released an hour ago) and ConfigMap `values` naming it. */
-async function oneSource(prefix: string): Promise<string> {
-  const ns = await createNamespace(prefix);
-  await createHelmRelease(ns, 'app');
-  await setLastRelease(ns, 'app', new Date(Date.now() - 3600_000));
-  await createConfigMap(labeledConfigMap(ns, 'values', { targets: 'app', targetNamespace: ns }));
-  return ns;
-}
 
 describe('high availability', () => {
   it('kill the leader: the standby takes over and a change made during the failover is triggered exactly once', needsAudit, async (t) => {
@@ -60,12 +46,7 @@ describe('high availability', () => {
       '--leader-elect-retry-period=500ms',
       '--min-trigger-interval=0s',
     ]);
-    const a = hrto(args);
-    t.after(() => a.kill('SIGKILL'));
-    await waitForLog(a, 'a to lead', (l) => l.msg === 'became the leader');
-    const b = hrto(args);
-    t.after(() => b.kill('SIGKILL'));
-    await waitForLog(b, 'b to campaign', (l) => l.msg === 'caches synced; campaigning for leadership');
+    const { leader: a, standby: b } = await leaderAndStandby(t, args);
     await waitForRecordedDigest(ns, 'values'); // first sight, newer than the release: triggered by a
     assert.equal(hrPatches(ns, 'app').length, 1);
 
@@ -85,12 +66,7 @@ describe('high availability', () => {
     const ns = await oneSource('ha-term');
     // A 60s lease: a takeover well within it proves the lease was handed over, not expired.
     const args = clusterArgs(ns, ['--leader-elect', `--leader-election-namespace=${ns}`, '--leader-elect-lease-duration=60s', '--leader-elect-renew-deadline=40s', '--leader-elect-retry-period=500ms']);
-    const a = hrto(args);
-    t.after(() => a.kill('SIGKILL'));
-    await waitForLog(a, 'a to lead', (l) => l.msg === 'became the leader');
-    const b = hrto(args);
-    t.after(() => b.kill('SIGKILL'));
-    await waitForLog(b, 'b to campaign', (l) => l.msg === 'caches synced; campaigning for leadership');
+    const { leader: a, standby: b } = await leaderAndStandby(t, args);
     a.kill('SIGTERM');
     assert.equal(await a.code, 0);
     assert.ok(logLines(a).some((l) => l.msg === 'released the lease'));
@@ -242,13 +218,7 @@ describe('metrics and probes', () => {
   });
 
   it('/readyz is 503 until the caches sync, /healthz is 200 while the process serves; a standby is ready', async (t) => {
-    const dir = mkdtempSync(`${tmpdir()}/hrto-probes-`);
-    const kubeconfig = `${dir}/kubeconfig`;
-    const unreachable = await freePort();
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:${unreachable}", insecure-skip-tls-verify: true}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
-    );
+    const kubeconfig = await unreachableKubeconfig(t);
     const probe = async (port: number, path: string): Promise<number> => (await fetch(`http://127.0.0.1:${port}${path}`)).status;
     const stuckPort = await freePort();
     const stuck = hrto(['--kubeconfig', kubeconfig, '--metrics-bind-address=0', `--health-probe-bind-address=127.0.0.1:${stuckPort}`], { CACHE_SYNC_TIMEOUT: '60s' });

@@ -1,6 +1,9 @@
 // hrto as users run it: the real command in its own process, its output captured.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../harness/processes.js';
 import { projectRoot } from '../harness/binaries.js';
 
 export interface Run {
@@ -53,4 +56,36 @@ export function clusterArgs(ns: string, extra: string[] = []): string[] {
     '--health-probe-bind-address=0',
     ...extra,
   ];
+}
+
+/** A kubeconfig naming a loopback port nothing listens on; removed after the test. */
+export async function unreachableKubeconfig(t: { after: (fn: () => void) => void }): Promise<string> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hrto-unreachable-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'kubeconfig');
+  const port = await freePort();
+  writeFileSync(
+    file,
+    `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:${port}", insecure-skip-tls-verify: true}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
+  );
+  return file;
+}
+
+/** Two replicas with leader election: the first leads, the second has synced and campaigns. */
+export async function leaderAndStandby(t: { after: (fn: () => void) => void }, args: string[]): Promise<{ leader: Run; standby: Run }> {
+  const leader = hrto(args);
+  t.after(() => leader.kill('SIGKILL'));
+  await waitForLog(leader, 'the first to lead', (l) => l.msg === 'became the leader');
+  const standby = hrto(args);
+  t.after(() => standby.kill('SIGKILL'));
+  await waitForLog(standby, 'the second to campaign', (l) => l.msg === 'caches synced; campaigning for leadership');
+  return { leader, standby };
+}
+
+export async function waitForLog(run: Run, what: string, match: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!logLines(run).some(match)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr: ${run.stderr().slice(-500)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

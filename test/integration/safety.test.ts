@@ -19,6 +19,7 @@ import {
   eventually,
   getHelmRelease,
   HR,
+  inBatches,
   labeledConfigMap,
   patchConfigMap,
   patchHelmRelease,
@@ -30,11 +31,6 @@ import {
 
 const needsAudit = { skip: auditLogPath ? false : 'needs the test control plane audit log' };
 const PAUSE = 'uburro.github.com/trigger';
-
-/** Runs fn over items, `limit` at a time. */
-async function inBatches<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(fn));
-}
 
 /** Waits until every named ConfigMap carries the digest of its content. */
 async function allRecorded(ns: string, names: readonly string[], timeoutMs = 120_000): Promise<void> {

@@ -224,3 +224,17 @@ export function auditedWrites(match: { verb: string; resource: string; namespace
         (e.responseStatus?.code ?? 0) < 300,
     );
 }
+
+/** A namespace with HelmRelease `app` (released an hour ago) and a labeled ConfigMap `values` naming it. */
+export async function oneSource(prefix: string): Promise<string> {
+  const ns = await createNamespace(prefix);
+  await createHelmRelease(ns, 'app');
+  await setLastRelease(ns, 'app', new Date(Date.now() - 3600_000));
+  await createConfigMap(labeledConfigMap(ns, 'values', { targets: 'app', targetNamespace: ns }));
+  return ns;
+}
+
+/** Runs fn over items, `limit` at a time. */
+export async function inBatches<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(fn));
+}
