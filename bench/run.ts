@@ -1,7 +1,7 @@
 // npm run bench: hrto's speed, memory and API traffic on the local control plane. A benchmark, not a
 // test: it prints figures and writes them to bench/results/<date>.json, with the machine and the
 // versions; it passes or fails on nothing but errors.
-//   npm run bench [-- latency burst memory coldstart]
+//   npm run bench [-- latency burst upgrade memory coldstart]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { type Cached, Informer } from '../src/sources/informer.js';
 import { projectRoot } from '../test/harness/binaries.js';
 import { installHelmReleaseCrd } from '../test/harness/cluster.js';
 import { ControlPlane } from '../test/harness/controlplane.js';
+import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../test/harness/flux.js';
 import { freePort } from '../test/harness/processes.js';
 
 const HR = { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' } as const;
@@ -282,6 +283,73 @@ const scenarios: Record<string, (ctx: Ctx) => Promise<Record<string, unknown>>> 
     say('memory: hrto RSS and V8 heap, settled after start');
     table(rows);
     return { measurements: out };
+  },
+
+  async upgrade(ctx) {
+    // Source write -> helm-controller handled the forced reconcile (upgrade started) -> revision deployed.
+    const ns = 'bench-upgrade';
+    await ctx.core.createNamespace({ body: { metadata: { name: ns } } });
+    const flux = new FluxControllers(ctx.cp.kubeconfigPath, ctx.kc);
+    await flux.start();
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, '--debounce=0s', '--min-trigger-interval=0s']);
+    try {
+      await h.start();
+      await h.ready();
+      await ctx.custom.createNamespacedCustomObject({
+        group: 'source.toolkit.fluxcd.io',
+        version: 'v1',
+        plural: 'helmrepositories',
+        namespace: ns,
+        body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'HelmRepository', metadata: { name: 'demo', namespace: ns }, spec: { url: flux.repositoryUrl, interval: '1h' } },
+      });
+      await ctx.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'values', namespace: ns }, data: { 'values.yaml': 'message: v0\n' } } });
+      await ctx.custom.createNamespacedCustomObject({
+        ...HR,
+        namespace: ns,
+        body: {
+          apiVersion: 'helm.toolkit.fluxcd.io/v2',
+          kind: 'HelmRelease',
+          metadata: { name: 'app', namespace: ns },
+          spec: { interval: '1h', chart: { spec: { chart: DEMO_CHART, version: DEMO_CHART_VERSION, sourceRef: { kind: 'HelmRepository', name: 'demo' }, interval: '1h' } }, valuesFrom: [{ kind: 'ConfigMap', name: 'values' }] },
+        },
+      });
+      type Status = { history?: { version: number; status: string }[]; lastHandledForceAt?: string };
+      const read = async () => (await ctx.custom.getNamespacedCustomObject({ ...HR, namespace: ns, name: 'app' })) as { metadata: { annotations?: Record<string, string> }; status?: Status };
+      const deployed = (n: number) => async () => ((await read()).status?.history?.[0]?.version === n && (await read()).status?.history?.[0]?.status === 'deployed') || undefined;
+      await until('the install', deployed(1));
+      await until('the adoption', async () => (await recordedCount(ctx, ns)) === 1);
+      const started: number[] = [];
+      const done: number[] = [];
+      const rounds = 20;
+      for (let i = 1; i <= rounds; i++) {
+        const at = Date.now();
+        await ctx.core.patchNamespacedConfigMap({ namespace: ns, name: 'values', body: { data: { 'values.yaml': `message: v${i}\n` } } }, mergePatch);
+        await until('the upgrade to start', async () => {
+          const hr = await read();
+          const requested = hr.metadata.annotations?.['reconcile.fluxcd.io/forceAt'];
+          return (requested && Date.parse(requested) >= at - 5 && hr.status?.lastHandledForceAt === requested) || undefined;
+        });
+        started.push(Date.now() - at);
+        await until('the new revision', deployed(i + 1));
+        done.push(Date.now() - at);
+      }
+      started.sort((a, b) => a - b);
+      done.sort((a, b) => a - b);
+      const result = {
+        rounds,
+        upgradeStartedMs: { p50: quantile(started, 0.5), p99: quantile(started, 0.99), max: started.at(-1) },
+        revisionDeployedMs: { p50: quantile(done, 0.5), p99: quantile(done, 0.99), max: done.at(-1) },
+      };
+      say("upgrade: source write -> helm-controller handled hrto's forced reconcile -> new revision deployed (real Flux controllers)");
+      table([
+        { to: 'upgrade started', 'p50 ms': result.upgradeStartedMs.p50, 'p99 ms': result.upgradeStartedMs.p99, 'max ms': result.upgradeStartedMs.max! },
+        { to: 'revision deployed', 'p50 ms': result.revisionDeployedMs.p50, 'p99 ms': result.revisionDeployedMs.p99, 'max ms': result.revisionDeployedMs.max! },
+      ]);
+      return result;
+    } finally {
+      await h.stop();
+      await flux.stop();
+    }
   },
 
   async coldstart(ctx) {
