@@ -1,7 +1,7 @@
 // Runs hrto in the test process against the test cluster, scoped to the test's namespaces, with
 // its logs captured; and records every trigger a HelmRelease receives through a watch.
 import { Writable } from 'node:stream';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { type RawSettings, resolveConfig } from '../../src/config.js';
 import { type Controller, startController } from '../../src/controller.js';
 import type { KubeWriter } from '../../src/kube/client.js';
@@ -9,6 +9,15 @@ import { createLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { type Cached, Informer } from '../../src/sources/informer.js';
 import { core, eventually, kc } from './support.js';
+
+/** HRTO_TEST_HRTO_KUBECONFIG: hrto runs as that identity (the install test's ServiceAccount), fixtures as admin. */
+const hrtoIdentity = process.env.HRTO_TEST_HRTO_KUBECONFIG
+  ? (() => {
+      const identity = new KubeConfig();
+      identity.loadFromFile(process.env.HRTO_TEST_HRTO_KUBECONFIG);
+      return identity;
+    })()
+  : undefined;
 
 export interface LogLine {
   level: number;
@@ -42,7 +51,7 @@ export async function startHrto(
   const log = createLogger(config.logLevel, { destination, pretty: false });
   const metrics = createMetrics();
   const { kubeWriter } = await import('../../src/kube/client.js');
-  const identity = options.kc ?? kc;
+  const identity = options.kc ?? hrtoIdentity ?? kc;
   const writer = options.wrapWriter ? options.wrapWriter(kubeWriter(identity)) : undefined;
   const controller = startController(config, { kc: identity, log, metrics, ...(writer ? { writer } : {}) });
   await controller.started;

@@ -3,7 +3,7 @@
 // proven to need exactly its RBAC: hrto runs with that identity, and cannot do anything else.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -225,6 +225,27 @@ describe('install manifests', () => {
     await waitForRecordedDigest(ns, 'values');
     const denied = h.logs.filter((l) => /forbidden|403/i.test(JSON.stringify(l)));
     assert.deepEqual(denied, [], 'no request of hrto was refused');
+
+    // The core test files, with hrto (only hrto) running as the ServiceAccount.
+    const dir = mkdtempSync(path.join(tmpdir(), 'hrto-sa-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const saKubeconfig = path.join(dir, 'kubeconfig');
+    writeFileSync(saKubeconfig, sa.exportConfig(), { mode: 0o600 });
+    const coreFiles = ['trigger', 'lifecycle', 'secrets', 'discovery'].map((f) => path.join(projectRoot, 'test', 'integration', `${f}.test.ts`));
+    // A test runner of its own (not a child of this one: NODE_TEST_CONTEXT dropped).
+    const env = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    const suite = await run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...coreFiles], {
+      cwd: projectRoot,
+      env: { ...env, HRTO_TEST_HRTO_KUBECONFIG: saKubeconfig },
+      maxBuffer: 16 << 20,
+    }).catch((err: { stdout?: string; stderr?: string; message: string }) => {
+      throw new Error(`core tests as the ServiceAccount failed:\n${err.stdout ?? ''}${err.stderr ?? err.message}`);
+    });
+    assert.match(suite.stdout, /^ℹ fail 0$/m);
+    const passed = Number(/^ℹ pass (\d+)$/m.exec(suite.stdout)?.[1] ?? 0);
+    assert.ok(passed >= 25, `${passed} core tests passed as the ServiceAccount`);
+    t.diagnostic(`${passed} core tests passed with hrto running as the ServiceAccount`);
 
     const can = async (verb: string, resource: string, namespace?: string, group = ''): Promise<boolean> => {
       const review = await sa.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
