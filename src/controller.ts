@@ -40,7 +40,6 @@ export interface Controller {
   readonly started: Promise<void>;
   /** Caches synced: the readiness probe. */
   ready(): boolean;
-  leading(): boolean;
   /** Stops taking work, finishes in-flight items within the graceful shutdown timeout, releases the lease. */
   stop(): Promise<void>;
 }
@@ -214,11 +213,13 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     });
   }
 
+  // One release informer per namespace scope: disjoint, so sizes add up without listing.
+  const releaseCount = (): number => caches.releases.reduce((n, i) => n + i.size, 0);
   const collect = (): void => {
     for (const [name, q] of queues) metrics.queueDepth.set({ queue: name }, q.depth + q.delayed);
     const watched = caches.listSources();
     for (const [kind] of SOURCE_KINDS) metrics.watchedSources.set({ kind }, watched.filter((s) => s.kind === kind).length);
-    metrics.watchedReleases.set(caches.listReleases().length);
+    metrics.watchedReleases.set(releaseCount());
     for (const informer of caches.all) metrics.cacheSynced.set({ informer: informer.name }, informer.hasSynced() ? 1 : 0);
     metrics.leader.set(isLeader() ? 1 : 0);
   };
@@ -261,7 +262,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     if (!synced || stopping || workersStarted || !isLeader()) return;
     workersStarted = true;
     log.info(
-      { sources: index.size, helmreleases: caches.listReleases().length, workers: config.maxConcurrency, triggerMode: config.triggerMode, dryRun: config.dryRun },
+      { sources: index.size, helmreleases: releaseCount(), workers: config.maxConcurrency, triggerMode: config.triggerMode, dryRun: config.dryRun },
       'caches synced; reconciling',
     );
     for (let i = 0; i < config.maxConcurrency; i++) {
@@ -298,7 +299,6 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   return {
     started,
     ready: () => synced,
-    leading: () => isLeader(),
     async stop() {
       clearInterval(collector);
       let timer: NodeJS.Timeout | undefined;

@@ -125,7 +125,7 @@ export class Reconciler {
     this.recorded.set(key, { digest: src.digest, keyDigests: plan.keyDigests });
     this.triggered.delete(key);
     this.changeSeenAt.delete(key);
-    const adopted = plan.targets.filter((t) => t.action === 'adopt').map((t) => refKey(t.ref));
+    const adopted = by('adopt').map(refKey);
     if (adopted.length > 0) {
       metrics.adoptions.inc();
       log.info({ source: key, digest: src.digest, targets: adopted }, 'adopted: releases are newer than the content; recorded the digest without triggering');
@@ -141,8 +141,7 @@ export class Reconciler {
 
   /** The scheduler's report: remember what landed so the source can record its digest. */
   settled(release: string, requests: readonly TriggerRequest[], triggered: boolean): string[] {
-    if (!triggered) return requests.map((r) => r.source.key);
-    for (const { source } of requests) {
+    for (const { source } of triggered ? requests : []) {
       let memo = this.triggered.get(source.key);
       if (!memo) this.triggered.set(source.key, (memo = new Map<string, string>()));
       memo.set(release, source.digest);

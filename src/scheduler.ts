@@ -76,10 +76,6 @@ export class TriggerScheduler {
     return this.inFlight.get(release)?.some((r) => r.source.key === source && r.source.digest === digest) ?? false;
   }
 
-  get waiting(): number {
-    return this.pending.size;
-  }
-
   private lastTriggeredAt(key: string, release: ReleaseObject | undefined): number | undefined {
     const annotated = release?.requestedAt ? Date.parse(release.requestedAt) : NaN;
     const local = this.lastTriggered.get(key);

@@ -10,9 +10,9 @@ import {
   setHeaderOptions,
   type V1ConfigMap,
   type V1ObjectMeta,
-  type V1Secret,
 } from '@kubernetes/client-node';
 import { contentDigest } from '../../src/digest.js';
+import { contentOf } from '../../src/sources/objects.js';
 
 export function kubeConfig(): KubeConfig {
   const path = process.env.HRTO_TEST_KUBECONFIG;
@@ -177,8 +177,7 @@ export async function readSource(
   name: string,
 ): Promise<{ labels: Record<string, string>; annotations: Record<string, string>; digest: string }> {
   const obj = kind === 'ConfigMap' ? await core.readNamespacedConfigMap({ namespace, name }) : await core.readNamespacedSecret({ namespace, name });
-  const content = kind === 'ConfigMap' ? { data: (obj as V1ConfigMap).data, binaryData: (obj as V1ConfigMap).binaryData } : { binaryData: (obj as V1Secret).data };
-  return { labels: obj.metadata?.labels ?? {}, annotations: obj.metadata?.annotations ?? {}, digest: contentDigest(content) };
+  return { labels: obj.metadata?.labels ?? {}, annotations: obj.metadata?.annotations ?? {}, digest: contentDigest(contentOf(kind, obj)) };
 }
 
 /** Waits until hrto has recorded the digest of the source's current content. */
