@@ -1,21 +1,20 @@
-# hrto's container image: multi-stage, production dependencies only, non-root, no shell needed at run
-# time, and the controller itself as PID 1 (it handles SIGTERM and SIGINT: finish in-flight work,
-# release the leader lease, exit 0). Runs with a read-only root filesystem.
+# hrto's container image: multi-stage; the final stage holds Node.js and hrto's bundle (dist/), no
+# node_modules and no dev dependencies. Non-root, no shell needed at run time, and the controller
+# itself as PID 1 (it handles SIGTERM and SIGINT: finish in-flight work, release the leader lease,
+# exit 0). Runs with a read-only root filesystem.
 FROM node:24-alpine AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
-COPY tsconfig.json tsconfig.build.json ./
+COPY hack/bundle.mjs ./hack/
 COPY src ./src
-RUN npm run build && npm prune --omit=dev --ignore-scripts
+RUN npm run build
 
 FROM node:24-alpine
 ENV NODE_ENV=production
 WORKDIR /app
-COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 # The image's unprivileged "node" user, by number so runAsNonRoot can verify it.
 USER 1000:1000
 EXPOSE 8080 8081
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "dist/hrto.mjs"]

@@ -7,7 +7,9 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOption
 import { resolveConfig } from '../src/config.js';
 import { startController } from '../src/controller.js';
 import { formatReport, runExplain } from '../src/explain.js';
-import { createLogger } from '../src/log.js';
+import { KubeApi } from '../src/kube/api.js';
+import { kubeConfigCredentials } from '../src/kube/credentials.js';
+import { createLogger, prettyLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { installHelmReleaseCrd } from '../test/harness/cluster.js';
 import { ControlPlane } from '../test/harness/controlplane.js';
@@ -67,8 +69,12 @@ try {
 
   step('Starting hrto (logs below are its own)');
   const config = resolveConfig({ metricsBindAddress: '0', healthProbeBindAddress: '0', logLevel: 'info' });
-  const controller = startController(config, { kc, log: createLogger('info', { pretty: true }), metrics: createMetrics() });
-  stopHrto = () => controller.stop();
+  const api = await KubeApi.create(kubeConfigCredentials(kc));
+  const controller = startController(config, { api, log: await prettyLogger('info'), metrics: createMetrics() });
+  stopHrto = async () => {
+    await controller.stop();
+    api.close();
+  };
   await controller.started;
 
   await core.createNamespace({ body: { metadata: { name: NS } } });
@@ -158,7 +164,7 @@ try {
   if (!unchanged) throw new Error('demo: a label edit triggered the release');
 
   step('hrto explain --namespace demo');
-  const report = await runExplain(config, kc, createLogger('warn', { pretty: false }), { namespace: NS });
+  const report = await runExplain(config, api, createLogger('warn'), { namespace: NS });
   process.stdout.write(`${formatReport(report).trimEnd().replace(/^/gm, '    ')}\n`);
 
   step('Done: stopping hrto, the Flux controllers and the control plane');

@@ -6,9 +6,10 @@ import { Command, Option } from 'commander';
 import { type Config, ConfigError, DEFAULTS, resolveConfig, settingsFromEnv, type RawSettings } from './config.js';
 import { CacheSyncTimeoutError, startController } from './controller.js';
 import { formatReport, runExplain } from './explain.js';
+import type { KubeApi } from './kube/api.js';
 import { serveMetrics, serveProbes } from './http-server.js';
-import { loadKubeConfig } from './kube/config.js';
-import { createLogger } from './log.js';
+import { connect } from './kube/connect.js';
+import { createLogger, stdoutLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -43,22 +44,29 @@ function configure(flags: RawSettings): Config | number {
 async function run(flags: RawSettings): Promise<number> {
   const config = configure(flags);
   if (typeof config === 'number') return config;
-  const log = createLogger(config.logLevel);
+  const log = await stdoutLogger(config.logLevel);
   const metrics = createMetrics({ processMetrics: true });
-  const kc = loadKubeConfig(config.kubeconfig);
+  let api: KubeApi;
+  try {
+    api = await connect(config.kubeconfig);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'cannot connect to the API server');
+    return 1;
+  }
   log.info(
-    { server: kc.getCurrentCluster()?.server, keyDomain: config.keyDomain, triggerMode: config.triggerMode, leaderElect: config.leaderElect, dryRun: config.dryRun },
+    { server: api.server, keyDomain: config.keyDomain, triggerMode: config.triggerMode, leaderElect: config.leaderElect, dryRun: config.dryRun },
     'starting hrto',
   );
   return new Promise<number>((resolve) => {
     const servers = Promise.all([serveMetrics(metrics.registry, config.metricsBindAddress), serveProbes(config.healthProbeBindAddress, () => controller.ready())]);
     const finish = async (code: number): Promise<void> => {
       await controller.stop();
+      api.close();
       for (const server of await servers) server?.close();
       resolve(code);
     };
     const controller = startController(config, {
-      kc,
+      api,
       log,
       metrics,
       onLostLeadership: () => void finish(1),
@@ -85,9 +93,10 @@ async function explainCommand(name: string | undefined, flags: RawSettings & { n
   const config = configure(flags);
   if (typeof config === 'number') return config;
   // Logs go to stderr, warnings only: stdout is the report.
-  const log = createLogger('warn', { destination: process.stderr, pretty: false });
+  const log = createLogger('warn', process.stderr);
   try {
-    const report = await runExplain(config, loadKubeConfig(config.kubeconfig), log, { namespace: flags.namespace, name });
+    const api = await connect(config.kubeconfig);
+    const report = await runExplain(config, api, log, { namespace: flags.namespace, name }).finally(() => api.close());
     process.stdout.write(flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     return 0;
   } catch (err) {

@@ -2,14 +2,13 @@
 // Three queues, one way: sources (decide what to trigger), HelmReleases (the trigger itself, after
 // debounce and minimum interval) and autodiscovery marks. Only the leader runs workers.
 import { hostname } from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import { Discoverer } from './discovery.js';
 import { NotLeaderError } from './errors.js';
 import { EventRecorder } from './events.js';
 import { keysFor } from './keys.js';
 import { dryRun, kubeWriter, type KubeWriter, leaderOnly } from './kube/client.js';
-import { retryAfterMs, statusOf } from './kube/http.js';
+import { type KubeApi, retryAfterMs, statusOf } from './kube/api.js';
 import { LeaderElector } from './leader.js';
 import type { Logger } from './log.js';
 import { TargetIndex, ValuesIndex } from './mapping/index.js';
@@ -27,7 +26,7 @@ import { monotonicNanoClock } from './trigger.js';
 export { CacheSyncTimeoutError } from './sources/caches.js';
 
 export interface ControllerDeps {
-  kc: KubeConfig;
+  api: KubeApi;
   log: Logger;
   metrics: Metrics;
   writer?: KubeWriter;
@@ -47,33 +46,29 @@ export interface Controller {
 type QueueName = 'trigger' | 'release' | 'autodiscovery';
 
 export function startController(config: Config, deps: ControllerDeps): Controller {
-  const { kc, log, metrics } = deps;
+  const { api, log, metrics } = deps;
   const keys = keysFor(config.keyDomain);
   const elector = config.leaderElect
     ? new LeaderElector({
-        kc,
+        api,
         namespace: config.leaderElectionNamespace,
         name: config.leaderElectionId,
         leaseDurationMs: config.leaseDurationMs,
         renewDeadlineMs: config.renewDeadlineMs,
         retryPeriodMs: config.retryPeriodMs,
         log,
-        onStartedLeading: () => {
-          metrics.leader.set(1);
-          startWorkers();
-        },
+        onStartedLeading: () => startWorkers(),
         onStoppedLeading: () => {
-          metrics.leader.set(0);
           void shutdownQueues().then(() => deps.onLostLeadership?.());
         },
       })
     : undefined;
   const isLeader = (): boolean => !elector || elector.isLeader();
-  let writer = deps.writer ?? kubeWriter(kc);
+  let writer = deps.writer ?? kubeWriter(api);
   if (config.dryRun) writer = dryRun(writer, log);
   if (elector) writer = leaderOnly(writer, isLeader);
 
-  const caches = buildCaches(config, keys, kc, log, metrics);
+  const caches = buildCaches(config, keys, api, log, metrics);
   const { getSource, getRelease } = caches;
   const releaseSelector = parseSelector(config.helmreleaseLabelSelector);
   const inScope = (release: ReleaseObject): boolean => releaseSelector.matches(release.labels);
@@ -215,16 +210,16 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
 
   // One release informer per namespace scope: disjoint, so sizes add up without listing.
   const releaseCount = (): number => caches.releases.reduce((n, i) => n + i.size, 0);
-  const collect = (): void => {
-    for (const [name, q] of queues) metrics.queueDepth.set({ queue: name }, q.depth + q.delayed);
-    const watched = caches.listSources();
-    for (const [kind] of SOURCE_KINDS) metrics.watchedSources.set({ kind }, watched.filter((s) => s.kind === kind).length);
-    metrics.watchedReleases.set(releaseCount());
-    for (const informer of caches.all) metrics.cacheSynced.set({ informer: informer.name }, informer.hasSynced() ? 1 : 0);
-    metrics.leader.set(isLeader() ? 1 : 0);
-  };
-  const collector = setInterval(collect, 1000);
-  collector.unref();
+  metrics.observe({
+    queueDepths: () => queues.map(([name, q]) => [name, q.depth + q.delayed] as const),
+    watchedSources: () => {
+      const watched = caches.listSources();
+      return SOURCE_KINDS.map(([kind]) => [kind, watched.filter((s) => s.kind === kind).length] as const);
+    },
+    watchedReleases: releaseCount,
+    informersSynced: () => caches.all.map((informer) => [informer.name, informer.hasSynced()] as const),
+    leader: isLeader,
+  });
 
   const worker = async (name: QueueName, q: WorkQueue<string>, reconcile: (key: string) => Promise<'done' | 'retry'>): Promise<void> => {
     for (;;) {
@@ -285,7 +280,6 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const started = (async () => {
     await caches.waitForSync(config.cacheSyncTimeoutMs);
     synced = true;
-    collect();
     if (stopping) return;
     if (elector) {
       log.info({ identity: elector.identity }, 'caches synced; campaigning for leadership');
@@ -300,7 +294,6 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     started,
     ready: () => synced,
     async stop() {
-      clearInterval(collector);
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.gracefulShutdownTimeoutMs);

@@ -5,7 +5,7 @@
 import type { EventRecorder } from './events.js';
 import type { Keys } from './keys.js';
 import type { KubeWriter } from './kube/client.js';
-import { statusOf } from './kube/http.js';
+import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { ValuesIndex } from './mapping/index.js';
 import type { ObjectRef } from './mapping/targets.js';

@@ -2,7 +2,7 @@
 // object bumps its count instead of creating a new object, so a stuck source cannot flood etcd.
 import type { CoreV1Event } from '@kubernetes/client-node';
 import type { KubeWriter } from './kube/client.js';
-import { statusOf } from './kube/http.js';
+import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 
 export const COMPONENT = 'helmrelease-trigger-operator';

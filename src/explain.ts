@@ -1,8 +1,8 @@
 // `hrto explain`: which sources feed which HelmReleases, their current and recorded digests, and
 // whether a trigger is pending and why; computed by the same assessment the controller acts on.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { assess, type AssessContext, recordedOn } from './assess.js';
 import type { Config } from './config.js';
+import type { KubeApi } from './kube/api.js';
 import type { TargetAction } from './decide.js';
 import { keysFor } from './keys.js';
 import type { Logger } from './log.js';
@@ -158,12 +158,12 @@ export function formatReport(report: ExplainReport): string {
 /** Lists the caches once (no watch kept), then reports. */
 export async function runExplain(
   config: Config,
-  kc: KubeConfig,
+  api: KubeApi,
   log: Logger,
   filter: { namespace?: string | undefined; name?: string | undefined },
 ): Promise<ExplainReport> {
   const keys = keysFor(config.keyDomain);
-  const caches = buildCaches(config, keys, kc, log, undefined, false);
+  const caches = buildCaches(config, keys, api, log, undefined, false);
   caches.start();
   try {
     await caches.waitForSync(config.cacheSyncTimeoutMs);

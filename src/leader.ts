@@ -5,8 +5,7 @@
 // stops writing before anyone else may start.
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { requestJSON, statusOf } from './kube/http.js';
+import { type KubeApi, statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 
 export interface LeaseSpec {
@@ -23,7 +22,7 @@ interface Lease {
 }
 
 export interface LeaderElectorOptions {
-  kc: KubeConfig;
+  api: KubeApi;
   namespace: string;
   name: string;
   identity?: string;
@@ -109,11 +108,11 @@ export class LeaderElector {
     try {
       let lease: Lease;
       try {
-        lease = await requestJSON<Lease>(this.opts.kc, 'GET', `${this.path}/${this.opts.name}`, { timeoutMs: this.opts.renewDeadlineMs });
+        lease = await this.opts.api.json<Lease>('GET', `${this.path}/${this.opts.name}`, { timeoutMs: this.opts.renewDeadlineMs });
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
         const spec: LeaseSpec = { holderIdentity: this.identity, leaseDurationSeconds: duration, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 };
-        await requestJSON(this.opts.kc, 'POST', this.path, {
+        await this.opts.api.json('POST', this.path, {
           body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.opts.name, namespace: this.opts.namespace }, spec },
           timeoutMs: this.opts.renewDeadlineMs,
         });
@@ -134,7 +133,7 @@ export class LeaderElector {
         renewTime: microTime(now),
         leaseTransitions: (spec.leaseTransitions ?? 0) + (ours ? 0 : 1),
       };
-      await requestJSON(this.opts.kc, 'PUT', `${this.path}/${this.opts.name}`, {
+      await this.opts.api.json('PUT', `${this.path}/${this.opts.name}`, {
         body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: lease.metadata, spec: next },
         timeoutMs: this.opts.renewDeadlineMs,
       });
@@ -156,10 +155,10 @@ export class LeaderElector {
     if (!this.isLeader()) return;
     this.leading = false;
     try {
-      const lease = await requestJSON<Lease>(this.opts.kc, 'GET', `${this.path}/${this.opts.name}`, { timeoutMs: this.opts.renewDeadlineMs });
+      const lease = await this.opts.api.json<Lease>('GET', `${this.path}/${this.opts.name}`, { timeoutMs: this.opts.renewDeadlineMs });
       if (lease.spec?.holderIdentity !== this.identity) return;
       const now = microTime(Date.now());
-      await requestJSON(this.opts.kc, 'PUT', `${this.path}/${this.opts.name}`, {
+      await this.opts.api.json('PUT', `${this.path}/${this.opts.name}`, {
         body: {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',

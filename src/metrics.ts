@@ -18,14 +18,29 @@ export interface Metrics {
   discoveryPatches: Counter<'result'>;
   leader: Gauge;
   throttleWait: Histogram;
+  /** The controller's state gauges are read from this at scrape time: nothing samples in between. */
+  observe(probe: StateProbe): void;
+}
+
+/** The controller's state, read when /metrics is scraped. */
+export interface StateProbe {
+  queueDepths(): Iterable<readonly [queue: string, depth: number]>;
+  watchedSources(): Iterable<readonly [kind: string, count: number]>;
+  watchedReleases(): number;
+  informersSynced(): Iterable<readonly [informer: string, synced: boolean]>;
+  leader(): boolean;
 }
 
 export function createMetrics(options: { processMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  let probe: StateProbe | undefined;
   return {
     registry,
+    observe: (p) => {
+      probe = p;
+    },
     triggers: new Counter({
       name: 'hrto_triggers_total',
       help: 'HelmRelease trigger patches, by result (success, error, dry-run) and mode (force, reconcile).',
@@ -60,7 +75,15 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       labelNames: ['queue', 'result'],
       registers,
     }),
-    queueDepth: new Gauge({ name: 'hrto_queue_depth', help: 'Keys waiting in a work queue, by queue.', labelNames: ['queue'], registers }),
+    queueDepth: new Gauge({
+      name: 'hrto_queue_depth',
+      help: 'Keys waiting in a work queue, by queue.',
+      labelNames: ['queue'],
+      registers,
+      collect() {
+        for (const [queue, depth] of probe?.queueDepths() ?? []) this.set({ queue }, depth);
+      },
+    }),
     queueRetries: new Counter({
       name: 'hrto_queue_retries_total',
       help: 'Keys requeued with backoff, by queue.',
@@ -72,13 +95,26 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       help: 'Labeled sources in the cache, by kind.',
       labelNames: ['kind'],
       registers,
+      collect() {
+        for (const [kind, count] of probe?.watchedSources() ?? []) this.set({ kind }, count);
+      },
     }),
-    watchedReleases: new Gauge({ name: 'hrto_watched_helmreleases', help: 'HelmReleases in the cache.', registers }),
+    watchedReleases: new Gauge({
+      name: 'hrto_watched_helmreleases',
+      help: 'HelmReleases in the cache.',
+      registers,
+      collect() {
+        if (probe) this.set(probe.watchedReleases());
+      },
+    }),
     cacheSynced: new Gauge({
       name: 'hrto_cache_synced',
       help: '1 when the informer has listed its objects.',
       labelNames: ['informer'],
       registers,
+      collect() {
+        for (const [informer, synced] of probe?.informersSynced() ?? []) this.set({ informer }, synced ? 1 : 0);
+      },
     }),
     watchErrors: new Counter({
       name: 'hrto_watch_errors_total',
@@ -92,7 +128,14 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       buckets: [0, 0.1, 0.5, 1, 5, 15, 60, 300, 900],
       registers,
     }),
-    leader: new Gauge({ name: 'hrto_leader', help: '1 while this instance is the leader (always 1 without leader election).', registers }),
+    leader: new Gauge({
+      name: 'hrto_leader',
+      help: '1 while this instance is the leader (always 1 without leader election).',
+      registers,
+      collect() {
+        if (probe) this.set(probe.leader() ? 1 : 0);
+      },
+    }),
     discoveryPatches: new Counter({
       name: 'hrto_discovery_patches_total',
       help: 'Autodiscovery patches of source labels and annotations, by result (success, conflict, error).',

@@ -7,7 +7,7 @@ import { encodeKeyDigests } from './digest.js';
 import { CrossNamespaceRefError, type InvalidReferenceError, truncate } from './errors.js';
 import type { EventRecorder, InvolvedObject } from './events.js';
 import type { KubeWriter } from './kube/client.js';
-import { statusOf } from './kube/http.js';
+import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type ObjectRef, refKey } from './mapping/targets.js';

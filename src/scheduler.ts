@@ -5,7 +5,7 @@
 import type { EventRecorder } from './events.js';
 import type { KubeWriter } from './kube/client.js';
 import { HELM_GROUP, HELM_VERSION } from './kube/client.js';
-import { statusOf } from './kube/http.js';
+import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { WorkQueue } from './queue.js';

@@ -1,16 +1,9 @@
 // Thin adapters for the writes hrto makes: merge patches of annotations, and Events.
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type CoreV1Event,
-  type KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
+import type { CoreV1Event } from '@kubernetes/client-node';
 import type { SourceKind } from '../sources/objects.js';
 import { NotLeaderError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { getJSON, statusOf } from './http.js';
+import { type KubeApi, MERGE_PATCH, statusOf } from './api.js';
 import { FIELD_MANAGER } from '../sources/objects.js';
 
 export const HELM_GROUP = 'helm.toolkit.fluxcd.io';
@@ -19,8 +12,6 @@ export const HELM_PLURAL = 'helmreleases';
 
 // The API server sends only metadata, so a Secret's data never reaches hrto on this path.
 const PARTIAL_OBJECT_METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
-
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export interface AnnotationPatch {
   metadata: { annotations: Record<string, string | null> };
@@ -52,31 +43,20 @@ export interface KubeWriter {
   patchEvent(namespace: string, name: string, patch: Partial<CoreV1Event>): Promise<void>;
 }
 
-export function kubeWriter(kc: KubeConfig): KubeWriter {
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
+const sourcePath = (kind: SourceKind, namespace: string, name: string): string =>
+  `/api/v1/namespaces/${namespace}/${kind === 'ConfigMap' ? 'configmaps' : 'secrets'}/${name}`;
+
+export function kubeWriter(api: KubeApi): KubeWriter {
+  const patch = (path: string, body: unknown, fieldManager?: string): Promise<void> =>
+    api.send('PATCH', path, { body, contentType: MERGE_PATCH, query: { fieldManager } });
   return {
-    async patchRelease(namespace, name, body) {
-      await custom.patchNamespacedCustomObject(
-        { group: HELM_GROUP, version: HELM_VERSION, plural: HELM_PLURAL, namespace, name, body, fieldManager: FIELD_MANAGER },
-        mergePatch,
-      );
-    },
-    async patchSource(kind, namespace, name, body) {
-      const param = { namespace, name, body, fieldManager: FIELD_MANAGER };
-      // The response (a Secret's data included) is dropped unread.
-      if (kind === 'ConfigMap') await core.patchNamespacedConfigMap(param, mergePatch);
-      else await core.patchNamespacedSecret(param, mergePatch);
-    },
+    patchRelease: (namespace, name, body) =>
+      patch(`/apis/${HELM_GROUP}/${HELM_VERSION}/namespaces/${namespace}/${HELM_PLURAL}/${name}`, body, FIELD_MANAGER),
+    // The response (a Secret's data included) is dropped unread.
+    patchSource: (kind, namespace, name, body) => patch(sourcePath(kind, namespace, name), body, FIELD_MANAGER),
     async getSourceMetadata(kind, namespace, name) {
-      const resource = kind === 'ConfigMap' ? 'configmaps' : 'secrets';
       try {
-        const obj = await getJSON<{ metadata?: Partial<SourceMetadata> }>(
-          kc,
-          `/api/v1/namespaces/${namespace}/${resource}/${name}`,
-          {},
-          { accept: PARTIAL_OBJECT_METADATA },
-        );
+        const obj = await api.json<{ metadata?: Partial<SourceMetadata> }>('GET', sourcePath(kind, namespace, name), { accept: PARTIAL_OBJECT_METADATA });
         return {
           resourceVersion: obj.metadata?.resourceVersion ?? '',
           uid: obj.metadata?.uid ?? '',
@@ -88,12 +68,8 @@ export function kubeWriter(kc: KubeConfig): KubeWriter {
         throw err;
       }
     },
-    async createEvent(namespace, body) {
-      await core.createNamespacedEvent({ namespace, body });
-    },
-    async patchEvent(namespace, name, body) {
-      await core.patchNamespacedEvent({ namespace, name, body }, mergePatch);
-    },
+    createEvent: (namespace, body) => api.send('POST', `/api/v1/namespaces/${namespace}/events`, { body }),
+    patchEvent: (namespace, name, body) => patch(`/api/v1/namespaces/${namespace}/events/${name}`, body),
   };
 }
 

@@ -1,8 +1,8 @@
 // The informers hrto runs: labeled ConfigMaps and Secrets (server-side label selectors, so nothing
 // unlabeled is listed, watched or cached) and HelmReleases, per watched namespace. The controller
 // and `hrto explain` read the same caches.
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config.js';
+import type { KubeApi } from '../kube/api.js';
 import type { Keys } from '../keys.js';
 import { HELM_GROUP, HELM_PLURAL, HELM_VERSION } from '../kube/client.js';
 import type { Logger } from '../log.js';
@@ -51,7 +51,7 @@ function unique<S extends Cached>(caches: Informer<S>[]): S[] {
   return [...byKey.values()];
 }
 
-export function buildCaches(config: Config, keys: Keys, kc: KubeConfig, log: Logger, metrics?: Metrics, resync = true): Caches {
+export function buildCaches(config: Config, keys: Keys, api: KubeApi, log: Logger, metrics?: Metrics, resync = true): Caches {
   const onError = (informer: string) => () => metrics?.watchErrors.inc({ informer });
   // One informer per watched namespace ('' = all) and, for sources, per watch-label spelling:
   // label selectors cannot express "either key".
@@ -64,7 +64,7 @@ export function buildCaches(config: Config, keys: Keys, kc: KubeConfig, log: Log
         const name = `${resource}[${namespace || '*'}][${label}]`;
         return new Informer<SourceObject>({
           name,
-          kc,
+          api,
           path: `/api/v1${inScope(resource, namespace)}`,
           labelSelector: andSelectors(`${label}=true`, config.watchLabelSelector),
           transform: toSource(kind, keys),
@@ -81,7 +81,7 @@ export function buildCaches(config: Config, keys: Keys, kc: KubeConfig, log: Log
     const name = `helmreleases[${namespace || '*'}]`;
     return new Informer<ReleaseObject>({
       name,
-      kc,
+      api,
       path: `/apis/${HELM_GROUP}/${HELM_VERSION}${inScope(HELM_PLURAL, namespace)}`,
       transform: (raw) => toRelease(raw, keys),
       log,

@@ -2,9 +2,8 @@
 // resourceVersion with bookmarks, relist on 410 Gone, reconnect with backoff on errors, periodic
 // resync. Unlike client-node's ListWatch it stores a transformed object (for example metadata and a
 // digest instead of a Secret's data), so memory holds only what hrto decides on.
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
-import { ApiError, getJSON, statusOf } from '../kube/http.js';
+import { ApiError, type KubeApi, statusOf } from '../kube/api.js';
 import { backoffDelay } from '../queue.js';
 
 export interface RawObject {
@@ -40,7 +39,7 @@ export interface InformerHandlers<S> {
 
 export interface InformerOptions<S extends Cached> {
   name: string;
-  kc: KubeConfig;
+  api: KubeApi;
   /** Collection path, e.g. /api/v1/configmaps or /api/v1/namespaces/ns/configmaps. */
   path: string;
   labelSelector?: string;
@@ -74,14 +73,10 @@ export class Informer<S extends Cached> {
   private readonly syncWaiters: (() => void)[] = [];
   private readonly handlers: InformerHandlers<S>[] = [];
   private readonly stop = new AbortController();
-  private watchAbort?: AbortController;
   private running?: Promise<void>;
   private resyncTimer?: NodeJS.Timeout;
-  private readonly watch: Watch;
 
-  constructor(private readonly opts: InformerOptions<S>) {
-    this.watch = new Watch(opts.kc);
-  }
+  constructor(private readonly opts: InformerOptions<S>) {}
 
   get name(): string {
     return this.opts.name;
@@ -125,7 +120,6 @@ export class Informer<S extends Cached> {
 
   async shutdown(): Promise<void> {
     this.stop.abort();
-    this.watchAbort?.abort();
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     await this.running;
   }
@@ -187,10 +181,8 @@ export class Informer<S extends Cached> {
     let cont: string | undefined;
     let listRV: string;
     do {
-      const page = await getJSON<RawList>(this.opts.kc, this.opts.path, {
-        labelSelector: this.opts.labelSelector,
-        limit: this.opts.pageSize ?? 500,
-        continue: cont,
+      const page = await this.opts.api.json<RawList>('GET', this.opts.path, {
+        query: { labelSelector: this.opts.labelSelector, limit: this.opts.pageSize ?? 500, continue: cont },
       });
       for (const item of page.items ?? []) {
         const obj = this.transform(item);
@@ -214,59 +206,42 @@ export class Informer<S extends Cached> {
     }
   }
 
-  private watchOnce(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let gone = false;
-      const onEvent = (type: string, raw: RawObject): void => {
-        if (type === 'ERROR') {
-          const code = (raw as { code?: number }).code;
-          if (code === 410) gone = true;
-          else reject(new ApiError(code ?? 500, String((raw as { reason?: string }).reason ?? ''), `watch error: ${String((raw as { message?: string }).message)}`));
-          return;
-        }
-        const rv = raw.metadata?.resourceVersion;
-        if (type === 'BOOKMARK') {
-          if (rv) this.resourceVersion = rv;
-          return;
-        }
-        const obj = this.transform(raw);
+  private async watchOnce(): Promise<void> {
+    let gone = false;
+    const onEvent = (type: string, raw: RawObject): void => {
+      if (type === 'ERROR') {
+        const status = raw as { code?: number; reason?: string; message?: string };
+        if (status.code === 410) gone = true;
+        else throw new ApiError(status.code ?? 500, String(status.reason ?? ''), `watch error: ${String(status.message)}`);
+        return;
+      }
+      const rv = raw.metadata?.resourceVersion;
+      if (type === 'BOOKMARK') {
         if (rv) this.resourceVersion = rv;
-        if (!obj) return;
-        const before = this.cache.get(obj.key);
-        if (type === 'DELETED') {
-          this.cache.delete(obj.key);
-          this.emit('delete', before ?? obj);
-        } else {
-          this.cache.set(obj.key, obj);
-          if (before) this.emit('update', obj, before);
-          else this.emit('add', obj);
-        }
-      };
-      const onDone = (err: unknown): void => {
-        this.watchAbort = undefined;
-        if (gone) reject(new GoneError('410 Gone'));
-        else if (err && !this.stop.signal.aborted) reject(err instanceof Error ? err : new Error(`watch failed: ${JSON.stringify(err)}`));
-        else resolve();
-      };
-      // The server ends the watch after timeoutSeconds; a spread avoids every watch reconnecting at once.
-      const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
-      this.watch
-        .watch(
-          this.opts.path,
-          {
-            labelSelector: this.opts.labelSelector,
-            resourceVersion: this.resourceVersion,
-            allowWatchBookmarks: true,
-            timeoutSeconds,
-          },
-          onEvent,
-          onDone,
-        )
-        .then((abort) => {
-          this.watchAbort = abort;
-          if (this.stop.signal.aborted) abort.abort();
-        })
-        .catch(reject);
-    });
+        return;
+      }
+      const obj = this.transform(raw);
+      if (rv) this.resourceVersion = rv;
+      if (!obj) return;
+      const before = this.cache.get(obj.key);
+      if (type === 'DELETED') {
+        this.cache.delete(obj.key);
+        this.emit('delete', before ?? obj);
+      } else {
+        this.cache.set(obj.key, obj);
+        if (before) this.emit('update', obj, before);
+        else this.emit('add', obj);
+      }
+    };
+    // The server ends the watch after timeoutSeconds; a spread avoids every watch reconnecting at once.
+    const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
+    await this.opts.api.watch(
+      this.opts.path,
+      { labelSelector: this.opts.labelSelector, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+      onEvent,
+      this.stop.signal,
+      (timeoutSeconds + 60) * 1000,
+    );
+    if (gone) throw new GoneError('410 Gone');
   }
 }

@@ -16,12 +16,17 @@ describe('hrto command', () => {
     }
   });
 
-  it('the build the image ships (dist/cli.js) runs', async () => {
+  it('the bundle the image ships (dist/hrto.mjs) runs, and reads a kubeconfig in its worker', async () => {
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
     const { projectRoot } = await import('../harness/binaries.js');
-    const { stdout } = await promisify(execFile)(process.execPath, ['dist/cli.js', '--help'], { cwd: projectRoot });
-    assert.match(stdout, /--max-triggers-per-second/);
+    const run = promisify(execFile);
+    const help = await run(process.execPath, ['dist/hrto.mjs', '--help'], { cwd: projectRoot });
+    assert.match(help.stdout, /--max-triggers-per-second/);
+    // explain connects through the kubeconfig worker and lists the caches once.
+    const ns = `bundle-${Date.now().toString(36)}`;
+    const explained = await run(process.execPath, ['dist/hrto.mjs', 'explain', '--kubeconfig', process.env.HRTO_TEST_KUBECONFIG!, '-n', ns, '-o', 'json'], { cwd: projectRoot });
+    assert.deepEqual(JSON.parse(explained.stdout), { releases: [], refused: [] });
   });
 
   it('refuses invalid settings with exit code 2 and names each one', async () => {

@@ -8,7 +8,9 @@ import type { KubeWriter } from '../../src/kube/client.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { type Cached, Informer } from '../../src/sources/informer.js';
-import { core, eventually, kc } from './support.js';
+import { KubeApi } from '../../src/kube/api.js';
+import { kubeConfigCredentials } from '../../src/kube/credentials.js';
+import { api, core, eventually, kc } from './support.js';
 
 /** HRTO_TEST_HRTO_KUBECONFIG: hrto runs as that identity (the install test's ServiceAccount), fixtures as admin. */
 const hrtoIdentity = process.env.HRTO_TEST_HRTO_KUBECONFIG
@@ -48,14 +50,21 @@ export async function startHrto(
   });
   // Tests trigger one release several times in a row; the minimum interval has tests of its own.
   const config = resolveConfig({ metricsBindAddress: '0', healthProbeBindAddress: '0', logLevel: 'debug', minTriggerInterval: '0s', ...settings });
-  const log = createLogger(config.logLevel, { destination, pretty: false });
+  const log = createLogger(config.logLevel, destination);
   const metrics = createMetrics();
   const { kubeWriter } = await import('../../src/kube/client.js');
-  const identity = options.kc ?? hrtoIdentity ?? kc;
+  const identity = await KubeApi.create(kubeConfigCredentials(options.kc ?? hrtoIdentity ?? kc));
   const writer = options.wrapWriter ? options.wrapWriter(kubeWriter(identity)) : undefined;
-  const controller = startController(config, { kc: identity, log, metrics, ...(writer ? { writer } : {}) });
-  await controller.started;
-  return { controller, metrics, logs, stop: () => controller.stop() };
+  const controller = startController(config, { api: identity, log, metrics, ...(writer ? { writer } : {}) });
+  const stop = async (): Promise<void> => {
+    await controller.stop();
+    identity.close();
+  };
+  await controller.started.catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
+  return { controller, metrics, logs, stop };
 }
 
 export const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
@@ -74,9 +83,9 @@ export class TriggerLog {
     const log = new TriggerLog();
     const informer = new Informer({
       name: `test-triggers[${namespace}]`,
-      kc,
+      api,
       path: `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${namespace}/helmreleases`,
-      log: createLogger('error', { destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
+      log: createLogger('error', new Writable({ write: (_c, _e, cb) => cb() })),
       transform: (raw) => {
         const meta = (raw.metadata ?? {}) as { name?: string; resourceVersion?: string; annotations?: Record<string, string> };
         return {

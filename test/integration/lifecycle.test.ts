@@ -2,7 +2,7 @@
 // start, restarts and API errors. Nothing is lost and nothing is triggered twice.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ApiError } from '../../src/kube/http.js';
+import { ApiError } from '../../src/kube/api.js';
 import type { KubeWriter } from '../../src/kube/client.js';
 import { fixture, reconciledSince, reconciles } from './fixture.js';
 import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto.js';

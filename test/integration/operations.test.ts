@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import type { ExplainReport } from '../../src/explain.js';
-import { requestJSON } from '../../src/kube/http.js';
 import { microTime } from '../../src/leader.js';
 import { freePort } from '../harness/controlplane.js';
 import { fixture } from './fixture.js';
 import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto.js';
 import { clusterArgs, hrto, leaderAndStandby, logLines, unreachableKubeconfig, waitForLog } from './process.js';
 import {
+  api,
   auditedWrites,
   auditLogPath,
   core,
@@ -230,7 +230,7 @@ describe('metrics and probes', () => {
     const ns = await oneSource('probes');
     // Raw JSON: the API server wants MicroTime (six fraction digits), which client-node's Date does not write.
     const now = microTime(Date.now());
-    await requestJSON(kc, 'POST', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, {
+    await api.json('POST', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, {
       body: { metadata: { name: 'helmrelease-trigger-operator', namespace: ns }, spec: { holderIdentity: 'someone-else', leaseDurationSeconds: 3600, renewTime: now, acquireTime: now } },
     });
     const port = await freePort();

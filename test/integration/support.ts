@@ -12,6 +12,8 @@ import {
   type V1ObjectMeta,
 } from '@kubernetes/client-node';
 import { contentDigest } from '../../src/digest.js';
+import { KubeApi } from '../../src/kube/api.js';
+import { kubeConfigCredentials } from '../../src/kube/credentials.js';
 import { contentOf } from '../../src/sources/objects.js';
 
 export function kubeConfig(): KubeConfig {
@@ -24,6 +26,8 @@ export function kubeConfig(): KubeConfig {
 
 export const kc = kubeConfig();
 export const core = kc.makeApiClient(CoreV1Api);
+/** hrto's own client, as the admin: for informers and raw requests in tests. */
+export const api = await KubeApi.create(kubeConfigCredentials(kc));
 export const custom = kc.makeApiClient(CustomObjectsApi);
 
 export const HR = { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' } as const;

@@ -1,0 +1,38 @@
+// npm run build: the production build, two tree-shaken ESM files in dist/ (plus chunks they share):
+// hrto.mjs, the controller and CLI, and kubeconfig-worker.mjs, client-node's KubeConfig, run in a
+// worker thread only when a kubeconfig is read (never in a pod). No node_modules at run time.
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+const outdir = path.join(root, 'dist');
+rmSync(outdir, { recursive: true, force: true });
+
+const result = await build({
+  absWorkingDir: root,
+  entryPoints: { hrto: 'src/cli.ts', 'kubeconfig-worker': 'src/kube/kubeconfig-worker.ts' },
+  outdir,
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  minify: true,
+  sourcemap: 'linked',
+  legalComments: 'external',
+  metafile: true,
+  logLevel: 'warning',
+  define: { __HRTO_VERSION__: JSON.stringify(version) },
+  // The CommonJS libraries inside (pino, prom-client) call require() for Node's built-in modules.
+  banner: { js: "import { createRequire as __hrtoRequire } from 'node:module'; const require = __hrtoRequire(import.meta.url);" },
+});
+
+const sizes = Object.entries(result.metafile.outputs)
+  .filter(([file]) => file.endsWith('.mjs'))
+  .map(([file, out]) => `${path.relative(root, file)} ${(out.bytes / 1024).toFixed(0)} KiB`);
+console.log(`built hrto ${version}: ${sizes.join(', ')}`);

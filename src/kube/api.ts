@@ -1,0 +1,253 @@
+// The one way hrto talks to the API server: every list, watch, patch, Event and Lease goes through
+// KubeApi, over one keep-alive agent (no TLS handshake per request), with one User-Agent so audit
+// logs name hrto, and credentials that follow token rotation (re-read every minute and after a 401).
+import http from 'node:http';
+import https from 'node:https';
+import { ROTATING_CREDENTIALS_TTL_MS, type CredentialSource, type Credentials, type TlsMaterial } from './credentials.js';
+import { VERSION } from '../version.js';
+
+export const USER_AGENT = `hrto/${VERSION} (${process.platform}/${process.arch}) node/${process.version}`;
+
+export const MERGE_PATCH = 'application/merge-patch+json';
+
+/** An HTTP error from the API server, with its status code and the Kubernetes Status reason. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly statusCode: number,
+    readonly reason: string,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+export function statusOf(err: unknown): number | undefined {
+  return err instanceof ApiError ? err.statusCode : undefined;
+}
+
+/** The server's Retry-After (429, 503), in ms; 0 when absent. */
+export function retryAfterMs(err: unknown): number {
+  return err instanceof ApiError ? (err.retryAfterSeconds ?? 0) * 1000 : 0;
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  /** Of the body; JSON unless a patch says otherwise. */
+  contentType?: string;
+  accept?: string;
+  timeoutMs?: number;
+}
+
+export type WatchHandler = (type: string, object: Record<string, unknown>) => void;
+
+interface Exchange {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+const tlsFingerprint = (tls: TlsMaterial): string => JSON.stringify([tls.ca, tls.cert, tls.key, tls.rejectUnauthorized, tls.servername]);
+
+function toApiError(method: string, path: string, { status, headers, body }: Exchange): ApiError {
+  let reason = '';
+  let message = body.slice(0, 500);
+  try {
+    const parsed = JSON.parse(body) as { reason?: string; message?: string };
+    reason = parsed.reason ?? '';
+    message = parsed.message ?? message;
+  } catch {
+    // not a Status object; keep the raw text
+  }
+  const retryAfter = Number(headers['retry-after']);
+  return new ApiError(status, reason, `${method} ${path}: ${status} ${message}`, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined);
+}
+
+export class KubeApi {
+  private agent: http.Agent;
+  private fingerprint: string;
+  private fetchedAt = Date.now();
+  private refreshing: Promise<Credentials> | undefined;
+
+  private constructor(
+    private readonly source: CredentialSource,
+    private creds: Credentials,
+    private readonly userAgent: string,
+  ) {
+    this.fingerprint = tlsFingerprint(creds.tls);
+    this.agent = this.makeAgent(creds);
+  }
+
+  static async create(source: CredentialSource, userAgent = USER_AGENT): Promise<KubeApi> {
+    return new KubeApi(source, await source.get(false), userAgent);
+  }
+
+  get server(): string {
+    return this.creds.server;
+  }
+
+  private makeAgent({ server, tls }: Credentials): http.Agent {
+    const options = { keepAlive: true, scheduling: 'lifo' as const };
+    return server.startsWith('https:') ? new https.Agent({ ...options, ...tls }) : new http.Agent(options);
+  }
+
+  /** Re-reads the credentials (once for all callers at the same time); a new agent if TLS changed. */
+  private refresh(): Promise<Credentials> {
+    this.refreshing ??= this.source
+      .get(true)
+      .then((creds) => {
+        this.creds = creds;
+        this.fetchedAt = Date.now();
+        const fingerprint = tlsFingerprint(creds.tls);
+        if (fingerprint !== this.fingerprint) {
+          // Open watches finish on the old agent; it is closed once they have reconnected.
+          const old = this.agent;
+          setTimeout(() => old.destroy(), 15 * 60_000).unref();
+          this.fingerprint = fingerprint;
+          this.agent = this.makeAgent(creds);
+        }
+        return creds;
+      })
+      .finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private credentials(): Credentials | Promise<Credentials> {
+    return this.source.rotating && Date.now() - this.fetchedAt > ROTATING_CREDENTIALS_TTL_MS ? this.refresh() : this.creds;
+  }
+
+  private url(path: string, query: Query = {}): URL {
+    const url = new URL(this.creds.server + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  private open(method: string, url: URL, creds: Credentials, opts: RequestOptions, payload: string | undefined): http.ClientRequest {
+    const headers: Record<string, string> = { ...creds.headers, accept: opts.accept ?? 'application/json', 'user-agent': this.userAgent };
+    if (payload !== undefined) {
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+    const transport = url.protocol === 'https:' ? https : http;
+    return transport.request(url, { method, headers, agent: this.agent });
+  }
+
+  /** One request and its whole answer; `keepBody` false drops a successful answer's body unread. */
+  private exchange(method: string, path: string, opts: RequestOptions, creds: Credentials, keepBody: boolean): Promise<Exchange> {
+    const url = this.url(path, opts.query);
+    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    return new Promise<Exchange>((resolve, reject) => {
+      const req = this.open(method, url, creds, opts, payload);
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${timeoutMs}ms`)));
+      req.on('error', reject);
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        if (!keepBody && status >= 200 && status < 300) {
+          res.resume();
+          res.on('end', () => resolve({ status, headers: res.headers, body: '' }));
+          res.on('error', reject);
+          return;
+        }
+        res.setEncoding('utf8');
+        let body = '';
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status, headers: res.headers, body }));
+        res.on('error', reject);
+      });
+      req.end(payload);
+    });
+  }
+
+  private async call(method: string, path: string, opts: RequestOptions, keepBody: boolean): Promise<string> {
+    let answer = await this.exchange(method, path, opts, await this.credentials(), keepBody);
+    // A rotated token: read it again and retry once.
+    if (answer.status === 401) answer = await this.exchange(method, path, opts, await this.refresh(), keepBody);
+    if (answer.status < 200 || answer.status >= 300) throw toApiError(method, path, answer);
+    return answer.body;
+  }
+
+  /** A request whose JSON answer is returned. */
+  async json<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, opts: RequestOptions = {}): Promise<T> {
+    const body = await this.call(method, path, opts, true);
+    try {
+      return JSON.parse(body) as T;
+    } catch (err) {
+      throw new Error(`${method} ${path}: invalid JSON: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** A write whose answer hrto does not need: it is never parsed (nor, for a Secret, held). */
+  async send(method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, opts: RequestOptions = {}): Promise<void> {
+    await this.call(method, path, opts, false);
+  }
+
+  /**
+   * Streams a watch: each event to `onEvent` as it arrives. Resolves when the server ends it (or on
+   * abort); rejects with ApiError for an error status, or on a broken connection. A connection
+   * silent for longer than `idleTimeoutMs` (the server's own timeout has passed) counts as broken.
+   */
+  async watch(path: string, query: Query, onEvent: WatchHandler, signal: AbortSignal, idleTimeoutMs: number): Promise<void> {
+    const creds = await this.credentials();
+    const url = this.url(path, { ...query, watch: true });
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return resolve();
+      const req = this.open('GET', url, creds, {}, undefined);
+      const onAbort = (): void => {
+        req.destroy();
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const settle = (err?: Error): void => {
+        signal.removeEventListener('abort', onAbort);
+        if (err && !signal.aborted) reject(err);
+        else resolve();
+      };
+      req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`watch ${url.pathname}: no data for ${idleTimeoutMs}ms`)));
+      req.on('error', settle);
+      req.on('response', (res) => {
+        res.setEncoding('utf8');
+        const status = res.statusCode ?? 0;
+        if (status !== 200) {
+          let body = '';
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => {
+            if (status === 401) void this.refresh().catch(() => {});
+            settle(toApiError('GET', url.pathname, { status, headers: res.headers, body }));
+          });
+          return;
+        }
+        // One JSON event per line; a large object spans many chunks, so only new text is scanned.
+        let partial = '';
+        res.on('data', (chunk: string) => {
+          try {
+            let start = 0;
+            for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', start)) {
+              const line = partial + chunk.slice(start, nl);
+              partial = '';
+              start = nl + 1;
+              if (!line) continue;
+              const event = JSON.parse(line) as { type: string; object: Record<string, unknown> };
+              onEvent(event.type, event.object);
+            }
+            partial += chunk.slice(start);
+          } catch (err) {
+            req.destroy(err instanceof ApiError ? err : new Error(`watch ${url.pathname}: ${(err as Error).message}`));
+          }
+        });
+        res.on('end', () => settle());
+        res.on('error', settle);
+      });
+      req.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.source.close();
+  }
+}

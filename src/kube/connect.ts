@@ -1,0 +1,58 @@
+// Connects to the API server the way a pod or a workstation expects (see credentials.ts).
+import { Worker } from 'node:worker_threads';
+import { KubeApi } from './api.js';
+import { type CredentialSource, type Credentials, CredentialsError, inClusterCredentials, runsInCluster } from './credentials.js';
+import type { WorkerReply } from './kubeconfig-worker.js';
+
+// Beside this module in the source tree; beside the bundle in a build.
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './kubeconfig-worker.ts' : './kubeconfig-worker.mjs', import.meta.url);
+
+/** A kubeconfig (the file, or KUBECONFIG and ~/.kube/config when undefined), read in a worker thread. */
+export async function kubeconfigCredentials(file: string | undefined): Promise<CredentialSource> {
+  const worker = new Worker(WORKER, { workerData: { file } });
+  const waiting = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (err: Error) => void }>();
+  let next = 0;
+  const failAll = (err: Error): void => {
+    for (const { reject } of waiting.values()) reject(err);
+    waiting.clear();
+  };
+  worker.on('message', (reply: WorkerReply) => {
+    waiting.get(reply.id)?.resolve(reply);
+    waiting.delete(reply.id);
+  });
+  worker.on('error', failAll);
+  worker.on('exit', () => failAll(new CredentialsError('the kubeconfig reader stopped')));
+  const ask = async (): Promise<{ credentials: Credentials; rotating: boolean }> => {
+    const id = next++;
+    const reply = await new Promise<WorkerReply>((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      worker.ref();
+      worker.postMessage({ id });
+    }).finally(() => worker.unref());
+    if (!reply.credentials) throw new CredentialsError(reply.error ?? 'no credentials');
+    return { credentials: reply.credentials, rotating: reply.rotating === true };
+  };
+  let first: Awaited<ReturnType<typeof ask>>;
+  try {
+    first = await ask();
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
+  let current = first.credentials;
+  if (!first.rotating) await worker.terminate();
+  return {
+    rotating: first.rotating,
+    get: async (fresh) => {
+      if (fresh && first.rotating) current = (await ask()).credentials;
+      return current;
+    },
+    close: () => void worker.terminate(),
+  };
+}
+
+/** --kubeconfig, KUBECONFIG, the pod's service account, ~/.kube/config: the first that applies. */
+export async function connect(kubeconfig: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<KubeApi> {
+  const source = runsInCluster(kubeconfig, env) ? inClusterCredentials(env) : await kubeconfigCredentials(kubeconfig);
+  return KubeApi.create(source);
+}
