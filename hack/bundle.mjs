@@ -22,7 +22,7 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  minify: true,
+  minify: process.env.HRTO_BUNDLE_MINIFY !== '0',
   sourcemap: 'linked',
   legalComments: 'external',
   metafile: true,

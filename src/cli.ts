@@ -2,6 +2,7 @@
 // Command-line entry: flags and environment -> Config -> controller (or `explain`); signals ->
 // graceful stop; lost leadership -> exit 1 so the pod restarts, as controller-runtime managers do.
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { type Config, ConfigError, DEFAULTS, resolveConfig, settingsFromEnv, type RawSettings } from './config.js';
 import { CacheSyncTimeoutError, startController } from './controller.js';
@@ -9,16 +10,15 @@ import { formatReport, runExplain } from './explain.js';
 import type { KubeApi } from './kube/api.js';
 import { serveMetrics, serveProbes } from './http-server.js';
 import { connect } from './kube/connect.js';
+import { runsInCluster, serviceAccountDir } from './kube/credentials.js';
 import { createLogger, stdoutLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 
-const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
-
 /** In a pod (and not pointed elsewhere): leader election on, the lease in the pod's namespace. */
 function inClusterDefaults(flags: RawSettings): RawSettings {
-  const inCluster = process.env.KUBERNETES_SERVICE_HOST !== undefined && !flags.kubeconfig && !process.env.KUBECONFIG;
-  if (!inCluster) return {};
-  const namespace = existsSync(SERVICE_ACCOUNT_NAMESPACE) ? readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() : undefined;
+  if (!runsInCluster(flags.kubeconfig)) return {};
+  const file = path.join(serviceAccountDir(), 'namespace');
+  const namespace = existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
   return { leaderElect: 'true', leaderElectionNamespace: namespace };
 }
 

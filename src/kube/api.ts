@@ -3,6 +3,7 @@
 // logs name hrto, and credentials that follow token rotation (re-read every minute and after a 401).
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { ROTATING_CREDENTIALS_TTL_MS, type CredentialSource, type Credentials, type TlsMaterial } from './credentials.js';
 import { VERSION } from '../version.js';
 
@@ -51,6 +52,12 @@ interface Exchange {
   body: string;
 }
 
+function queryString(query: Query | undefined): string {
+  let out = '';
+  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) out += `${out ? '&' : '?'}${k}=${encodeURIComponent(v)}`;
+  return out;
+}
+
 const tlsFingerprint = (tls: TlsMaterial): string => JSON.stringify([tls.ca, tls.cert, tls.key, tls.rejectUnauthorized, tls.servername]);
 
 function toApiError(method: string, path: string, { status, headers, body }: Exchange): ApiError {
@@ -72,6 +79,7 @@ export class KubeApi {
   private fingerprint: string;
   private fetchedAt = Date.now();
   private refreshing: Promise<Credentials> | undefined;
+  private parsed: { server: string; at: ReturnType<KubeApi['endpoint']> } | undefined;
 
   private constructor(
     private readonly source: CredentialSource,
@@ -90,9 +98,12 @@ export class KubeApi {
     return this.creds.server;
   }
 
-  private makeAgent({ server, tls }: Credentials): http.Agent {
+  private makeAgent({ server, tls: material }: Credentials): http.Agent {
     const options = { keepAlive: true, scheduling: 'lifo' as const };
-    return server.startsWith('https:') ? new https.Agent({ ...options, ...tls }) : new http.Agent(options);
+    if (!server.startsWith('https:')) return new http.Agent(options);
+    // One TLS context for every connection (Node would otherwise build one per connection).
+    const { ca, cert, key, rejectUnauthorized, servername } = material;
+    return new https.Agent({ ...options, secureContext: tls.createSecureContext({ ca, cert, key }), rejectUnauthorized, servername });
   }
 
   /** Re-reads the credentials (once for all callers at the same time); a new agent if TLS changed. */
@@ -120,30 +131,34 @@ export class KubeApi {
     return this.source.rotating && Date.now() - this.fetchedAt > ROTATING_CREDENTIALS_TTL_MS ? this.refresh() : this.creds;
   }
 
-  private url(path: string, query: Query = {}): URL {
-    const url = new URL(this.creds.server + path);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
-    return url;
-  }
-
-  private open(method: string, url: URL, creds: Credentials, opts: RequestOptions, payload: string | undefined): http.ClientRequest {
+  private open(method: string, path: string, query: Query | undefined, creds: Credentials, opts: RequestOptions, payload: string | undefined): http.ClientRequest {
     const headers: Record<string, string> = { ...creds.headers, accept: opts.accept ?? 'application/json', 'user-agent': this.userAgent };
     if (payload !== undefined) {
       headers['content-type'] = opts.contentType ?? 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const transport = url.protocol === 'https:' ? https : http;
-    return transport.request(url, { method, headers, agent: this.agent });
+    const server = this.endpoint(creds.server);
+    const transport = server.protocol === 'https:' ? https : http;
+    return transport.request({ ...server, path: server.pathname + path + queryString(query), method, headers, agent: this.agent });
+  }
+
+  /** The server URL, parsed once per value (it changes only with the credentials). */
+  private endpoint(server: string): { protocol: string; hostname: string; port: string; pathname: string } {
+    if (this.parsed?.server !== server) {
+      const url = new URL(server);
+      // A server URL may carry a path prefix (API gateways, proxies).
+      this.parsed = { server, at: { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port, pathname: url.pathname.replace(/\/$/, '') } };
+    }
+    return this.parsed.at;
   }
 
   /** One request and its whole answer; `keepBody` false drops a successful answer's body unread. */
   private exchange(method: string, path: string, opts: RequestOptions, creds: Credentials, keepBody: boolean): Promise<Exchange> {
-    const url = this.url(path, opts.query);
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const timeoutMs = opts.timeoutMs ?? 60_000;
     return new Promise<Exchange>((resolve, reject) => {
-      const req = this.open(method, url, creds, opts, payload);
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${timeoutMs}ms`)));
+      const req = this.open(method, path, opts.query, creds, opts, payload);
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: timed out after ${timeoutMs}ms`)));
       req.on('error', reject);
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
@@ -193,10 +208,9 @@ export class KubeApi {
    */
   async watch(path: string, query: Query, onEvent: WatchHandler, signal: AbortSignal, idleTimeoutMs: number): Promise<void> {
     const creds = await this.credentials();
-    const url = this.url(path, { ...query, watch: true });
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return resolve();
-      const req = this.open('GET', url, creds, {}, undefined);
+      const req = this.open('GET', path, { ...query, watch: true }, creds, {}, undefined);
       const onAbort = (): void => {
         req.destroy();
         resolve();
@@ -207,7 +221,7 @@ export class KubeApi {
         if (err && !signal.aborted) reject(err);
         else resolve();
       };
-      req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`watch ${url.pathname}: no data for ${idleTimeoutMs}ms`)));
+      req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`watch ${path}: no data for ${idleTimeoutMs}ms`)));
       req.on('error', settle);
       req.on('response', (res) => {
         res.setEncoding('utf8');
@@ -217,7 +231,7 @@ export class KubeApi {
           res.on('data', (chunk: string) => (body += chunk));
           res.on('end', () => {
             if (status === 401) void this.refresh().catch(() => {});
-            settle(toApiError('GET', url.pathname, { status, headers: res.headers, body }));
+            settle(toApiError('GET', path, { status, headers: res.headers, body }));
           });
           return;
         }
@@ -236,7 +250,7 @@ export class KubeApi {
             }
             partial += chunk.slice(start);
           } catch (err) {
-            req.destroy(err instanceof ApiError ? err : new Error(`watch ${url.pathname}: ${(err as Error).message}`));
+            req.destroy(err instanceof ApiError ? err : new Error(`watch ${path}: ${(err as Error).message}`));
           }
         });
         res.on('end', () => settle());

@@ -4,12 +4,19 @@ import { KubeApi } from './api.js';
 import { type CredentialSource, type Credentials, CredentialsError, inClusterCredentials, runsInCluster } from './credentials.js';
 import type { WorkerReply } from './kubeconfig-worker.js';
 
-// Beside this module in the source tree; beside the bundle in a build.
-const WORKER = new URL(import.meta.url.endsWith('.ts') ? './kubeconfig-worker.ts' : './kubeconfig-worker.mjs', import.meta.url);
+/** The kubeconfig reader: beside the bundle in a build; from the source tree through tsx otherwise. */
+function startWorker(file: string | undefined): Worker {
+  const workerData = { file };
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./kubeconfig-worker.mjs', import.meta.url), { workerData });
+  // Workers do not inherit tsx's loader: register it there first.
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const entry = JSON.stringify(new URL('./kubeconfig-worker.ts', import.meta.url).href);
+  return new Worker(`import(${tsx}).then(({ register }) => { register(); return import(${entry}); })`, { eval: true, workerData });
+}
 
 /** A kubeconfig (the file, or KUBECONFIG and ~/.kube/config when undefined), read in a worker thread. */
 export async function kubeconfigCredentials(file: string | undefined): Promise<CredentialSource> {
-  const worker = new Worker(WORKER, { workerData: { file } });
+  const worker = startWorker(file);
   const waiting = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (err: Error) => void }>();
   let next = 0;
   const failAll = (err: Error): void => {

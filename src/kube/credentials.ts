@@ -8,6 +8,14 @@ import type { KubeConfig } from '@kubernetes/client-node';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
+/**
+ * Where the pod's service account is mounted. HRTO_SERVICEACCOUNT_DIR moves it so tests and benchmarks
+ * can run the in-cluster path outside a pod; a pod never sets it, and then it is the kubelet's path.
+ */
+export function serviceAccountDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HRTO_SERVICEACCOUNT_DIR || SERVICE_ACCOUNT_DIR;
+}
+
 /** How long credentials that can change (a rotated token file, an exec plugin's token) are reused. */
 export const ROTATING_CREDENTIALS_TTL_MS = 60_000;
 
@@ -52,7 +60,7 @@ export function inClusterServer(env: NodeJS.ProcessEnv): string | undefined {
  * The pod's service account: token and CA files in `dir`. The token is a bound token that the
  * kubelet rotates, so it is read again every minute and at once after a 401, as client-go does.
  */
-export function inClusterCredentials(env: NodeJS.ProcessEnv = process.env, dir = SERVICE_ACCOUNT_DIR): CredentialSource {
+export function inClusterCredentials(env: NodeJS.ProcessEnv = process.env, dir = serviceAccountDir(env)): CredentialSource {
   const server = inClusterServer(env);
   if (!server) throw new CredentialsError('not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set');
   const read = (file: string): string => {
@@ -77,7 +85,7 @@ export function inClusterCredentials(env: NodeJS.ProcessEnv = process.env, dir =
 }
 
 /** In a pod with its service account mounted, and not pointed at a kubeconfig. */
-export function runsInCluster(kubeconfig: string | undefined, env: NodeJS.ProcessEnv = process.env, dir = SERVICE_ACCOUNT_DIR): boolean {
+export function runsInCluster(kubeconfig: string | undefined, env: NodeJS.ProcessEnv = process.env, dir = serviceAccountDir(env)): boolean {
   return !kubeconfig && !env.KUBECONFIG && inClusterServer(env) !== undefined && existsSync(path.join(dir, 'token'));
 }
 

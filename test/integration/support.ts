@@ -202,6 +202,8 @@ export async function patchSecret(namespace: string, name: string, body: object)
 
 export interface AuditEvent {
   verb: string;
+  userAgent?: string;
+  user?: { username?: string };
   objectRef?: { resource?: string; namespace?: string; name?: string; subresource?: string };
   responseStatus?: { code?: number };
   requestReceivedTimestamp: string;
