@@ -1,5 +1,5 @@
 // The one way hrto talks to the API server: every list, watch, patch, Event and Lease goes through
-// KubeApi, over one keep-alive agent (no TLS handshake per request), with one User-Agent so audit
+// KubeApi, over keep-alive connections (no TLS handshake per request), with one User-Agent so audit
 // logs name hrto, and credentials that follow token rotation (re-read every minute and after a 401).
 import http from 'node:http';
 import https from 'node:https';
@@ -10,6 +10,12 @@ import { VERSION } from '../version.js';
 export const USER_AGENT = `hrto/${VERSION} (${process.platform}/${process.arch}) node/${process.version}`;
 
 export const MERGE_PATCH = 'application/merge-patch+json';
+
+/**
+ * Connections for requests other than watches: HTTP/1.1 sends one request at a time per connection,
+ * and each TLS connection costs memory, so a burst queues here rather than opening dozens.
+ */
+export const REQUEST_CONNECTIONS = 6;
 
 /** An HTTP error from the API server, with its status code and the Kubernetes Status reason. */
 export class ApiError extends Error {
@@ -52,6 +58,16 @@ interface Exchange {
   body: string;
 }
 
+interface Agents {
+  requests: http.Agent;
+  watches: http.Agent;
+}
+
+const destroy = (agents: Agents): void => {
+  agents.requests.destroy();
+  agents.watches.destroy();
+};
+
 function queryString(query: Query | undefined): string {
   let out = '';
   for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) out += `${out ? '&' : '?'}${k}=${encodeURIComponent(v)}`;
@@ -75,7 +91,7 @@ function toApiError(method: string, path: string, { status, headers, body }: Exc
 }
 
 export class KubeApi {
-  private agent: http.Agent;
+  private agents: Agents;
   private fingerprint: string;
   private fetchedAt = Date.now();
   private refreshing: Promise<Credentials> | undefined;
@@ -87,7 +103,7 @@ export class KubeApi {
     private readonly userAgent: string,
   ) {
     this.fingerprint = tlsFingerprint(creds.tls);
-    this.agent = this.makeAgent(creds);
+    this.agents = this.makeAgents(creds);
   }
 
   static async create(source: CredentialSource, userAgent = USER_AGENT): Promise<KubeApi> {
@@ -98,12 +114,15 @@ export class KubeApi {
     return this.creds.server;
   }
 
-  private makeAgent({ server, tls: material }: Credentials): http.Agent {
-    const options = { keepAlive: true, scheduling: 'lifo' as const };
-    if (!server.startsWith('https:')) return new http.Agent(options);
+  /** Watches hold a connection each for minutes, so they get their own agent, unbounded. */
+  private makeAgents({ server, tls: material }: Credentials): Agents {
+    const requests = { keepAlive: true, scheduling: 'lifo' as const, maxSockets: REQUEST_CONNECTIONS, maxFreeSockets: REQUEST_CONNECTIONS };
+    const watches = { keepAlive: true };
+    if (!server.startsWith('https:')) return { requests: new http.Agent(requests), watches: new http.Agent(watches) };
     // One TLS context for every connection (Node would otherwise build one per connection).
     const { ca, cert, key, rejectUnauthorized, servername } = material;
-    return new https.Agent({ ...options, secureContext: tls.createSecureContext({ ca, cert, key }), rejectUnauthorized, servername });
+    const secure = { secureContext: tls.createSecureContext({ ca, cert, key }), rejectUnauthorized, servername };
+    return { requests: new https.Agent({ ...requests, ...secure }), watches: new https.Agent({ ...watches, ...secure }) };
   }
 
   /** Re-reads the credentials (once for all callers at the same time); a new agent if TLS changed. */
@@ -116,10 +135,10 @@ export class KubeApi {
         const fingerprint = tlsFingerprint(creds.tls);
         if (fingerprint !== this.fingerprint) {
           // Open watches finish on the old agent; it is closed once they have reconnected.
-          const old = this.agent;
-          setTimeout(() => old.destroy(), 15 * 60_000).unref();
+          const old = this.agents;
+          setTimeout(() => destroy(old), 15 * 60_000).unref();
           this.fingerprint = fingerprint;
-          this.agent = this.makeAgent(creds);
+          this.agents = this.makeAgents(creds);
         }
         return creds;
       })
@@ -131,7 +150,7 @@ export class KubeApi {
     return this.source.rotating && Date.now() - this.fetchedAt > ROTATING_CREDENTIALS_TTL_MS ? this.refresh() : this.creds;
   }
 
-  private open(method: string, path: string, query: Query | undefined, creds: Credentials, opts: RequestOptions, payload: string | undefined): http.ClientRequest {
+  private open(method: string, path: string, query: Query | undefined, creds: Credentials, opts: RequestOptions, payload: string | undefined, watch = false): http.ClientRequest {
     const headers: Record<string, string> = { ...creds.headers, accept: opts.accept ?? 'application/json', 'user-agent': this.userAgent };
     if (payload !== undefined) {
       headers['content-type'] = opts.contentType ?? 'application/json';
@@ -139,7 +158,7 @@ export class KubeApi {
     }
     const server = this.endpoint(creds.server);
     const transport = server.protocol === 'https:' ? https : http;
-    return transport.request({ ...server, path: server.pathname + path + queryString(query), method, headers, agent: this.agent });
+    return transport.request({ ...server, path: server.pathname + path + queryString(query), method, headers, agent: watch ? this.agents.watches : this.agents.requests });
   }
 
   /** The server URL, parsed once per value (it changes only with the credentials). */
@@ -210,7 +229,7 @@ export class KubeApi {
     const creds = await this.credentials();
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return resolve();
-      const req = this.open('GET', path, { ...query, watch: true }, creds, {}, undefined);
+      const req = this.open('GET', path, { ...query, watch: true }, creds, {}, undefined, true);
       const onAbort = (): void => {
         req.destroy();
         resolve();
@@ -261,7 +280,7 @@ export class KubeApi {
   }
 
   close(): void {
-    this.agent.destroy();
+    destroy(this.agents);
     this.source.close();
   }
 }
