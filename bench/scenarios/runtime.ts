@@ -1,0 +1,564 @@
+// Issue 12's figures: hrto's runtime cost beside a floor measured in the same run or the original Go
+// operator's figure from the issue. Memory and CPU come from /proc/<pid> (bench/proc.ts), reaction
+// times from the API server's audit log (bench/audit.ts).
+import { spawn } from 'node:child_process';
+import { byHrto, fieldManagerOf, isReleasePatch, reactionTimes } from '../audit.js';
+import { figure, type Figure } from '../figures.js';
+import { HrtoProcess } from '../hrto.js';
+import {
+  BENCH_MANAGER,
+  type Ctx,
+  cleanup,
+  clientLatencies,
+  clusterWatched,
+  createNamespace,
+  filler,
+  helmRelease,
+  HR_API,
+  inBatches,
+  mib,
+  NAMES,
+  NAMESPACE,
+  namespaceWithPairs,
+  pacedWrites,
+  percentiles,
+  say,
+  type ScenarioResult,
+  sleep,
+  table,
+  trackRecorded,
+  triggerRelease,
+  until,
+  WATCH,
+  watchTriggers,
+  writeSource,
+  type Write,
+} from '../lib.js';
+import { cpuSeconds, memory, RssSampler } from '../proc.js';
+
+/** hrto's own speed: no debounce, minimum interval or throttle in the way. */
+const UNTHROTTLED = ['--debounce=0s', '--min-trigger-interval=0s', '--max-triggers-per-second=0'];
+const GO = 'original (Go), issue 12';
+const IDLE_SETTLE_MS = 10_000;
+
+/** hrto's RSS after `IDLE_SETTLE_MS` of nothing happening, with its start-up peak. */
+async function settledMemory(h: HrtoProcess): Promise<{ rssMiB: number; hwmMiB: number }> {
+  await sleep(IDLE_SETTLE_MS);
+  const m = memory(h.pid);
+  return { rssMiB: mib(m.rssMiB), hwmMiB: mib(m.hwmMiB) };
+}
+
+export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
+  async idle(ctx) {
+    const cluster = await clusterWatched(ctx);
+    // The floor: a bare Node.js process of the same binary, doing nothing.
+    const bare = spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], { stdio: 'ignore' });
+    let bareMiB: number;
+    try {
+      await sleep(IDLE_SETTLE_MS);
+      bareMiB = mib(memory(bare.pid!).rssMiB);
+    } finally {
+      const exited = new Promise((r) => bare.once('exit', r));
+      bare.kill('SIGTERM');
+      await exited;
+    }
+    // hrto as installed: the whole cluster, default flags.
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, []);
+    try {
+      await h.start();
+      const readyMs = await h.ready();
+      const cpu0 = cpuSeconds(h.pid);
+      const settled = await settledMemory(h);
+      const idleCpuS = cpuSeconds(h.pid) - cpu0;
+      // The same with a kubeconfig (a workstation, or the bench's old way): its reader is a worker thread.
+      const k = new HrtoProcess(ctx.cp.kubeconfigPath, [], { credentials: 'kubeconfig' });
+      let withKubeconfig: Awaited<ReturnType<typeof settledMemory>>;
+      try {
+        await k.start();
+        await k.ready();
+        withKubeconfig = await settledMemory(k);
+      } finally {
+        await k.stop();
+      }
+      const result = {
+        cluster,
+        bareNodeRssMiB: bareMiB,
+        hrtoRssMiB: settled.rssMiB,
+        hrtoPeakRssMiB: settled.hwmMiB,
+        withKubeconfig: { rssMiB: withKubeconfig.rssMiB, peakRssMiB: withKubeconfig.hwmMiB },
+        readyMs,
+        cpuSecondsOver10sIdle: Number(idleCpuS.toFixed(2)),
+      };
+      const figures: Figure[] = [
+        figure('idle', 'RSS, idle, empty cluster (in-cluster credentials)', settled.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' }, goal: { max: 64 }, original: '60 MiB' }),
+        figure('idle', 'RSS, idle, empty cluster (kubeconfig)', withKubeconfig.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' }, goal: { max: 64 }, original: '60 MiB' }),
+      ];
+      say(`idle: VmRSS ${IDLE_SETTLE_MS / 1000} s after start, empty cluster (${JSON.stringify(cluster)})`);
+      table([
+        { process: 'bare node -e "setInterval(()=>{},1000)"', 'RSS MiB': bareMiB, 'peak MiB': '-', 'ready ms': '-' },
+        { process: 'hrto (cluster-wide, defaults, in-cluster credentials)', 'RSS MiB': settled.rssMiB, 'peak MiB': settled.hwmMiB, 'ready ms': readyMs },
+        { process: 'hrto (the same, with a kubeconfig)', 'RSS MiB': withKubeconfig.rssMiB, 'peak MiB': withKubeconfig.hwmMiB, 'ready ms': '-' },
+      ]);
+      say(`  hrto / bare node = ${(settled.rssMiB / bareMiB).toFixed(2)}x; hrto / goal 64 MiB = ${(settled.rssMiB / 64).toFixed(2)}x`);
+      return { ...result, figures };
+    } finally {
+      await h.stop();
+    }
+  },
+
+  async memory(ctx) {
+    const ns = 'bench-memory';
+    const watchedNs = 'bench-watched';
+    await createNamespace(ctx, ns);
+    const rows: Record<string, string | number>[] = [];
+    const measurements: Record<string, unknown>[] = [];
+    // Each measurement: a fresh cluster-wide hrto with default flags, VmRSS once settled (every
+    // source adopted, then IDLE_SETTLE_MS idle), and its peak since start (VmHWM).
+    const measure = async (label: string, adopt?: { ns: string; n: number }) => {
+      const tracker = adopt ? await trackRecorded(ctx, adopt.ns) : undefined;
+      const h = new HrtoProcess(ctx.cp.kubeconfigPath, []);
+      try {
+        await h.start();
+        const readyMs = await h.ready();
+        const adoptedMs = tracker && adopt ? Math.round((await tracker.waitFor(adopt.n, 900_000)) - h.startedPerf) : undefined;
+        const m = await settledMemory(h);
+        rows.push({ cluster: label, 'RSS MiB': m.rssMiB, 'peak MiB': m.hwmMiB, 'ready ms': readyMs, 'adopted ms': adoptedMs ?? '-' });
+        measurements.push({ cluster: label, rssMiB: m.rssMiB, peakRssMiB: m.hwmMiB, readyMs, adoptedMs });
+        return m.rssMiB;
+      } finally {
+        tracker?.stop();
+        await h.stop();
+      }
+    };
+    let created = 0;
+    const value = filler(4096, 0);
+    const secretValue = Buffer.from(value).toString('base64');
+    const grow = async (total: number) => {
+      const todo = Array.from({ length: total - created }, (_, i) => created + i);
+      const t0 = Date.now();
+      await inBatches(todo, 96, (i) =>
+        i % 2 === 0
+          ? ctx.kube.request('POST', `/api/v1/namespaces/${ns}/configmaps`, { body: { metadata: { name: `u${i}` }, data: { 'values.yaml': value } } })
+          : ctx.kube.request('POST', `/api/v1/namespaces/${ns}/secrets`, { body: { metadata: { name: `u${i}` }, data: { token: secretValue } } }),
+      );
+      say(`  created ${todo.length} unlabeled 4 KiB ConfigMaps/Secrets in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      created = total;
+    };
+    try {
+      const idle = await measure('0 unlabeled');
+      await grow(10_000);
+      await measure('10,000 unlabeled 4 KiB ConfigMaps and Secrets');
+      await grow(50_000);
+      const unlabeled = await measure('50,000 unlabeled 4 KiB ConfigMaps and Secrets');
+      const t0 = Date.now();
+      await namespaceWithPairs(ctx, watchedNs, 10_000);
+      say(`  created 10,000 HelmReleases and 10,000 labeled sources in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      const watched = await measure('+ 10,000 watched sources and 10,000 HelmReleases (all adopted)', { ns: watchedNs, n: 10_000 });
+      const base = { value: idle, what: "hrto's own idle, this scenario" };
+      const figures: Figure[] = [
+        figure('memory', 'RSS with 50,000 unlabeled 4 KiB ConfigMaps/Secrets', unlabeled, 'MiB', { baseline: base, goal: { maxRatio: 1.15 }, original: '311 MiB at 20,000 (peak 391)' }),
+        figure('memory', 'RSS with 10,000 watched sources + 10,000 HelmReleases', watched, 'MiB', { baseline: base, goal: { max: 120 }, original: '385 MiB at 2,000 + 2,000' }),
+      ];
+      say('memory: hrto VmRSS (cluster-wide, defaults), settled; peak = VmHWM since start');
+      table(rows);
+      return { measurements, figures };
+    } finally {
+      await cleanup(ctx, ns);
+      await cleanup(ctx, watchedNs);
+    }
+  },
+
+  async reaction(ctx) {
+    const ns = 'bench-reaction';
+    const names = await namespaceWithPairs(ctx, ns, 50);
+    const changes = 500;
+    const rate = 25;
+    const tracker = await trackRecorded(ctx, ns);
+    const watch = await watchTriggers(ctx, ns);
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, ...UNTHROTTLED]);
+    const waitSeen = (writes: Write[], what: string) => until(what, () => Promise.resolve(clientLatencies(writes, watch.seen).unmatched === 0 || undefined), 120_000).catch(() => undefined);
+    try {
+      // 1. hrto.
+      await h.start();
+      await h.ready();
+      await tracker.waitFor(names.length);
+      await sleep(1000);
+      const markHrto = ctx.audit.mark();
+      const hrtoWrites = await pacedWrites(ctx, ns, names, changes, rate, 'hrto');
+      await waitSeen(hrtoWrites, 'every change triggered by hrto');
+      tracker.expect(new Map(hrtoWrites.map((w, i) => [w.name, `v: hrto-${i}\n`])));
+      await tracker.waitFor(names.length, 60_000);
+      await sleep(1500);
+      const hrtoEvents = ctx.audit.since(markHrto);
+      await h.stop();
+
+      // 2. The client-side floor (no operator): on each write's response the bench itself patches
+      // the HelmRelease as hrto would, and the same watch sees it.
+      const floorManager = `${BENCH_MANAGER}-floor`;
+      const floorWrites = await pacedWrites(ctx, ns, names, changes, rate, 'floor', (w) => triggerRelease(ctx, ns, w.name, new Date().toISOString(), floorManager));
+      await waitSeen(floorWrites, 'every floor trigger seen');
+
+      // 3. The reaction floor: a minimal watch -> PATCH operator inside the bench (one watch on the
+      // labeled ConfigMaps, a merge patch on every content change, nothing else).
+      const watchFloorManager = `${BENCH_MANAGER}-watch-floor`;
+      const lastValues = new Map<string, string | undefined>();
+      const cmWatch = await ctx.kube.informer(`/api/v1/namespaces/${ns}/configmaps`, { labelSelector: `${WATCH}=true` }, (type, obj) => {
+        const name = obj.metadata?.name ?? '';
+        const values = obj.data?.['values.yaml'];
+        const before = lastValues.get(name);
+        lastValues.set(name, values);
+        if (type === 'MODIFIED' && before !== undefined && before !== values) void triggerRelease(ctx, ns, name, new Date().toISOString(), watchFloorManager).catch(() => undefined);
+      });
+      await sleep(500);
+      const markWatchFloor = ctx.audit.mark();
+      const watchFloorWrites = await pacedWrites(ctx, ns, names, changes, rate, 'watchfloor');
+      await waitSeen(watchFloorWrites, 'every watch-floor trigger seen');
+      cmWatch.stop();
+      await sleep(1500);
+      const watchFloorEvents = ctx.audit.since(markWatchFloor);
+
+      const reaction = reactionTimes(hrtoEvents, ns, BENCH_MANAGER, byHrto);
+      const reactionFloor = reactionTimes(watchFloorEvents, ns, BENCH_MANAGER, (e) => fieldManagerOf(e) === watchFloorManager);
+      const r = percentiles(reaction.ms);
+      const rf = percentiles(reactionFloor.ms);
+      const hrtoClient = clientLatencies(hrtoWrites, watch.seen);
+      const floorClient = clientLatencies(floorWrites, watch.seen);
+      const watchFloorClient = clientLatencies(watchFloorWrites, watch.seen);
+      const c = percentiles(hrtoClient.latencies);
+      const cf = percentiles(floorClient.latencies);
+      const cwf = percentiles(watchFloorClient.latencies);
+      const hrtoTriggers = hrtoEvents.filter((e) => isReleasePatch(e) && e.objectRef?.namespace === ns && byHrto(e));
+      const result = {
+        changes,
+        ratePerSecond: rate,
+        settings: UNTHROTTLED.join(' '),
+        reactionMs: {
+          hrto: { ...r, writes: reaction.writes, unmatched: reaction.unmatched, triggeredBeforeWriteCompleted: reaction.early },
+          watchFloor: { ...rf, unmatched: reactionFloor.unmatched, triggeredBeforeWriteCompleted: reactionFloor.early },
+          // Matching only triggers received after the write's ResponseComplete (see reactionTimes).
+          strictRule: { hrto: { ...percentiles(reaction.strictRule.ms), unmatched: reaction.strictRule.unmatched }, watchFloor: { ...percentiles(reactionFloor.strictRule.ms), unmatched: reactionFloor.strictRule.unmatched } },
+        },
+        clientMs: { hrto: { ...c, unmatched: hrtoClient.unmatched }, floor: { ...cf, unmatched: floorClient.unmatched }, watchFloor: { ...cwf, unmatched: watchFloorClient.unmatched } },
+        // Steady slowness or a backlog that builds up: the median of each successive 100 writes.
+        hrtoReactionP50By100Writes: Array.from({ length: Math.ceil(reaction.ms.length / 100) }, (_, k) => percentiles(reaction.ms.slice(k * 100, k * 100 + 100)).p50),
+        hrtoMinusFloorP50Ms: Number((c.p50 - cf.p50).toFixed(3)),
+        hrtoTriggerPatches: hrtoTriggers.length,
+        hrtoUserAgents: [...new Set(hrtoTriggers.map((e) => e.userAgent ?? ''))],
+      };
+      const watchFloor = 'watch->PATCH floor, this run';
+      const floor = 'write+PATCH floor, this run';
+      const figures: Figure[] = [
+        figure('reaction', 'reaction p50: CM write completed -> HR PATCH received (audit)', r.p50, 'ms', { baseline: { value: rf.p50, what: watchFloor }, goal: { max: 2.5 }, original: 'p50 1.9 ms' }),
+        figure('reaction', 'reaction p90 (audit)', r.p90, 'ms', { baseline: { value: rf.p90, what: watchFloor }, original: 'p90 2.7 ms' }),
+        figure('reaction', 'reaction p99 (audit)', r.p99, 'ms', { baseline: { value: rf.p99, what: watchFloor }, goal: { max: 10 } }),
+        figure('reaction', 'reaction max (audit)', r.max, 'ms', { baseline: { value: rf.max, what: watchFloor } }),
+        figure('reaction', 'client-side p50: write -> requestedAt seen on a watch', c.p50, 'ms', { baseline: { value: cf.p50, what: floor }, goal: { maxOver: 2 }, original: 'p50 12 ms (floor 11 ms)' }),
+        figure('reaction', 'client-side p99', c.p99, 'ms', { baseline: { value: cf.p99, what: floor }, original: 'p99 17 ms' }),
+      ];
+      say(`reaction: ${changes} changes at ${rate}/s over ${names.length} source/HelmRelease pairs, ${UNTHROTTLED.join(' ')}`);
+      table([
+        { measured: 'audit: write completed -> PATCH received, hrto', ...pcols(r), unmatched: reaction.unmatched, 'before write completed': reaction.early },
+        { measured: 'audit: same, bench watch->PATCH floor', ...pcols(rf), unmatched: reactionFloor.unmatched, 'before write completed': reactionFloor.early },
+        { measured: 'client: write response -> seen on watch, hrto', ...pcols(c), unmatched: hrtoClient.unmatched, 'before write completed': '-' },
+        { measured: 'client: same, write+PATCH floor (no operator)', ...pcols(cf), unmatched: floorClient.unmatched, 'before write completed': '-' },
+        { measured: 'client: same, bench watch->PATCH floor', ...pcols(cwf), unmatched: watchFloorClient.unmatched, 'before write completed': '-' },
+      ]);
+      say(`  hrto - floor at p50 (client-side): ${result.hrtoMinusFloorP50Ms} ms; hrto user agents: ${result.hrtoUserAgents.join(', ')}`);
+      return { ...result, figures };
+    } finally {
+      tracker.stop();
+      watch.stop();
+      await h.stop();
+      await cleanup(ctx, ns);
+    }
+  },
+
+  async cpu(ctx) {
+    const ns = 'bench-cpu';
+    const names = await namespaceWithPairs(ctx, ns, 100);
+    const tracker = await trackRecorded(ctx, ns);
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, ...UNTHROTTLED]);
+    try {
+      await h.start();
+      await h.ready();
+      await tracker.waitFor(names.length);
+      // Adoption complete; 2 s more for its tail (the Adopted Events) to leave the measured window.
+      await sleep(2000);
+      const mark = ctx.audit.mark();
+      const cpu0 = cpuSeconds(h.pid);
+      const sampler = new RssSampler(h.pid, 50);
+      const t0 = performance.now();
+      // 10 rounds, each writing every source once (50 writes in flight), so each source's last
+      // write is known to be round 10's.
+      const rounds = 10;
+      for (let round = 1; round <= rounds; round++) await inBatches(names, 50, (name) => writeSource(ctx, ns, name, `v: ${round}\n`));
+      const writtenMs = performance.now() - t0;
+      tracker.expect(new Map(names.map((n) => [n, `v: ${rounds}\n`])));
+      const doneAt = await tracker.waitFor(names.length, 300_000);
+      const cpu = cpuSeconds(h.pid) - cpu0;
+      const peak = sampler.stop();
+      await sleep(1500);
+      const triggers = ctx.audit.since(mark).filter((e) => isReleasePatch(e) && e.objectRef?.namespace === ns && byHrto(e)).length;
+      const result = {
+        changes: rounds * names.length,
+        releases: names.length,
+        settings: UNTHROTTLED.join(' '),
+        writtenInMs: Math.round(writtenMs),
+        allRecordedInMs: Math.round(doneAt - t0),
+        cpuSeconds: Number(cpu.toFixed(2)),
+        peakRssMiB: mib(peak.maxMiB),
+        peakRssHwmMiB: peak.hwmMiB === undefined ? undefined : mib(peak.hwmMiB),
+        rssSamples: peak.samples,
+        triggers,
+      };
+      const figures: Figure[] = [
+        figure('cpu', 'CPU for 1,000 changes over 100 releases', cpu, 's', { baseline: { value: 0.5, what: GO }, goal: { max: 0.6 }, original: '0.5 s' }),
+        figure('cpu', 'peak RSS during that burst', peak.maxMiB, 'MiB', { baseline: { value: 56, what: GO }, goal: { max: 80 }, original: '56 MiB' }),
+      ];
+      say(`cpu: 1,000 changes over 100 releases (${UNTHROTTLED.join(' ')}), from adoption complete to every final state recorded`);
+      table([{ 'written in s': (writtenMs / 1000).toFixed(1), 'recorded in s': ((doneAt - t0) / 1000).toFixed(1), 'CPU s': result.cpuSeconds, 'peak RSS MiB (50 ms samples)': result.peakRssMiB, 'VmHWM MiB': result.peakRssHwmMiB ?? '-', triggers }]);
+      return { ...result, figures };
+    } finally {
+      tracker.stop();
+      await h.stop();
+      await cleanup(ctx, ns);
+    }
+  },
+
+  async idlecpu(ctx) {
+    const ns = 'bench-idlecpu';
+    const pairs = 1700;
+    const names = await namespaceWithPairs(ctx, ns, pairs);
+    const tracker = await trackRecorded(ctx, ns);
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`]);
+    try {
+      await h.start();
+      await h.ready();
+      await tracker.waitFor(names.length);
+      await sleep(IDLE_SETTLE_MS);
+      const windowMs = 60_000;
+      const cpu0 = cpuSeconds(h.pid);
+      const t0 = performance.now();
+      await sleep(windowMs);
+      const cpu = cpuSeconds(h.pid) - cpu0;
+      const elapsed = (performance.now() - t0) / 1000;
+      const percent = (cpu / elapsed) * 100;
+      const m = memory(h.pid);
+      const result = { watchedSources: pairs, helmReleases: pairs, windowSeconds: Number(elapsed.toFixed(1)), cpuSeconds: Number(cpu.toFixed(2)), percentOfOneCore: Number(percent.toFixed(3)), rssMiB: mib(m.rssMiB) };
+      const figures: Figure[] = [figure('idlecpu', 'idle CPU, 3,400 watched sources and releases (60 s)', percent, '%', { baseline: { value: 0.23, what: GO }, goal: { max: 0.3 }, original: '0.23 %' })];
+      say(`idlecpu: ${pairs} sources + ${pairs} HelmReleases, all adopted, nothing changing, ${(windowMs / 1000).toFixed(0)} s (defaults)`);
+      table([{ 'CPU s': result.cpuSeconds, '% of one core': result.percentOfOneCore, 'RSS MiB': result.rssMiB }]);
+      return { ...result, figures };
+    } finally {
+      tracker.stop();
+      await h.stop();
+      await cleanup(ctx, ns);
+    }
+  },
+
+  async sustained(ctx) {
+    const ns = 'bench-sustained';
+    const pairs = 200;
+    const durationMs = 240_000;
+    const names = await namespaceWithPairs(ctx, ns, pairs);
+    const tracker = await trackRecorded(ctx, ns);
+    // The defaults users run (--debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10).
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`]);
+    try {
+      await h.start();
+      await h.ready();
+      await tracker.waitFor(names.length);
+      await sleep(5000);
+      const mark = ctx.audit.mark();
+      const samples: { s: number; rssMiB: number }[] = [];
+      const t0 = Date.now();
+      const sample = () => {
+        try {
+          samples.push({ s: Math.round((Date.now() - t0) / 1000), rssMiB: mib(memory(h.pid).rssMiB) });
+        } catch {
+          // gone
+        }
+      };
+      sample();
+      const timer = setInterval(sample, 1000);
+      const deadline = t0 + durationMs;
+      let writes = 0;
+      let errors = 0;
+      let skippedRounds = 0;
+      let round = 0;
+      // One round a second, each source written once; a round that cannot start on time starts at
+      // once and the rounds it overlapped are skipped; nothing is sent past the deadline.
+      while (Date.now() < deadline) {
+        const due = t0 + round * 1000;
+        if (due > Date.now()) await sleep(due - Date.now());
+        if (Date.now() >= deadline) break;
+        const r = round;
+        await inBatches(names, 25, async (name) => {
+          if (Date.now() >= deadline) return;
+          await writeSource(ctx, ns, name, `v: ${r}\n`).then(
+            () => writes++,
+            () => errors++,
+          );
+        });
+        const next = Math.max(round + 1, Math.floor((Date.now() - t0) / 1000));
+        skippedRounds += next - round - 1;
+        round = next;
+      }
+      const wait = deadline - Date.now();
+      if (wait > 0) await sleep(wait);
+      sample();
+      clearInterval(timer);
+      const elapsedS = (Date.now() - t0) / 1000;
+      const lastMinute = samples.filter((x) => x.s >= durationMs / 1000 - 60).map((x) => x.rssMiB);
+      const all = samples.map((x) => x.rssMiB);
+      const start = all[0] ?? NaN;
+      const end = all.at(-1) ?? NaN;
+      const max = Math.max(...all);
+      const lastMinuteMax = Math.max(...lastMinute);
+      const lastMinuteMin = Math.min(...lastMinute);
+      await sleep(1500);
+      const events = ctx.audit.since(mark).filter((e) => e.objectRef?.namespace === ns && byHrto(e));
+      const result = {
+        sources: pairs,
+        durationSeconds: Number(elapsedS.toFixed(1)),
+        settings: 'defaults: --debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10',
+        writes,
+        writeErrors: errors,
+        writesPerSecond: Number((writes / elapsedS).toFixed(1)),
+        skippedRounds,
+        rssMiB: { start, max, end, lastMinuteMax, lastMinuteMin },
+        hrtoTriggers: events.filter(isReleasePatch).length,
+        hrtoWrites: events.length,
+        samples: samples.map((x) => [x.s, x.rssMiB]),
+      };
+      const base = { value: start, what: 'start of the load, this run' };
+      const figures: Figure[] = [
+        figure('sustained', 'RSS under sustained load (200 sources/s, 4 min): max', max, 'MiB', { baseline: base, goal: { max: 100 }, original: 'flat 123 MiB' }),
+        figure('sustained', 'RSS under sustained load: max of the last minute', lastMinuteMax, 'MiB', { baseline: base, goal: { max: 100 }, original: 'flat 123 MiB' }),
+      ];
+      say(`sustained: ${pairs} sources each changed once a second for ${durationMs / 1000} s (defaults), VmRSS every second`);
+      table([{ 'writes/s': result.writesPerSecond, 'start MiB': start, 'max MiB': max, 'end MiB': end, 'last minute max/min MiB': `${lastMinuteMax} / ${lastMinuteMin}`, triggers: result.hrtoTriggers, 'skipped rounds': skippedRounds }]);
+      return { ...result, figures };
+    } finally {
+      tracker.stop();
+      await h.stop();
+      await cleanup(ctx, ns);
+    }
+  },
+
+  async install(ctx) {
+    const releases = 1000;
+    const variants: { key: string; label: string; env: NodeJS.ProcessEnv }[] = [
+      { key: 'defaultHeap', label: '', env: {} },
+      { key: 'maxOldSpace128', label: ' (--max-old-space-size=128)', env: { NODE_OPTIONS: '--max-old-space-size=128' } },
+    ];
+    const results: Record<string, unknown> = {};
+    const figures: Figure[] = [];
+    const rows: Record<string, string | number>[] = [];
+    for (const [i, variant] of variants.entries()) {
+      const ns = `bench-install-${i}`;
+      const fixture = await deployedFleet(ctx, ns, releases);
+      const tracker = await trackRecorded(ctx, ns);
+      const mark = ctx.audit.mark();
+      const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`], { env: variant.env });
+      try {
+        await h.start();
+        const sampler = new RssSampler(h.pid, 50);
+        const readyMs = await h.ready();
+        const doneAt = await tracker.waitFor(releases, 600_000);
+        const cpu = cpuSeconds(h.pid);
+        const peak = sampler.stop();
+        const digestedS = (doneAt - h.startedPerf) / 1000;
+        await sleep(1500);
+        const events = ctx.audit.since(mark).filter((e) => e.objectRef?.namespace === ns);
+        const forced = events.filter((e) => isReleasePatch(e) && byHrto(e)).length;
+        const sourcePatches = events.filter((e) => e.verb === 'patch' && e.objectRef?.resource === 'configmaps' && byHrto(e)).length;
+        const eventWrites = events.filter((e) => e.objectRef?.resource === 'events').length;
+        results[variant.key] = {
+          namespace: ns,
+          env: variant.env,
+          fixture,
+          readyMs,
+          forcedUpgrades: forced,
+          allDigestedSeconds: Number(digestedS.toFixed(2)),
+          cpuSeconds: Number(cpu.toFixed(2)),
+          peakRssMiB: mib(peak.maxMiB),
+          peakRssHwmMiB: peak.hwmMiB === undefined ? undefined : mib(peak.hwmMiB),
+          hrtoSourcePatches: sourcePatches,
+          eventWrites,
+        };
+        rows.push({ hrto: `defaults${variant.label}`, 'forced upgrades': forced, 'all digested s': digestedS.toFixed(2), 'CPU s': cpu.toFixed(2), 'peak RSS MiB': mib(peak.maxMiB), 'VmHWM MiB': peak.hwmMiB === undefined ? '-' : mib(peak.hwmMiB), 'source patches': sourcePatches, 'Event writes': eventWrites });
+        const label = `install into 1,000 deployed releases${variant.label}`;
+        figures.push(
+          figure('install', `${label}: forced upgrades`, forced, 'count', { baseline: { value: 1000, what: GO }, goal: { max: 0 }, original: '1,000' }),
+          figure('install', `${label}: time until every source is digested`, digestedS, 's', { baseline: { value: 11, what: GO }, goal: { max: 10 }, original: '11 s' }),
+          figure('install', `${label}: CPU`, cpu, 's', { baseline: { value: 9.1, what: GO }, goal: { max: 3 }, original: '9.1 s' }),
+          figure('install', `${label}: peak RSS`, peak.maxMiB, 'MiB', { baseline: { value: 85, what: GO }, goal: { max: 90 }, original: '85 MiB' }),
+        );
+      } finally {
+        tracker.stop();
+        await h.stop();
+        await cleanup(ctx, ns);
+      }
+    }
+    say(`install: hrto started on a namespace of ${releases} deployed HelmReleases (deployed after their labeled sources were written); from spawn until every source carries its digest`);
+    table(rows);
+    return { ...results, figures };
+  },
+};
+
+function pcols(p: { p50: number; p90: number; p99: number; max: number }): Record<string, number> {
+  return { 'p50 ms': p.p50, 'p90 ms': p.p90, 'p99 ms': p.p99, 'max ms': p.max };
+}
+
+/**
+ * `n` labeled sources (named in an annotation, as users write them) and `n` HelmReleases whose
+ * status says helm-controller deployed them after the sources were written: status.history[0]
+ * (every field the v2 CRD requires) and Ready=True, set through the status subresource.
+ */
+async function deployedFleet(ctx: Ctx, ns: string, n: number): Promise<Record<string, unknown>> {
+  await createNamespace(ctx, ns);
+  const names = Array.from({ length: n }, (_, i) => `r${i}`);
+  const t0 = Date.now();
+  await inBatches(names, 64, (name) =>
+    ctx.kube.request('POST', `/api/v1/namespaces/${ns}/configmaps`, {
+      query: { fieldManager: BENCH_MANAGER },
+      body: { metadata: { name, namespace: ns, labels: { [WATCH]: 'true' }, annotations: { [NAMES]: name, [NAMESPACE]: ns } }, data: { 'values.yaml': `replicas: 2\nname: ${name}\n` } },
+    }),
+  );
+  const sourcesWrittenAt = Date.now();
+  await inBatches(names, 64, (name) => ctx.kube.request('POST', `${HR_API}/namespaces/${ns}/helmreleases`, { body: helmRelease(ns, name) }));
+  // managedFields times have one-second resolution and hrto counts a tie as newer: deploy > 1 s later.
+  const wait = sourcesWrittenAt + 1100 - Date.now();
+  if (wait > 0) await sleep(wait);
+  const deployed = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const hex = (seed: string) => Buffer.from(seed.padEnd(32, '0').slice(0, 32)).toString('hex');
+  await inBatches(names, 64, (name) =>
+    ctx.kube.request('PATCH', `${HR_API}/namespaces/${ns}/helmreleases/${name}/status`, {
+      contentType: 'application/merge-patch+json',
+      body: {
+        status: {
+          observedGeneration: 1,
+          history: [
+            {
+              name,
+              namespace: ns,
+              version: 1,
+              chartName: 'c',
+              chartVersion: '1.0.0',
+              configDigest: `sha256:${hex(`config-${name}`)}`,
+              digest: `sha256:${hex(`release-${name}`)}`,
+              firstDeployed: deployed,
+              lastDeployed: deployed,
+              status: 'deployed',
+            },
+          ],
+          conditions: [{ type: 'Ready', status: 'True', reason: 'InstallSucceeded', message: `Helm install succeeded for release ${ns}/${name}.v1 with chart c@1.0.0`, lastTransitionTime: deployed, observedGeneration: 1 }],
+        },
+      },
+    }),
+  );
+  const sample = await ctx.kube.request<{ status?: { history?: { lastDeployed?: string }[] } }>('GET', `${HR_API}/namespaces/${ns}/helmreleases/r0`);
+  if (sample.status?.history?.[0]?.lastDeployed !== deployed) throw new Error(`bench: the HelmRelease status did not stick: ${JSON.stringify(sample.status)}`);
+  return { releases: n, sourcesWrittenAt: new Date(sourcesWrittenAt).toISOString(), deployedAt: deployed, createdInMs: Date.now() - t0 };
+}

@@ -1,0 +1,207 @@
+// The first bench's scenarios: latency (hrto's trigger latency seen by a client), burst (defaults
+// under 1,000 changes), upgrade (with Flux's real controllers), coldstart (10,000 + 10,000 adopted).
+import { type AuditMark, byHrto } from '../audit.js';
+import { HrtoProcess } from '../hrto.js';
+import {
+  type Ctx,
+  cleanup,
+  clientLatencies,
+  createNamespace,
+  HR,
+  inBatches,
+  mib,
+  namespaceWithPairs,
+  pacedWrites,
+  percentiles,
+  recordedCount,
+  say,
+  type ScenarioResult,
+  sleep,
+  table,
+  trackRecorded,
+  until,
+  watchTriggers,
+  writeSource,
+} from '../lib.js';
+import { memory } from '../proc.js';
+import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../../test/harness/flux.js';
+
+/** hrto's writes in a namespace from the audit log: its patches carry its field manager; Events are its own. */
+function hrtoWrites(ctx: Ctx, ns: string, since: AuditMark): number {
+  return ctx.audit.since(since).filter((e) => e.objectRef?.namespace === ns && (byHrto(e) || e.objectRef.resource === 'events')).length;
+}
+
+export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
+  async latency(ctx) {
+    const ns = 'bench-latency';
+    const names = await namespaceWithPairs(ctx, ns, 50);
+    const tracker = await trackRecorded(ctx, ns);
+    // hrto's own latency: no debounce, interval or throttle in the way.
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, '--debounce=0s', '--min-trigger-interval=0s', '--max-triggers-per-second=0']);
+    try {
+      await h.start();
+      await h.ready();
+      await tracker.waitFor(names.length);
+      const watch = await watchTriggers(ctx, ns);
+      const mark = ctx.audit.mark();
+      const changes = 500;
+      const rate = 25;
+      const written = await pacedWrites(ctx, ns, names, changes, rate, 'latency');
+      await until('every change triggered', () => Promise.resolve(clientLatencies(written, watch.seen).unmatched === 0 || undefined), 120_000);
+      await until('every digest recorded', async () => (await recordedCount(ctx, ns)) === names.length);
+      const p = percentiles(clientLatencies(written, watch.seen).latencies);
+      const triggers = [...watch.seen.values()].reduce((n, l) => n + l.length, 0);
+      await sleep(1500);
+      const writes = hrtoWrites(ctx, ns, mark);
+      const m = await h.metrics();
+      watch.stop();
+      const result = {
+        changes,
+        ratePerSecond: rate,
+        p50Ms: p.p50,
+        p99Ms: p.p99,
+        maxMs: p.max,
+        triggers,
+        apiWritesPerTrigger: Number((writes / triggers).toFixed(2)),
+        hrtoHistogramCount: m.get('hrto_trigger_latency_seconds_count'),
+      };
+      say('latency: source write accepted -> HelmRelease annotated (seen through a watch), --debounce=0s');
+      table([{ changes, 'rate/s': rate, 'p50 ms': result.p50Ms, 'p99 ms': result.p99Ms, 'max ms': result.maxMs, 'API writes/trigger': result.apiWritesPerTrigger }]);
+      return result;
+    } finally {
+      tracker.stop();
+      await h.stop();
+      await cleanup(ctx, ns);
+    }
+  },
+
+  async burst(ctx) {
+    const ns = 'bench-burst';
+    const names = await namespaceWithPairs(ctx, ns, 100);
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`]); // the defaults users get
+    try {
+      await h.start();
+      await h.ready();
+      await until('adoption', async () => (await recordedCount(ctx, ns)) === names.length);
+      const watch = await watchTriggers(ctx, ns);
+      const started = Date.now();
+      const edits = Array.from({ length: 1000 }, (_, i) => ({ name: names[i % names.length]!, round: Math.floor(i / names.length) + 1 }));
+      await inBatches(edits, 50, (e) => writeSource(ctx, ns, e.name, `v: ${e.round}\n`));
+      const written = Date.now() - started;
+      await until('every final state recorded', async () => (await recordedCount(ctx, ns)) === names.length, 300_000);
+      const drained = Date.now() - started;
+      const perRelease = names.map((n) => (watch.seen.get(n) ?? []).length);
+      watch.stop();
+      const result = {
+        changes: edits.length,
+        releases: names.length,
+        writtenInMs: written,
+        allTriggeredAndRecordedInMs: drained,
+        patchesPerRelease: { min: Math.min(...perRelease), max: Math.max(...perRelease), total: perRelease.reduce((a, b) => a + b, 0) },
+        lost: perRelease.filter((n) => n === 0).length,
+        settings: 'defaults: --debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10',
+      };
+      say('burst: 1,000 changes over 100 HelmReleases, default settings');
+      table([{ changes: edits.length, 'written in s': (written / 1000).toFixed(1), 'all triggered in s': (drained / 1000).toFixed(1), 'patches/release min..max': `${result.patchesPerRelease.min}..${result.patchesPerRelease.max}`, lost: result.lost }]);
+      return result;
+    } finally {
+      await h.stop();
+      await cleanup(ctx, ns);
+    }
+  },
+
+  async upgrade(ctx) {
+    // Source write -> helm-controller handled the forced reconcile (upgrade started) -> revision deployed.
+    // Its objects stay: the HelmRelease carries helm-controller's finalizer once the controller is gone.
+    const ns = 'bench-upgrade';
+    await createNamespace(ctx, ns);
+    const flux = new FluxControllers(ctx.cp.kubeconfigPath, ctx.kc);
+    await flux.start();
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, '--debounce=0s', '--min-trigger-interval=0s']);
+    try {
+      await h.start();
+      await h.ready();
+      await ctx.custom.createNamespacedCustomObject({
+        group: 'source.toolkit.fluxcd.io',
+        version: 'v1',
+        plural: 'helmrepositories',
+        namespace: ns,
+        body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'HelmRepository', metadata: { name: 'demo', namespace: ns }, spec: { url: flux.repositoryUrl, interval: '1h' } },
+      });
+      await ctx.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'values', namespace: ns }, data: { 'values.yaml': 'message: v0\n' } } });
+      await ctx.custom.createNamespacedCustomObject({
+        ...HR,
+        namespace: ns,
+        body: {
+          apiVersion: 'helm.toolkit.fluxcd.io/v2',
+          kind: 'HelmRelease',
+          metadata: { name: 'app', namespace: ns },
+          spec: { interval: '1h', chart: { spec: { chart: DEMO_CHART, version: DEMO_CHART_VERSION, sourceRef: { kind: 'HelmRepository', name: 'demo' }, interval: '1h' } }, valuesFrom: [{ kind: 'ConfigMap', name: 'values' }] },
+        },
+      });
+      type Status = { history?: { version: number; status: string }[]; lastHandledForceAt?: string };
+      const read = async () => (await ctx.custom.getNamespacedCustomObject({ ...HR, namespace: ns, name: 'app' })) as { metadata: { annotations?: Record<string, string> }; status?: Status };
+      const deployed = (n: number) => async () => {
+        const latest = (await read()).status?.history?.[0];
+        return (latest?.version === n && latest.status === 'deployed') || undefined;
+      };
+      await until('the install', deployed(1));
+      await until('the adoption', async () => (await recordedCount(ctx, ns)) === 1);
+      const started: number[] = [];
+      const done: number[] = [];
+      const rounds = 20;
+      for (let i = 1; i <= rounds; i++) {
+        const at = Date.now();
+        await writeSource(ctx, ns, 'values', `message: v${i}\n`);
+        await until('the upgrade to start', async () => {
+          const hr = await read();
+          const requested = hr.metadata.annotations?.['reconcile.fluxcd.io/forceAt'];
+          return (requested && Date.parse(requested) >= at - 5 && hr.status?.lastHandledForceAt === requested) || undefined;
+        });
+        started.push(Date.now() - at);
+        await until('the new revision', deployed(i + 1));
+        done.push(Date.now() - at);
+      }
+      const s = percentiles(started);
+      const d = percentiles(done);
+      const result = {
+        rounds,
+        upgradeStartedMs: { p50: s.p50, p99: s.p99, max: s.max },
+        revisionDeployedMs: { p50: d.p50, p99: d.p99, max: d.max },
+      };
+      say("upgrade: source write -> helm-controller handled hrto's forced reconcile -> new revision deployed (real Flux controllers)");
+      table([
+        { to: 'upgrade started', 'p50 ms': s.p50, 'p99 ms': s.p99, 'max ms': s.max },
+        { to: 'revision deployed', 'p50 ms': d.p50, 'p99 ms': d.p99, 'max ms': d.max },
+      ]);
+      return result;
+    } finally {
+      await h.stop();
+      await flux.stop();
+    }
+  },
+
+  async coldstart(ctx) {
+    const ns = 'bench-coldstart';
+    const t0 = Date.now();
+    const names = await namespaceWithPairs(ctx, ns, 10_000);
+    const createdMs = Date.now() - t0;
+    const tracker = await trackRecorded(ctx, ns);
+    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`]);
+    try {
+      await h.start();
+      const readyMs = await h.ready();
+      const adoptedAt = await tracker.waitFor(names.length, 900_000);
+      const adoptedMs = Math.round(adoptedAt - h.startedPerf);
+      const mem = memory(h.pid);
+      const result = { helmReleases: names.length, sources: names.length, readyMs, allAdoptedMs: adoptedMs, rssMiB: mib(mem.rssMiB), peakRssMiB: mib(mem.hwmMiB), fixtureCreatedInMs: createdMs };
+      say('cold start: 10,000 HelmReleases and 10,000 labeled sources, first start (every source adopted); RSS from /proc');
+      table([{ 'ready (caches synced) s': (readyMs / 1000).toFixed(1), 'all adopted s': (adoptedMs / 1000).toFixed(1), 'RSS MiB': result.rssMiB, 'peak RSS MiB': result.peakRssMiB }]);
+      return result;
+    } finally {
+      tracker.stop();
+      await h.stop();
+      await cleanup(ctx, ns);
+    }
+  },
+};
