@@ -3,11 +3,13 @@
 // worker thread only when a kubeconfig is read (never in a pod). No node_modules at run time.
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+const version = /"version":\s*"([^"]+)"/.exec(readFileSync(path.join(root, 'package.json'), 'utf8'))?.[1];
+if (!version) throw new Error('package.json has no version');
 const outdir = path.join(root, 'dist');
 rmSync(outdir, { recursive: true, force: true });
 
@@ -35,4 +37,4 @@ const result = await build({
 const sizes = Object.entries(result.metafile.outputs)
   .filter(([file]) => file.endsWith('.mjs'))
   .map(([file, out]) => `${path.relative(root, file)} ${(out.bytes / 1024).toFixed(0)} KiB`);
-console.log(`built hrto ${version}: ${sizes.join(', ')}`);
+process.stdout.write(`built hrto ${version}: ${sizes.join(', ')}\n`);
