@@ -16,7 +16,8 @@
 //   cpu        CPU-seconds (/proc utime+stime) and peak RSS (VmRSS every 50 ms) for 1,000 changes over
 //              100 releases, no debounce/throttle, from adoption complete (+2 s) to every final
 //              state recorded
-//   idlecpu    % of one core over 60 s with 1,700 sources + 1,700 HelmReleases, nothing changing
+//   idlecpu    % of one core over 60 s with 1,700 sources + 1,700 HelmReleases, nothing changing (and
+//              over the minute after it)
 //   install    hrto started on 1,000 deployed releases (deployed after their sources were written):
 //              forced upgrades (audit), time until every source is digested, CPU, peak RSS; run with
 //              the default heap and with NODE_OPTIONS=--max-old-space-size=128
