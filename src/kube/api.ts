@@ -74,6 +74,15 @@ function queryString(query: Query | undefined): string {
   return out;
 }
 
+/** A response's whole body as text. */
+function readText(res: http.IncomingMessage, done: (body: string) => void, fail: (err: Error) => void): void {
+  res.setEncoding('utf8');
+  let body = '';
+  res.on('data', (chunk: string) => (body += chunk));
+  res.on('end', () => done(body));
+  res.on('error', fail);
+}
+
 const tlsFingerprint = (tls: TlsMaterial): string => JSON.stringify([tls.ca, tls.cert, tls.key, tls.rejectUnauthorized, tls.servername]);
 
 function toApiError(method: string, path: string, { status, headers, body }: Exchange): ApiError {
@@ -101,13 +110,14 @@ export class KubeApi {
     private readonly source: CredentialSource,
     private creds: Credentials,
     private readonly userAgent: string,
+    private readonly requestConnections: number,
   ) {
     this.fingerprint = tlsFingerprint(creds.tls);
     this.agents = this.makeAgents(creds);
   }
 
-  static async create(source: CredentialSource, userAgent = USER_AGENT): Promise<KubeApi> {
-    return new KubeApi(source, await source.get(false), userAgent);
+  static async create(source: CredentialSource, { userAgent = USER_AGENT, requestConnections = REQUEST_CONNECTIONS } = {}): Promise<KubeApi> {
+    return new KubeApi(source, await source.get(false), userAgent, requestConnections);
   }
 
   get server(): string {
@@ -116,7 +126,7 @@ export class KubeApi {
 
   /** Watches hold a connection each for minutes, so they get their own agent, unbounded. */
   private makeAgents({ server, tls: material }: Credentials): Agents {
-    const requests = { keepAlive: true, scheduling: 'lifo' as const, maxSockets: REQUEST_CONNECTIONS, maxFreeSockets: REQUEST_CONNECTIONS };
+    const requests = { keepAlive: true, scheduling: 'lifo' as const, maxSockets: this.requestConnections, maxFreeSockets: this.requestConnections };
     const watches = { keepAlive: true };
     if (!server.startsWith('https:')) return { requests: new http.Agent(requests), watches: new http.Agent(watches) };
     // One TLS context for every connection (Node would otherwise build one per connection).
@@ -187,11 +197,7 @@ export class KubeApi {
           res.on('error', reject);
           return;
         }
-        res.setEncoding('utf8');
-        let body = '';
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status, headers: res.headers, body }));
-        res.on('error', reject);
+        readText(res, (body) => resolve({ status, headers: res.headers, body }), reject);
       });
       req.end(payload);
     });
@@ -243,17 +249,16 @@ export class KubeApi {
       req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`watch ${path}: no data for ${idleTimeoutMs}ms`)));
       req.on('error', settle);
       req.on('response', (res) => {
-        res.setEncoding('utf8');
         const status = res.statusCode ?? 0;
         if (status !== 200) {
-          let body = '';
-          res.on('data', (chunk: string) => (body += chunk));
-          res.on('end', () => {
+          const fail = (body: string): void => {
             if (status === 401) void this.refresh().catch(() => {});
             settle(toApiError('GET', path, { status, headers: res.headers, body }));
-          });
+          };
+          readText(res, fail, settle);
           return;
         }
+        res.setEncoding('utf8');
         // One JSON event per line; a large object spans many chunks, so only new text is scanned.
         let partial = '';
         res.on('data', (chunk: string) => {
