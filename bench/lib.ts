@@ -5,6 +5,7 @@ import { contentDigest } from '../src/digest.js';
 import type { ControlPlane } from '../test/harness/controlplane.js';
 import type { AuditLog } from './audit.js';
 import type { Figure } from './figures.js';
+import { statusOf } from '../src/kube/api.js';
 import { MERGE_PATCH, type RawKube, type RawObject } from './kube.js';
 
 export const HR_API = '/apis/helm.toolkit.fluxcd.io/v2';
@@ -80,8 +81,8 @@ export function filler(bytes: number, seed: number): string {
 }
 
 export async function createNamespace(ctx: Ctx, ns: string): Promise<void> {
-  await ctx.kube.request('POST', '/api/v1/namespaces', { body: { metadata: { name: ns } } }).catch((err: { status?: number }) => {
-    if (err.status !== 409) throw err;
+  await ctx.kube.request('POST', '/api/v1/namespaces', { body: { metadata: { name: ns } } }).catch((err: unknown) => {
+    if (statusOf(err) !== 409) throw err;
   });
 }
 

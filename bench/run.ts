@@ -68,7 +68,7 @@ try {
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const crd = await installHelmReleaseCrd(kc);
-  kube = new RawKube(kc);
+  kube = await RawKube.connect(kc);
   const ctx: Ctx = { cp, kc, core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi), kube, audit: new AuditLog(cp.auditLogPath) };
   const commit = (() => {
     try {
