@@ -48,7 +48,7 @@ async function run(flags: RawSettings): Promise<number> {
   const metrics = createMetrics({ processMetrics: true });
   let api: KubeApi;
   try {
-    api = await connect(config.kubeconfig);
+    api = await connect(config.kubeconfig, { qps: config.kubeApiQps, burst: config.kubeApiBurst, observer: metrics.api });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot connect to the API server');
     return 1;
@@ -95,7 +95,7 @@ async function explainCommand(name: string | undefined, flags: RawSettings & { n
   // Logs go to stderr, warnings only: stdout is the report.
   const log = createLogger('warn', process.stderr);
   try {
-    const api = await connect(config.kubeconfig);
+    const api = await connect(config.kubeconfig, { qps: config.kubeApiQps, burst: config.kubeApiBurst });
     const report = await runExplain(config, api, log, { namespace: flags.namespace, name }).finally(() => api.close());
     process.stdout.write(flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     return 0;
@@ -121,7 +121,9 @@ function withSelection(cmd: Command): Command {
       'leave sources labeled reconcile.fluxcd.io/watch=Enabled to helm-controller for the HelmReleases of their namespace that read them',
       DEFAULTS.deferToFluxWatch,
     )
-    .option('--no-cross-namespace-refs [bool]', 'refuse sources that target HelmReleases in another namespace (default: false)');
+    .option('--no-cross-namespace-refs [bool]', 'refuse sources that target HelmReleases in another namespace (default: false)')
+    .option('--kube-api-qps <n>', "client-side limit of requests per second to the API server, all kinds together (Flux's default); 0: unlimited", DEFAULTS.kubeApiQps)
+    .option('--kube-api-burst <n>', 'requests that may go at once above --kube-api-qps after a quiet spell', DEFAULTS.kubeApiBurst);
 }
 
 export function buildCli(): Command {
@@ -149,6 +151,7 @@ export function buildCli(): Command {
     .option('--leader-elect-lease-duration <duration>', 'how long a standby waits before taking over an unrenewed lease', DEFAULTS.leaderElectLeaseDuration)
     .option('--leader-elect-renew-deadline <duration>', 'how long the leader retries renewing before it stops leading', DEFAULTS.leaderElectRenewDeadline)
     .option('--leader-elect-retry-period <duration>', 'how often candidates try to acquire or renew', DEFAULTS.leaderElectRetryPeriod)
+    .option('--events-addr <url>', "also post every Event to Flux's notification-controller, e.g. http://notification-controller.flux-system.svc.cluster.local./ (default: off)")
     .option('--graceful-shutdown-timeout <duration>', 'on SIGTERM, how long in-flight work may take', DEFAULTS.gracefulShutdownTimeout)
     .action(async (opts: RawSettings) => {
       process.exitCode = await run(opts);

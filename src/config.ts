@@ -67,6 +67,11 @@ export const ConfigSchema = z.object({
   leaderElectionNamespace: z.string().refine(isNamespaceName, 'must be a valid namespace name'),
   leaderElectionId: z.string().refine(isObjectName, 'must be a valid object name'),
   gracefulShutdownTimeoutMs: duration,
+  /** 0: no client-side limit. */
+  kubeApiQps: z.coerce.number().min(0).max(100_000),
+  kubeApiBurst: positiveInt.max(100_000),
+  /** Flux notification-controller's event endpoint; empty: off. */
+  eventsAddr: z.union([z.literal(''), z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })]),
 }).refine((c) => c.renewDeadlineMs < c.leaseDurationMs && c.retryPeriodMs < c.renewDeadlineMs, {
   message: 'leader election needs retry period < renew deadline < lease duration',
   path: ['leaseDurationMs'],
@@ -104,6 +109,9 @@ export interface RawSettings {
   leaderElectionNamespace?: string | undefined;
   leaderElectionId?: string | undefined;
   gracefulShutdownTimeout?: string | undefined;
+  kubeApiQps?: string | number | undefined;
+  kubeApiBurst?: string | number | undefined;
+  eventsAddr?: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -135,6 +143,10 @@ export const DEFAULTS = {
   leaderElectionNamespace: 'helmrelease-trigger-operator-system',
   leaderElectionId: 'helmrelease-trigger-operator',
   gracefulShutdownTimeout: '30s',
+  // Flux's controllers' defaults: hrto never asks more of the API server than one of them may.
+  kubeApiQps: '50',
+  kubeApiBurst: '300',
+  eventsAddr: '',
 } as const;
 
 /** The seed's environment variables; KUBECONFIG is read by the Kubernetes client itself. */
@@ -179,6 +191,9 @@ const FLAG_NAMES: Record<string, string> = {
   leaderElectionNamespace: '--leader-election-namespace',
   leaderElectionId: '--leader-election-id',
   gracefulShutdownTimeoutMs: '--graceful-shutdown-timeout',
+  kubeApiQps: '--kube-api-qps',
+  kubeApiBurst: '--kube-api-burst',
+  eventsAddr: '--events-addr',
 };
 
 /** Merges layers (later wins over earlier, undefined never wins) and validates. */

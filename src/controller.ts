@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { Discoverer } from './discovery.js';
 import { NotLeaderError } from './errors.js';
 import { EventRecorder } from './events.js';
+import { FluxEventPoster } from './flux-events.js';
 import { keysFor } from './keys.js';
 import { dryRun, kubeWriter, type KubeWriter, leaderOnly } from './kube/client.js';
 import { type KubeApi, retryAfterMs, statusOf } from './kube/api.js';
@@ -84,7 +85,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     ['autodiscovery', markQueue],
   ];
 
-  const events = new EventRecorder(writer, log, hostname());
+  const poster = config.eventsAddr ? new FluxEventPoster({ address: config.eventsAddr, log, metrics }) : undefined;
+  const events = new EventRecorder(writer, log, hostname(), poster && { poster, keyDomain: config.keyDomain });
   const scheduler = new TriggerScheduler({
     debounceMs: config.debounceMs,
     minIntervalMs: config.minTriggerIntervalMs,
@@ -301,7 +303,10 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
       const finished = await Promise.race([shutdownQueues().then(() => 'done' as const), deadline]);
       clearTimeout(timer);
       if (finished === 'timeout') log.warn({ timeoutMs: config.gracefulShutdownTimeoutMs }, 'in-flight work did not finish within the graceful shutdown timeout');
+      reconciler.flushAdoptions();
       await elector?.stop();
+      // The last Flux events (a trigger just before SIGTERM) get a few seconds to leave.
+      await poster?.stop(Math.min(5_000, config.gracefulShutdownTimeoutMs));
       await caches.shutdown();
     },
   };

@@ -108,6 +108,6 @@ export class Discoverer {
     if (this.reported.get(key) === conflict) return;
     this.reported.set(key, conflict);
     this.opts.log.warn({ source: key, reason: conflict }, 'cannot name discovered HelmReleases in the source annotations; triggering them anyway');
-    this.opts.events.emit({ apiVersion: 'v1', kind, namespace, name, uid }, 'Warning', 'DiscoveryConflict', `${conflict}; hrto triggers them without naming them`);
+    this.opts.events.emit({ apiVersion: 'v1', kind, namespace, name, uid }, 'Warning', 'DiscoveryConflict', `${conflict}; hrto triggers them without naming them`, { source: key });
   }
 }

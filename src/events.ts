@@ -1,6 +1,7 @@
 // Kubernetes Events, aggregated like client-go's recorder: a repeat of the same event on the same
 // object bumps its count instead of creating a new object, so a stuck source cannot flood etcd.
 import type { CoreV1Event } from '@kubernetes/client-node';
+import { type FluxEventPoster, toFluxEvent } from './flux-events.js';
 import type { KubeWriter } from './kube/client.js';
 import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
@@ -34,15 +35,23 @@ export class EventRecorder {
     private readonly writer: KubeWriter,
     private readonly log: Logger,
     private readonly host: string,
+    /** --events-addr: each Event also goes to Flux's notification-controller. */
+    private readonly flux?: { poster: FluxEventPoster; keyDomain: string },
   ) {}
 
-  /** Fire and forget: an Event that cannot be written is logged, never fails a reconcile. */
-  emit(object: InvolvedObject, type: EventType, reason: string, message: string): void {
-    this.write(object, type, reason, message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message).catch(
-      (err: unknown) => {
-        this.log.warn({ err: (err as Error).message, reason, object: `${object.kind}/${object.namespace}/${object.name}` }, 'cannot write Event');
-      },
-    );
+  /**
+   * Fire and forget: an Event that cannot be written is logged, never fails a reconcile. `metadata`
+   * (short names: source, digest) travels with the Flux event, under hrto's key domain.
+   */
+  emit(object: InvolvedObject, type: EventType, reason: string, message: string, metadata: Record<string, string> = {}): void {
+    const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message;
+    this.write(object, type, reason, text).catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message, reason, object: `${object.kind}/${object.namespace}/${object.name}` }, 'cannot write Event');
+    });
+    if (this.flux) {
+      const who = { keyDomain: this.flux.keyDomain, controller: COMPONENT, instance: this.host, now: new Date() };
+      this.flux.poster.post(toFluxEvent(object, type, reason, text, metadata, who));
+    }
   }
 
   private async write(object: InvolvedObject, type: EventType, reason: string, message: string): Promise<void> {

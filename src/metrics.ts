@@ -1,5 +1,6 @@
 // Prometheus metrics. One registry per controller instance so several can run in one process (tests).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ApiObserver } from './kube/api.js';
 
 export interface Metrics {
   registry: Registry;
@@ -18,6 +19,9 @@ export interface Metrics {
   discoveryPatches: Counter<'result'>;
   leader: Gauge;
   throttleWait: Histogram;
+  fluxEventPosts: Counter<'result'>;
+  /** Every request to the API server, for KubeApi: rest_client_* like client-go's. */
+  api: ApiObserver;
   /** The controller's state gauges are read from this at scrape time: nothing samples in between. */
   observe(probe: StateProbe): void;
 }
@@ -38,6 +42,28 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
   if (options.processMetrics) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   const registers = [registry];
   let probe: StateProbe | undefined;
+  // client-go's buckets, so dashboards built for controller-runtime's rest_client_* read these alike.
+  const restBuckets = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
+  const restRequests = new Counter({
+    name: 'rest_client_requests_total',
+    help: 'Requests to the API server, by verb, resource and HTTP status code ("<error>": no answer).',
+    labelNames: ['verb', 'resource', 'code'],
+    registers,
+  });
+  const restLatency = new Histogram({
+    name: 'rest_client_request_duration_seconds',
+    help: 'Request latency to the API server (a watch: until its response headers), by verb and resource.',
+    labelNames: ['verb', 'resource'],
+    buckets: restBuckets,
+    registers,
+  });
+  const restLimiter = new Histogram({
+    name: 'rest_client_rate_limiter_duration_seconds',
+    help: 'Time requests waited for the client-side rate limit (--kube-api-qps, --kube-api-burst), by verb and resource.',
+    labelNames: ['verb', 'resource'],
+    buckets: restBuckets,
+    registers,
+  });
   return {
     registry,
     observe: (p) => {
@@ -138,6 +164,19 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
         if (probe) this.set(probe.leader() ? 1 : 0);
       },
     }),
+    fluxEventPosts: new Counter({
+      name: 'hrto_flux_event_posts_total',
+      help: 'Events posted to --events-addr, by result (success, duplicate: refused by its rate limit as a repeat, failed, dropped: the queue was full).',
+      labelNames: ['result'],
+      registers,
+    }),
+    api: {
+      requestDone: ({ verb, resource }, code, seconds) => {
+        restRequests.inc({ verb, resource, code });
+        restLatency.observe({ verb, resource }, seconds);
+      },
+      rateLimited: ({ verb, resource }, seconds) => restLimiter.observe({ verb, resource }, seconds),
+    },
     discoveryPatches: new Counter({
       name: 'hrto_discovery_patches_total',
       help: 'Autodiscovery patches of source labels and annotations, by result (success, conflict, error).',

@@ -25,13 +25,48 @@ export interface ReconcilerOptions extends AssessContext {
 
 export type Outcome = 'done' | 'retry';
 
-const shortDigest = (digest: string): string => digest.slice(0, 'sha256:'.length + 12);
-
 /** The first few targets, for a log line or an Event that must stay short. */
 const sample = (refs: readonly ObjectRef[], max = 20): string[] => refs.slice(0, max).map(refKey);
 
 function sourceObject(src: SourceObject): InvolvedObject {
   return { apiVersion: 'v1', kind: src.kind, namespace: src.namespace, name: src.name, uid: src.uid };
+}
+
+/**
+ * Adoption is quiet: installing hrto beside 10,000 labeled sources records 10,000 digests, and says
+ * so in one log line once the wave pauses, not in an Event and a line per source.
+ */
+class AdoptionSummary {
+  private sources = 0;
+  private releases = 0;
+  private firstAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly quietMs = 2_000,
+  ) {}
+
+  add(releases: number): void {
+    if (this.sources === 0) this.firstAt = performance.now();
+    this.sources++;
+    this.releases += releases;
+    if (this.timer) this.timer.refresh();
+    else this.timer = setTimeout(() => this.flush(), this.quietMs).unref();
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.sources === 0) return;
+    const seconds = Math.round(performance.now() - this.firstAt) / 1000;
+    this.log.info(
+      { sources: this.sources, releases: this.releases, seconds },
+      `adopted ${this.sources} source${this.sources === 1 ? '' : 's'}: recorded their digests without triggering, the releases are newer than the content`,
+    );
+    this.sources = 0;
+    this.releases = 0;
+  }
 }
 
 export class Reconciler {
@@ -44,7 +79,16 @@ export class Reconciler {
   /** source -> the invalid reference last reported, so it is reported once per object version. */
   private readonly reportedInvalid = new Map<string, string>();
 
-  constructor(private readonly opts: ReconcilerOptions) {}
+  private readonly adoptions: AdoptionSummary;
+
+  constructor(private readonly opts: ReconcilerOptions) {
+    this.adoptions = new AdoptionSummary(opts.log);
+  }
+
+  /** Logs the adoptions not summarised yet (on stop). */
+  flushAdoptions(): void {
+    this.adoptions.flush();
+  }
 
   noteChange(key: string): void {
     if (!this.changeSeenAt.has(key)) this.changeSeenAt.set(key, performance.now());
@@ -85,7 +129,7 @@ export class Reconciler {
   }
 
   private async carryOut(key: string, src: SourceObject, plan: Plan): Promise<Outcome> {
-    const { log, events, metrics } = this.opts;
+    const { log, metrics } = this.opts;
     const by = (action: TargetAction): ObjectRef[] => plan.targets.filter((t) => t.action === action).map((t) => t.ref);
     for (const ref of by('trigger')) {
       if (!this.opts.scheduler.isPending(refKey(ref), key, src.digest)) {
@@ -125,16 +169,11 @@ export class Reconciler {
     this.recorded.set(key, { digest: src.digest, keyDigests: plan.keyDigests });
     this.triggered.delete(key);
     this.changeSeenAt.delete(key);
-    const adopted = by('adopt').map(refKey);
+    const adopted = by('adopt');
     if (adopted.length > 0) {
       metrics.adoptions.inc();
-      log.info({ source: key, digest: src.digest, targets: adopted }, 'adopted: releases are newer than the content; recorded the digest without triggering');
-      events.emit(
-        sourceObject(src),
-        'Normal',
-        'Adopted',
-        `Recorded digest ${shortDigest(src.digest)} without triggering ${adopted.join(', ')}: the releases are newer than this content`,
-      );
+      log.debug({ source: key, digest: src.digest, targets: sample(adopted) }, 'adopted: releases are newer than the content; recorded the digest without triggering');
+      this.adoptions.add(adopted.length);
     }
     return 'done';
   }
@@ -159,6 +198,7 @@ export class Reconciler {
       'Warning',
       'TargetNotFound',
       `HelmRelease${refs.length > 1 ? 's' : ''} ${shown.join(', ')}${more} not found; will trigger ${refs.length > 1 ? 'them' : 'it'} when ${refs.length > 1 ? 'they appear' : 'it appears'}`,
+      { source: src.key, digest: src.digest, targets: shown.join(',') },
     );
   }
 
@@ -173,6 +213,6 @@ export class Reconciler {
       { source: key, annotation: err.annotation, value: err.value === undefined ? undefined : truncate(err.value) },
       `invalid target reference: ${err.message}`,
     );
-    this.opts.events.emit(sourceObject(src), 'Warning', refused ? 'CrossNamespaceRefused' : 'InvalidReference', err.message);
+    this.opts.events.emit(sourceObject(src), 'Warning', refused ? 'CrossNamespaceRefused' : 'InvalidReference', err.message, { source: key, annotation: err.annotation });
   }
 }

@@ -182,6 +182,12 @@ export class TriggerScheduler {
       'Normal',
       dryRun ? 'DryRunTrigger' : 'Triggered',
       `${sources.join('; ')}: ${dryRun ? 'would request' : 'requested'} ${what}${dryRun ? '' : ` at ${requestedAt}`}`,
+      {
+        source: requests.map((r) => r.source.key).join(','),
+        digest: requests.map((r) => r.source.digest).join(','),
+        requestedAt,
+        mode: triggerMode,
+      },
     );
     return true;
   }

@@ -1,6 +1,6 @@
-// The global trigger throttle: a token bucket across all HelmReleases, so a change fanned out to a
-// thousand releases becomes a controlled wave. Reservations, like Go's rate.Limiter.Reserve: each
-// trigger gets its own future slot, so waiting triggers are never dropped and never spin.
+// A token bucket with reservations, like Go's rate.Limiter.Reserve: each caller gets its own future
+// slot, so waiters are never dropped and never spin. It paces two things: triggers across all
+// HelmReleases (--max-triggers-per-second) and every request to the API server (--kube-api-qps).
 
 export class TokenBucket {
   private tokens: number;

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { deployBinaries, ensureBinary, fluxBinaries, projectRoot } from './harness/binaries.js';
+import { deployBinaries, ensureBinaries, fluxBinaries, projectRoot } from './harness/binaries.js';
 import { installHelmReleaseCrd } from './harness/cluster.js';
 import { ControlPlane } from './harness/controlplane.js';
 import { KubeConfig, VersionApi } from '@kubernetes/client-node';
@@ -37,8 +37,8 @@ let controlPlane: ControlPlane | undefined;
 
 async function main(): Promise<number> {
   if (selected.includes('integration')) {
-    // Built once per pinned version, one after the other (two Go builds at once are slower on 2 cores).
-    for (const bin of [...Object.values(deployBinaries), ...Object.values(fluxBinaries)]) await ensureBinary(bin, log);
+    // Built once per pinned version: one go build per tools module, one module after the other.
+    await ensureBinaries([...Object.values(deployBinaries), ...Object.values(fluxBinaries)], log);
     if (!env.HRTO_TEST_KUBECONFIG) {
       const started = Date.now();
       controlPlane = new ControlPlane({ log });

@@ -1,10 +1,13 @@
 // The one way hrto talks to the API server: every list, watch, patch, Event and Lease goes through
 // KubeApi, over keep-alive connections (no TLS handshake per request), with one User-Agent so audit
-// logs name hrto, and credentials that follow token rotation (re-read every minute and after a 401).
+// logs name hrto, credentials that follow token rotation (re-read every minute and after a 401), a
+// client-side rate limit (--kube-api-qps/--kube-api-burst) and a latency figure for every request.
 import http from 'node:http';
 import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import { ROTATING_CREDENTIALS_TTL_MS, type CredentialSource, type Credentials, type TlsMaterial } from './credentials.js';
+import { TokenBucket } from '../throttle.js';
 import { VERSION } from '../version.js';
 
 export const USER_AGENT = `hrto/${VERSION} (${process.platform}/${process.arch}) node/${process.version}`;
@@ -16,6 +19,47 @@ export const MERGE_PATCH = 'application/merge-patch+json';
  * and each TLS connection costs memory, so a burst queues here rather than opening dozens.
  */
 export const REQUEST_CONNECTIONS = 6;
+
+/** What a request was, in the API server's words: its verb and resource. */
+export interface RequestKind {
+  verb: string;
+  resource: string;
+}
+
+/** Told of every request, for the rest_client_* metrics. */
+export interface ApiObserver {
+  /** Answered (code: the HTTP status) or failed without an answer (code: "<error>"). */
+  requestDone(kind: RequestKind, code: string, seconds: number): void;
+  /** Waited this long for the client-side rate limiter. */
+  rateLimited(kind: RequestKind, seconds: number): void;
+}
+
+export interface KubeApiOptions {
+  userAgent?: string;
+  requestConnections?: number;
+  /** Requests per second, all kinds together; 0 or absent: unlimited. */
+  qps?: number;
+  /** Requests that may go at once after a quiet spell (at least 1). */
+  burst?: number;
+  observer?: ApiObserver;
+}
+
+const VERBS: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch' };
+
+/**
+ * The verb and resource of a request path, as the API server's audit log names them:
+ * /api/v1/namespaces/a/configmaps/x -> get configmaps; a collection GET is a list (or a watch).
+ */
+export function describeRequest(method: string, path: string, watch = false): RequestKind {
+  const parts = path.split('?')[0]!.split('/').filter(Boolean);
+  // Skip /api/<version> or /apis/<group>/<version>, then an optional namespaces/<name>.
+  let rest = parts[0] === 'api' ? parts.slice(2) : parts[0] === 'apis' ? parts.slice(3) : parts;
+  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  const resource = rest[0] ?? 'unknown';
+  const named = rest.length > 1;
+  const verb = watch ? 'watch' : method === 'GET' ? (named ? 'get' : 'list') : method === 'DELETE' ? (named ? 'delete' : 'deletecollection') : (VERBS[method] ?? method.toLowerCase());
+  return { verb, resource: rest[2] ? `${resource}/${rest[2]}` : resource };
+}
 
 /** An HTTP error from the API server, with its status code and the Kubernetes Status reason. */
 export class ApiError extends Error {
@@ -105,19 +149,27 @@ export class KubeApi {
   private fetchedAt = Date.now();
   private refreshing: Promise<Credentials> | undefined;
   private parsed: { server: string; at: ReturnType<KubeApi['endpoint']> } | undefined;
+  private readonly userAgent: string;
+  private readonly requestConnections: number;
+  private readonly limiter: TokenBucket | undefined;
+  private readonly observer: ApiObserver | undefined;
 
   private constructor(
     private readonly source: CredentialSource,
     private creds: Credentials,
-    private readonly userAgent: string,
-    private readonly requestConnections: number,
+    options: KubeApiOptions,
   ) {
+    this.userAgent = options.userAgent ?? USER_AGENT;
+    this.requestConnections = options.requestConnections ?? REQUEST_CONNECTIONS;
+    const qps = options.qps ?? 0;
+    this.limiter = qps > 0 ? new TokenBucket(qps, Math.max(1, options.burst ?? 1), performance.now()) : undefined;
+    this.observer = options.observer;
     this.fingerprint = tlsFingerprint(creds.tls);
     this.agents = this.makeAgents(creds);
   }
 
-  static async create(source: CredentialSource, { userAgent = USER_AGENT, requestConnections = REQUEST_CONNECTIONS } = {}): Promise<KubeApi> {
-    return new KubeApi(source, await source.get(false), userAgent, requestConnections);
+  static async create(source: CredentialSource, options: KubeApiOptions = {}): Promise<KubeApi> {
+    return new KubeApi(source, await source.get(false), options);
   }
 
   get server(): string {
@@ -181,8 +233,35 @@ export class KubeApi {
     return this.parsed.at;
   }
 
+  /** Waits for the client-side rate limiter: a reserved slot, in the order requests asked. */
+  private async admit(kind: RequestKind): Promise<void> {
+    const waitMs = this.limiter?.reserve(performance.now()) ?? 0;
+    if (waitMs === 0) return;
+    this.observer?.rateLimited(kind, waitMs / 1000);
+    await sleep(waitMs);
+  }
+
+  private record(kind: RequestKind, code: string, started: number): void {
+    this.observer?.requestDone(kind, code, (performance.now() - started) / 1000);
+  }
+
   /** One request and its whole answer; `keepBody` false drops a successful answer's body unread. */
-  private exchange(method: string, path: string, opts: RequestOptions, creds: Credentials, keepBody: boolean): Promise<Exchange> {
+  private async exchange(method: string, path: string, opts: RequestOptions, creds: Credentials, keepBody: boolean): Promise<Exchange> {
+    const kind = describeRequest(method, path);
+    await this.admit(kind);
+    // Timed from the moment it may go (after the rate limiter) to its last byte.
+    const started = performance.now();
+    try {
+      const answer = await this.roundTrip(method, path, opts, creds, keepBody);
+      this.record(kind, String(answer.status), started);
+      return answer;
+    } catch (err) {
+      this.record(kind, '<error>', started);
+      throw err;
+    }
+  }
+
+  private roundTrip(method: string, path: string, opts: RequestOptions, creds: Credentials, keepBody: boolean): Promise<Exchange> {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const timeoutMs = opts.timeoutMs ?? 60_000;
     return new Promise<Exchange>((resolve, reject) => {
@@ -232,7 +311,16 @@ export class KubeApi {
    * silent for longer than `idleTimeoutMs` (the server's own timeout has passed) counts as broken.
    */
   async watch(path: string, query: Query, onEvent: WatchHandler, signal: AbortSignal, idleTimeoutMs: number): Promise<void> {
+    const kind = describeRequest('GET', path, true);
+    await this.admit(kind);
     const creds = await this.credentials();
+    // A watch is timed to its response headers: the stream itself lasts minutes by design.
+    const started = performance.now();
+    let answered = false;
+    const answer = (code: string): void => {
+      if (!answered) this.record(kind, code, started);
+      answered = true;
+    };
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return resolve();
       const req = this.open('GET', path, { ...query, watch: true }, creds, {}, undefined, true);
@@ -242,6 +330,7 @@ export class KubeApi {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       const settle = (err?: Error): void => {
+        if (err && !signal.aborted) answer('<error>');
         signal.removeEventListener('abort', onAbort);
         if (err && !signal.aborted) reject(err);
         else resolve();
@@ -250,6 +339,7 @@ export class KubeApi {
       req.on('error', settle);
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
+        answer(String(status));
         if (status !== 200) {
           const fail = (body: string): void => {
             if (status === 401) void this.refresh().catch(() => {});

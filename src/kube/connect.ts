@@ -1,6 +1,6 @@
 // Connects to the API server the way a pod or a workstation expects (see credentials.ts).
 import { Worker } from 'node:worker_threads';
-import { KubeApi } from './api.js';
+import { KubeApi, type KubeApiOptions } from './api.js';
 import { type CredentialSource, type Credentials, CredentialsError, inClusterCredentials, runsInCluster } from './credentials.js';
 import type { WorkerReply } from './kubeconfig-worker.js';
 
@@ -59,7 +59,7 @@ export async function kubeconfigCredentials(file: string | undefined): Promise<C
 }
 
 /** --kubeconfig, KUBECONFIG, the pod's service account, ~/.kube/config: the first that applies. */
-export async function connect(kubeconfig: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<KubeApi> {
+export async function connect(kubeconfig: string | undefined, options: KubeApiOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<KubeApi> {
   const source = runsInCluster(kubeconfig, env) ? inClusterCredentials(env) : await kubeconfigCredentials(kubeconfig);
-  return KubeApi.create(source);
+  return KubeApi.create(source, options);
 }

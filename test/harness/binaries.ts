@@ -1,7 +1,7 @@
 // Builds the test control plane's binaries from the Go module proxy, once per pinned version.
 // Versions live only in hack/tools/*/go.mod; binaries are cached as .cache/bin/<name>-<version>.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -49,10 +49,16 @@ export const deployBinaries = {
   helm: { name: 'helm', dir: 'deploy', module: 'helm.sh/helm/v3', pkg: 'helm.sh/helm/v3/cmd/helm' },
 } satisfies Record<string, GoBinary>;
 
-/** Flux's own controllers, for the end-to-end tests. */
+/** Flux's own controllers, for the end-to-end tests: one tools module, so shared libraries compile once. */
 export const fluxBinaries = {
-  sourceController: { name: 'source-controller', dir: 'flux-source', module: 'github.com/fluxcd/source-controller', pkg: 'github.com/fluxcd/source-controller' },
+  sourceController: { name: 'source-controller', dir: 'flux', module: 'github.com/fluxcd/source-controller', pkg: 'github.com/fluxcd/source-controller' },
   helmController: { name: 'helm-controller', dir: 'flux', module: 'github.com/fluxcd/helm-controller', pkg: 'github.com/fluxcd/helm-controller' },
+  notificationController: {
+    name: 'notification-controller',
+    dir: 'flux',
+    module: 'github.com/fluxcd/notification-controller',
+    pkg: 'github.com/fluxcd/notification-controller',
+  },
 } satisfies Record<string, GoBinary>;
 
 async function go(cwd: string, args: string[]): Promise<string> {
@@ -65,26 +71,60 @@ export async function moduleVersion(moduleDir: string, module: string): Promise<
   return go(moduleDir, ['list', '-m', '-f', '{{.Version}}', module]);
 }
 
-/** The binary, built from the Go module proxy unless this version is in the cache already. */
-export async function ensureBinary(bin: GoBinary, log: (msg: string) => void = () => {}): Promise<{ path: string; version: string }> {
-  const moduleDir = toolsDir(bin.dir);
-  const version = await moduleVersion(moduleDir, bin.module);
-  const target = path.join(cacheBin, `${bin.name}-${version}`);
-  if (existsSync(target)) return { path: target, version };
-  mkdirSync(cacheBin, { recursive: true });
-  const partial = `${target}.partial-${process.pid}`;
-  log(`building ${bin.name} ${version} from the Go module proxy (once per version; a few minutes)`);
-  const started = Date.now();
-  try {
-    const ldflags = ['-s', '-w', ...(bin.stamp?.(version) ?? [])].join(' ');
-    await go(moduleDir, ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', partial, bin.pkg]);
-    // Rename is atomic: an interrupted build never leaves a half-written binary under the real name.
-    renameSync(partial, target);
-  } finally {
-    rmSync(partial, { force: true });
+export interface Built {
+  path: string;
+  version: string;
+}
+
+const cachedPath = (bin: GoBinary, version: string): string => path.join(cacheBin, `${bin.name}-${version}`);
+
+/**
+ * The binaries, built from the Go module proxy unless their versions are in the cache already.
+ * The missing binaries of one tools module are built by one `go build`: the Go command compiles the
+ * packages they share once and links them in parallel.
+ */
+export async function ensureBinaries(bins: readonly GoBinary[], log: (msg: string) => void = () => {}): Promise<Built[]> {
+  const versions = await Promise.all(bins.map((bin) => moduleVersion(toolsDir(bin.dir), bin.module)));
+  const missing = bins.filter((bin, i) => !existsSync(cachedPath(bin, versions[i]!)));
+  for (const dir of new Set(missing.map((bin) => bin.dir))) {
+    const group = missing.filter((bin) => bin.dir === dir);
+    await buildModule(dir, group.map((bin) => ({ bin, version: versions[bins.indexOf(bin)]! })), log);
   }
-  log(`built ${bin.name} ${version} in ${((Date.now() - started) / 1000).toFixed(0)}s`);
-  return { path: target, version };
+  return bins.map((bin, i) => ({ path: cachedPath(bin, versions[i]!), version: versions[i]! }));
+}
+
+export async function ensureBinary(bin: GoBinary, log: (msg: string) => void = () => {}): Promise<Built> {
+  return (await ensureBinaries([bin], log))[0]!;
+}
+
+/** The file `go build -o dir/` writes: the package's last path element, skipping a major version (/v3). */
+export function goBinaryName(pkg: string): string {
+  const parts = pkg.split('/');
+  const last = parts.at(-1)!;
+  return /^v\d+$/.test(last) && parts.length > 1 ? parts.at(-2)! : last;
+}
+
+async function buildModule(dir: string, group: readonly { bin: GoBinary; version: string }[], log: (msg: string) => void): Promise<void> {
+  mkdirSync(cacheBin, { recursive: true });
+  const what = group.map(({ bin, version }) => `${bin.name} ${version}`).join(', ');
+  log(`building ${what} from the Go module proxy (hack/tools/${dir}; once per version; minutes on a cold cache)`);
+  const started = Date.now();
+  const out = mkdtempSync(path.join(cacheBin, `.build-${dir}-`));
+  try {
+    const ldflags = ['-s', '-w', ...group.flatMap(({ bin, version }) => bin.stamp?.(version) ?? [])].join(' ');
+    try {
+      await go(toolsDir(dir), ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', out + path.sep, ...group.map(({ bin }) => bin.pkg)]);
+    } catch (err) {
+      const { stderr = '' } = err as { stderr?: string };
+      const tail = stderr.trim().split('\n').slice(-15).join('\n');
+      throw new Error(`go build of ${what} failed: look at hack/tools/${dir}/go.mod\n${tail}`, { cause: err });
+    }
+    // Rename is atomic: an interrupted build never leaves a half-written binary under a cached name.
+    for (const { bin, version } of group) renameSync(path.join(out, goBinaryName(bin.pkg)), cachedPath(bin, version));
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  log(`built ${what} in ${((Date.now() - started) / 1000).toFixed(0)}s`);
 }
 
 export interface ControlPlaneBinaries {
@@ -94,15 +134,8 @@ export interface ControlPlaneBinaries {
 }
 
 export async function ensureControlPlaneBinaries(log: (msg: string) => void = () => {}): Promise<ControlPlaneBinaries> {
-  // Sequential: two parallel Go builds on a 2-core machine are slower than one after the other.
-  const versions: Record<string, string> = {};
-  const paths: string[] = [];
-  for (const bin of controlPlaneBinaries) {
-    const built = await ensureBinary(bin, log);
-    versions[bin.name] = built.version;
-    paths.push(built.path);
-  }
-  return { kubeApiserver: paths[0]!, etcd: paths[1]!, versions };
+  const [apiserver, etcd] = await ensureBinaries(controlPlaneBinaries, log);
+  return { kubeApiserver: apiserver!.path, etcd: etcd!.path, versions: { 'kube-apiserver': apiserver!.version, etcd: etcd!.version } };
 }
 
 /** A pinned module's source tree in the Go module cache (downloaded if needed). */

@@ -1,13 +1,14 @@
-// Flux's own source-controller and helm-controller, built from the Go module proxy at the pinned
-// versions and run against a cluster, with a small Helm chart served from a repository on loopback.
-// Used by the end-to-end tests and the demo: hrto is proven against the real helm-controller.
+// Flux's own source-controller and helm-controller (and, when asked, notification-controller), built
+// from the Go module proxy at the pinned versions and run against a cluster, with a small Helm chart
+// served from a repository on loopback. Used by the end-to-end tests and the demo: hrto is proven
+// against the real helm-controller.
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { deployBinaries, ensureBinary, fluxBinaries, moduleSource } from './binaries.js';
+import { deployBinaries, ensureBinaries, ensureBinary, fluxBinaries, moduleSource } from './binaries.js';
 import { installCrds } from './cluster.js';
 import { freePort, ProcessGroup } from './processes.js';
 
@@ -41,6 +42,12 @@ function writeChart(dir: string): string {
 export interface FluxVersions {
   sourceController: string;
   helmController: string;
+  notificationController?: string;
+}
+
+export interface FluxOptions {
+  /** Also run notification-controller; its event endpoint is then `eventsAddress`. */
+  notifications?: boolean;
 }
 
 export class FluxControllers {
@@ -48,6 +55,8 @@ export class FluxControllers {
   private repoServer?: Server;
   /** The Helm repository URL to point a HelmRepository at. */
   repositoryUrl = '';
+  /** notification-controller's event endpoint (--events-addr of Flux's controllers), when it runs. */
+  eventsAddress = '';
 
   constructor(
     private readonly kubeconfigPath: string,
@@ -55,16 +64,22 @@ export class FluxControllers {
     private readonly log: (msg: string) => void = () => {},
   ) {}
 
-  async start(): Promise<FluxVersions> {
+  async start(options: FluxOptions = {}): Promise<FluxVersions> {
     try {
-      const [source, helmController, helm] = await Promise.all([
-        ensureBinary(fluxBinaries.sourceController, this.log),
-        ensureBinary(fluxBinaries.helmController, this.log),
+      const controllers = [fluxBinaries.sourceController, fluxBinaries.helmController, ...(options.notifications ? [fluxBinaries.notificationController] : [])];
+      // One go build for the Flux controllers (one tools module), the helm CLI beside it.
+      const [[source, helmController, notification], helm] = await Promise.all([
+        ensureBinaries(controllers, this.log),
         ensureBinary(deployBinaries.helm, this.log),
       ]);
-      const sourceModule = await moduleSource(fluxBinaries.sourceController.dir, fluxBinaries.sourceController.module);
-      const crdDir = path.join(sourceModule.dir, 'config', 'crd', 'bases');
-      await installCrds(this.kc, readdirSync(crdDir).map((f) => path.join(crdDir, f)));
+      const crds: string[] = [];
+      for (const bin of controllers) {
+        const module = await moduleSource(bin.dir, bin.module);
+        const crdDir = path.join(module.dir, 'config', 'crd', 'bases');
+        // helm-controller's HelmRelease CRD is installed by the test run already.
+        if (bin !== fluxBinaries.helmController) crds.push(...readdirSync(crdDir).map((f) => path.join(crdDir, f)));
+      }
+      await installCrds(this.kc, crds);
       await this.ensureNamespace('flux-system');
       await this.serveRepository(helm.path);
       mkdirSync(path.join(this.group.dir, 'storage'));
@@ -72,25 +87,28 @@ export class FluxControllers {
       const env = { ...process.env, KUBECONFIG: this.kubeconfigPath, RUNTIME_NAMESPACE: 'flux-system' };
       const common = ['--watch-all-namespaces=true', '--enable-leader-election=false', '--log-encoding=json', '--log-level=info'];
       const storagePort = await freePort();
-      const sourceHealth = await freePort();
-      this.group.spawn('source-controller', source.path, [
-        ...common,
+      const health: [string, number][] = [];
+      const spawn = async (name: string, binary: string, args: string[]): Promise<void> => {
+        const port = await freePort();
+        health.push([name, port]);
+        this.group.spawn(name, binary, [...common, ...args, `--metrics-addr=127.0.0.1:${await freePort()}`, `--health-addr=127.0.0.1:${port}`], env);
+      };
+      await spawn('source-controller', source!.path, [
         `--storage-path=${path.join(this.group.dir, 'storage')}`,
         `--storage-addr=127.0.0.1:${storagePort}`,
         `--storage-adv-addr=127.0.0.1:${storagePort}`,
-        `--metrics-addr=127.0.0.1:${await freePort()}`,
-        `--health-addr=127.0.0.1:${sourceHealth}`,
-      ], env);
-      const helmHealth = await freePort();
-      this.group.spawn('helm-controller', helmController.path, [
-        ...common,
-        `--metrics-addr=127.0.0.1:${await freePort()}`,
-        `--health-addr=127.0.0.1:${helmHealth}`,
-      ], env);
-      for (const [name, port] of [['source-controller', sourceHealth], ['helm-controller', helmHealth]] as const) {
+      ]);
+      const eventsPort = notification ? await freePort() : 0;
+      if (notification) this.eventsAddress = `http://127.0.0.1:${eventsPort}/`;
+      // helm-controller posts its own events there too, as in a Flux install: an Alert gets both.
+      await spawn('helm-controller', helmController!.path, this.eventsAddress ? [`--events-addr=${this.eventsAddress}`] : []);
+      if (notification) {
+        await spawn('notification-controller', notification.path, [`--events-addr=127.0.0.1:${eventsPort}`, `--receiverAddr=127.0.0.1:${await freePort()}`]);
+      }
+      for (const [name, port] of health) {
         await this.group.waitFor(name, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
       }
-      return { sourceController: source.version, helmController: helmController.version };
+      return { sourceController: source!.version, helmController: helmController!.version, ...(notification ? { notificationController: notification.version } : {}) };
     } catch (err) {
       await this.stop();
       throw err;
@@ -126,7 +144,7 @@ export class FluxControllers {
     await run(helm, ['repo', 'index', repo, '--url', this.repositoryUrl], { env });
   }
 
-  logOf(name: 'source-controller' | 'helm-controller'): string {
+  logOf(name: 'source-controller' | 'helm-controller' | 'notification-controller'): string {
     return this.group.logOf(name);
   }
 

@@ -1,10 +1,13 @@
-// End to end with Flux's own source-controller and helm-controller: a HelmRelease reading a labeled
-// ConfigMap is installed from a Helm repository on loopback; editing the ConfigMap makes hrto
-// trigger and helm-controller upgrade the release. Flux's own watch label is measured beside it.
+// End to end with Flux's own source-controller, helm-controller and notification-controller: a
+// HelmRelease reading a labeled ConfigMap is installed from a Helm repository on loopback; editing
+// the ConfigMap makes hrto trigger and helm-controller upgrade the release, and an Alert on the
+// release tells a webhook why. Flux's own watch label is measured beside it.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../harness/flux.js';
-import { startHrto } from './hrto.js';
+import { metricValue, startHrto } from './hrto.js';
 import {
   auditLogPath,
   core,
@@ -84,7 +87,7 @@ describe('end to end with Flux', onTestControlPlane, () => {
   let flux: FluxControllers;
   before(async () => {
     flux = new FluxControllers(process.env.HRTO_TEST_KUBECONFIG!, kc);
-    await flux.start();
+    await flux.start({ notifications: true });
   });
   after(() => flux?.stop());
 
@@ -139,4 +142,82 @@ describe('end to end with Flux', onTestControlPlane, () => {
     assert.equal((await history(ns, 'watched')).length, 2, 'upgraded once, not twice');
     t.diagnostic(`Flux watch path: ConfigMap edit -> revision 2 deployed in ${seconds.toFixed(1)}s`);
   });
+
+  it("an Alert on the HelmRelease receives hrto's trigger, with source and digest, beside helm-controller's upgrade", async (t) => {
+    const received: FluxEventBody[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body) as FluxEventBody);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    t.after(() => receiver.close());
+    const ns = await createNamespace('e2e-alert');
+    await notificationObjects(ns, `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`);
+    await helmRepository(ns, flux.repositoryUrl);
+    await createConfigMap({
+      metadata: { name: 'alert-values', namespace: ns, labels: { [WATCH_LABEL]: 'true' }, annotations: { [NAMES]: 'alerted', [NAMESPACE]: ns } },
+      data: { 'values.yaml': 'message: one\n' },
+    });
+    const h = await startHrto({ watchNamespaces: ns, eventsAddr: flux.eventsAddress });
+    t.after(() => h.stop());
+    await helmRelease(ns, 'alerted', 'alert-values');
+    await waitForRevision(ns, 'alerted', 1);
+    await waitForRecordedDigest(ns, 'alert-values');
+
+    await patchConfigMap(ns, 'alert-values', { data: { 'values.yaml': 'message: two\n' } });
+    await waitForRevision(ns, 'alerted', 2);
+    const digest = await waitForRecordedDigest(ns, 'alert-values');
+    const fromHrto = await eventually('the webhook to receive the trigger', () => Promise.resolve(received.find((e) => e.reportingController === 'helmrelease-trigger-operator')));
+    assert.deepEqual(
+      { kind: fromHrto.involvedObject.kind, name: fromHrto.involvedObject.name, namespace: fromHrto.involvedObject.namespace },
+      { kind: 'HelmRelease', name: 'alerted', namespace: ns },
+    );
+    assert.equal(fromHrto.reason, 'Triggered');
+    assert.equal(fromHrto.severity, 'info');
+    assert.match(fromHrto.message, new RegExp(`^ConfigMap ${ns}/alert-values changed \\(sha256:[0-9a-f]{12}\\): requested forced upgrade at `));
+    assert.equal(fromHrto.metadata?.['uburro.github.com/source'], `ConfigMap/${ns}/alert-values`);
+    assert.equal(fromHrto.metadata?.['uburro.github.com/digest'], digest);
+    const fromHelm = await eventually("helm-controller's upgrade event", () =>
+      Promise.resolve(received.find((e) => e.reportingController === 'helm-controller' && /upgrade/i.test(e.reason))),
+    );
+    assert.equal(fromHelm.involvedObject.name, 'alerted');
+    assert.ok(received.indexOf(fromHrto) < received.indexOf(fromHelm), "hrto's reason arrives before helm-controller's result");
+    assert.ok((await metricValue(h.metrics, 'hrto_flux_event_posts_total', { result: 'success' })) >= 1);
+    assert.equal(await metricValue(h.metrics, 'hrto_flux_event_posts_total', { result: 'failed' }), 0);
+    t.diagnostic(`received from hrto: ${JSON.stringify(fromHrto)}`);
+  });
 });
+
+interface FluxEventBody {
+  involvedObject: { kind: string; name: string; namespace: string };
+  severity: string;
+  message: string;
+  reason: string;
+  metadata?: Record<string, string>;
+  reportingController: string;
+}
+
+/** A Provider of type generic posting to the receiver, and an Alert on every HelmRelease of the namespace. */
+async function notificationObjects(ns: string, address: string): Promise<void> {
+  const group = { group: 'notification.toolkit.fluxcd.io', version: 'v1beta3', namespace: ns };
+  const apiVersion = 'notification.toolkit.fluxcd.io/v1beta3';
+  await custom.createNamespacedCustomObject({
+    ...group,
+    plural: 'providers',
+    body: { apiVersion, kind: 'Provider', metadata: { name: 'webhook', namespace: ns }, spec: { type: 'generic', address } },
+  });
+  await custom.createNamespacedCustomObject({
+    ...group,
+    plural: 'alerts',
+    body: {
+      apiVersion,
+      kind: 'Alert',
+      metadata: { name: 'releases', namespace: ns },
+      spec: { providerRef: { name: 'webhook' }, eventSeverity: 'info', eventSources: [{ kind: 'HelmRelease', name: '*' }] },
+    },
+  });
+}

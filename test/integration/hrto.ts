@@ -53,7 +53,11 @@ export async function startHrto(
   const log = createLogger(config.logLevel, destination);
   const metrics = createMetrics();
   const { kubeWriter } = await import('../../src/kube/client.js');
-  const identity = await KubeApi.create(kubeConfigCredentials(options.kc ?? hrtoIdentity ?? kc));
+  const identity = await KubeApi.create(kubeConfigCredentials(options.kc ?? hrtoIdentity ?? kc), {
+    qps: config.kubeApiQps,
+    burst: config.kubeApiBurst,
+    observer: metrics.api,
+  });
   const writer = options.wrapWriter ? options.wrapWriter(kubeWriter(identity)) : undefined;
   const controller = startController(config, { api: identity, log, metrics, ...(writer ? { writer } : {}) });
   const stop = async (): Promise<void> => {

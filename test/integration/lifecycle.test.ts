@@ -12,6 +12,7 @@ import {
   createHelmRelease,
   createNamespace,
   DIGEST,
+  eventually,
   labeledConfigMap,
   NAMES,
   patchConfigMap,
@@ -122,14 +123,19 @@ describe('lifecycle', () => {
     t.after(() => hrto.stop());
     await triggers.waitFor('stale', 1);
     for (const cm of ['fresh-values', 'stale-values', 'legacy-values']) await waitForRecordedDigest(ns, cm);
-    for (const cm of ['fresh-values', 'legacy-values']) {
-      const event = await waitForEvent(ns, { kind: 'ConfigMap', name: cm, reason: 'Adopted' });
-      assert.equal(event.type, 'Normal');
-    }
     assert.equal(triggers.count('fresh'), 0);
     assert.equal(triggers.count('legacy-digest'), 0);
     assert.equal(triggers.count('stale'), 1);
     assert.equal(await metricValue(hrto.metrics, 'hrto_adoptions_total'), 2);
+    // Quiet: one summary line for the wave, no Event (nor info line) per adopted source.
+    const summaries = await eventually('the adoption summary', () => {
+      const lines = hrto.logs.filter((l) => l.msg.startsWith('adopted ') && typeof l.sources === 'number');
+      return Promise.resolve(lines.reduce((n, l) => n + (l.sources as number), 0) === 2 && lines);
+    });
+    assert.equal(summaries.length, 1, 'one line for the wave');
+    assert.equal(summaries[0]!.level, 30, 'at info');
+    assert.equal(hrto.logs.filter((l) => l.level >= 30 && l.msg.startsWith('adopted:')).length, 0);
+    assert.deepEqual((await events(ns)).filter((e) => e.reason === 'Adopted'), []);
   });
 
   it('a change made while hrto is stopped is triggered exactly once after it starts', async (t) => {
