@@ -97,6 +97,13 @@ export class ControlPlane {
         '  - group: ""',
         '    resources: ["configmaps", "secrets", "events"]',
         '  - group: "coordination.k8s.io"',
+        // Lists and watches (few: one per informer start) too, not gets (every poll of a test).
+        '- level: Metadata',
+        '  verbs: ["list", "watch"]',
+        '  resources:',
+        '  - group: "helm.toolkit.fluxcd.io"',
+        '  - group: ""',
+        '    resources: ["configmaps", "secrets"]',
         '- level: None',
         '',
       ].join('\n'),

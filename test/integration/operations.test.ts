@@ -12,7 +12,9 @@ import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto
 import { clusterArgs, hrto, leaderAndStandby, logLines, unreachableKubeconfig, waitForLog } from './process.js';
 import {
   api,
+  type AuditEvent,
   auditedWrites,
+  auditEvents,
   auditLogPath,
   core,
   createConfigMap,
@@ -212,7 +214,10 @@ describe('metrics and probes', () => {
     assert.equal(value('hrto_watched_helmreleases'), 1);
     assert.equal(value(`hrto_cache_synced{informer="helmreleases[${ns}]"}`), 1);
     assert.equal(value('hrto_queue_depth{queue="trigger"}'), 0);
-    for (const family of ['hrto_queue_retries_total', 'hrto_invalid_references_total', 'hrto_reconciles_total', 'process_resident_memory_bytes']) {
+    assert.equal(value('rest_client_requests_total{verb="patch",resource="helmreleases",code="200"}'), 1, 'the trigger');
+    assert.equal(value('rest_client_request_duration_seconds_count{verb="patch",resource="helmreleases"}'), 1);
+    assert.ok((value('rest_client_requests_total{verb="watch",resource="configmaps",code="200"}') ?? 0) >= 1);
+    for (const family of ['hrto_queue_retries_total', 'hrto_invalid_references_total', 'hrto_reconciles_total', 'process_resident_memory_bytes', 'rest_client_rate_limiter_duration_seconds']) {
       assert.match(body, new RegExp(`# TYPE ${family} `), family);
     }
   });
@@ -274,5 +279,41 @@ describe('explain', () => {
     assert.match(lines[0] ?? '', /^HELMRELEASE\s+SOURCE\s+VIA\s+DIGEST\s+RECORDED\s+STATUS$/);
     assert.ok(lines.some((l) => l.includes(`${ns}/app`) && l.includes('trigger pending')));
     assert.ok(!lines.some((l) => l.includes(`${ns}/paused`)), 'filtered to the named release');
+  });
+});
+
+describe('API client manners', () => {
+  it('--kube-api-qps paces every request hrto sends, and rest_client_* counts exactly what the API server saw', needsAudit, async (t) => {
+    const ns = await createNamespace('qps');
+    await createHelmRelease(ns, 'app');
+    await setLastRelease(ns, 'app', new Date(Date.now() + 3600_000)); // newer than the content: adopted, one patch each
+    const sources = 16;
+    for (let i = 0; i < sources; i++) await createConfigMap(labeledConfigMap(ns, `values-${i}`, { targets: 'app', targetNamespace: ns }));
+    const [qps, burst] = [5, 2];
+    const startedAt = Date.now();
+    const h = await startHrto({ watchNamespaces: ns, kubeApiQps: String(qps), kubeApiBurst: String(burst) });
+    t.after(() => h.stop());
+    for (let i = 0; i < sources; i++) await waitForRecordedDigest(ns, `values-${i}`, 60_000);
+    // The test control plane audits lists and writes; a watch is audited when it ends, minutes later.
+    const fromHrto = (): AuditEvent[] => auditEvents(ns).filter((e) => e.userAgent?.startsWith('hrto/') && e.verb !== 'watch');
+    const counted = async (): Promise<number> =>
+      (await metricValue(h.metrics, 'rest_client_requests_total')) - (await metricValue(h.metrics, 'rest_client_requests_total', { verb: 'watch' }));
+    // Every request hrto sent is counted by it, and nothing else: the two counts agree.
+    const seen = await eventually('the audit log and the metric to agree', async () => {
+      const audited = fromHrto();
+      return audited.length === (await counted()) && audited;
+    });
+    const watches = await metricValue(h.metrics, 'rest_client_requests_total', { verb: 'watch' });
+    assert.ok(watches >= 3, `a watch per informer: ${watches}`);
+    assert.ok(seen.length >= sources + 3, `lists and ${sources} patches: ${seen.length}`);
+    assert.equal(seen.filter((e) => e.verb === 'patch').length, sources);
+    // Paced: n requests at q per second after a burst of b cannot end sooner than (n - b) / q seconds.
+    const all = seen.length + watches;
+    const spanSeconds = (Math.max(...seen.map((e) => Date.parse(e.requestReceivedTimestamp))) - startedAt) / 1000;
+    assert.ok(spanSeconds >= (all - burst) / qps, `${all} requests in ${spanSeconds}s`);
+    const limiter = await h.metrics.registry.getSingleMetric('rest_client_rate_limiter_duration_seconds')!.get();
+    const waited = limiter.values.filter((v) => v.metricName?.endsWith('_count')).reduce((n, v) => n + v.value, 0);
+    assert.ok(waited >= all - burst, `${waited} requests waited for the limiter`);
+    t.diagnostic(`${all} requests at --kube-api-qps=${qps} --kube-api-burst=${burst}: the last reached the API server ${spanSeconds.toFixed(1)}s after start`);
   });
 });

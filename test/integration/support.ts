@@ -212,13 +212,19 @@ export interface AuditEvent {
 /** The test control plane's audit log; undefined against an existing cluster (HRTO_TEST_KUBECONFIG given by hand). */
 export const auditLogPath = process.env.HRTO_TEST_AUDIT_LOG;
 
-/** Successful writes the API server accepted, read from its audit log: patches counted on the server. */
-export function auditedWrites(match: { verb: string; resource: string; namespace: string; name?: string }): AuditEvent[] {
+/** Every request the API server audited for objects of a namespace. */
+export function auditEvents(namespace: string): AuditEvent[] {
   if (!auditLogPath) throw new Error('no audit log: these tests need the test control plane');
   return readFileSync(auditLogPath, 'utf8')
     .split('\n')
-    .filter((line) => line.includes(match.namespace))
+    .filter((line) => line.includes(namespace))
     .map((line) => JSON.parse(line) as AuditEvent)
+    .filter((e) => e.objectRef?.namespace === namespace);
+}
+
+/** Successful writes the API server accepted, read from its audit log: patches counted on the server. */
+export function auditedWrites(match: { verb: string; resource: string; namespace: string; name?: string }): AuditEvent[] {
+  return auditEvents(match.namespace)
     .filter(
       (e) =>
         e.verb === match.verb &&

@@ -30,4 +30,13 @@ describe('config', () => {
     );
     assert.throws(() => resolveConfig({ cacheSyncTimeout: '0s' }), /must be positive/);
   });
+  it("API client manners: Flux's QPS and burst by default, 0 QPS for none; --events-addr off unless an http(s) URL", () => {
+    const c = resolveConfig();
+    assert.deepEqual([c.kubeApiQps, c.kubeApiBurst, c.eventsAddr], [50, 300, '']);
+    const set = resolveConfig({ kubeApiQps: '0', kubeApiBurst: '10', eventsAddr: 'http://notification-controller.flux-system.svc.cluster.local./' });
+    assert.deepEqual([set.kubeApiQps, set.kubeApiBurst, set.eventsAddr], [0, 10, 'http://notification-controller.flux-system.svc.cluster.local./']);
+    assert.throws(() => resolveConfig({ kubeApiQps: '-1', kubeApiBurst: '0' }), (err: unknown) => err instanceof ConfigError && ['--kube-api-qps', '--kube-api-burst'].every((w) => err.message.includes(w)));
+    assert.throws(() => resolveConfig({ eventsAddr: 'notification-controller:80' }), /--events-addr: must be an http/);
+    assert.throws(() => resolveConfig({ eventsAddr: 'ftp://x/' }), /--events-addr/);
+  });
 });

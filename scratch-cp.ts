@@ -1,0 +1,12 @@
+import { writeFileSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ControlPlane } from './test/harness/controlplane.js';
+import { installHelmReleaseCrd } from './test/harness/cluster.js';
+const cp = new ControlPlane({ log: console.log });
+await cp.start();
+const kc = new KubeConfig(); kc.loadFromFile(cp.kubeconfigPath);
+await installHelmReleaseCrd(kc);
+writeFileSync('/tmp/cp.env', `export HRTO_TEST_KUBECONFIG=${cp.kubeconfigPath}\nexport HRTO_TEST_AUDIT_LOG=${cp.auditLogPath}\n`);
+console.log('READY');
+process.on('SIGTERM', async () => { await cp.stop(); process.exit(0); });
+setInterval(() => {}, 1e9);
