@@ -148,6 +148,17 @@ describe('install manifests', () => {
     await dryRunApply([service]);
   });
 
+  it("config/flux-events is the default install posting to Flux's notification-controller", async () => {
+    const list = await kustomize('flux-events');
+    assert.deepEqual(
+      list.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+      (await kustomize('default')).map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+    );
+    assert.ok(container(find(list, 'Deployment')).args.includes('--events-addr=http://notification-controller.flux-system.svc.cluster.local./'));
+    await ensureSystemNamespace();
+    await dryRunApply(list);
+  });
+
   it('the Helm chart renders the same RBAC, a value for every flag, refuses bad values, lints and packages', async () => {
     const chart = await helmTemplate();
     const kustomized = await kustomize('default');
@@ -160,7 +171,7 @@ describe('install manifests', () => {
     const help = hrto(['--help']);
     assert.equal(await help.code, 0);
     const flags = new Set([...help.stdout().matchAll(/(--[a-z][a-z-]+)/g)].map((m) => m[1]!));
-    const all = await helmTemplate(['watchNamespaces={a,b}', 'watchLabelSelector=x=y', 'helmreleaseLabelSelector=z', 'metrics.service.enabled=true', 'metrics.serviceMonitor.enabled=true', 'metrics.prometheusRule.enabled=true']);
+    const all = await helmTemplate(['watchNamespaces={a,b}', 'watchLabelSelector=x=y', 'helmreleaseLabelSelector=z', 'metrics.service.enabled=true', 'metrics.serviceMonitor.enabled=true', 'metrics.prometheusRule.enabled=true', 'eventsAddr=http://notification-controller.flux-system.svc.cluster.local./']);
     const c = container(find(all, 'Deployment'));
     const set = new Set(c.args.map((a) => a.split('=')[0]!));
     const byEnv: Record<string, string> = { '--max-concurrency': 'MAX_CONCURRENCY', '--cache-sync-timeout': 'CACHE_SYNC_TIMEOUT', '--log-level': 'LOG_LEVEL' };
@@ -175,7 +186,7 @@ describe('install manifests', () => {
     const shipped = docs(readFileSync(path.join(projectRoot, 'config', 'monitoring', 'prometheus-rules.yaml'), 'utf8'))[0] as unknown as { spec: unknown };
     assert.deepEqual(rulesDoc.spec, shipped.spec, 'the chart ships the same alert rules');
 
-    for (const bad of ['triggerMode=sometimes', 'maxConcurrency=0', 'debounce=soon', 'unknownValue=1']) {
+    for (const bad of ['triggerMode=sometimes', 'maxConcurrency=0', 'debounce=soon', 'unknownValue=1', 'kubeApiBurst=0', 'eventsAddr=notification-controller:80']) {
       await assert.rejects(helmTemplate([bad]), /values don't meet the specifications|schema/i, bad);
     }
     await helm(['lint', chartDir, '--strict']);
