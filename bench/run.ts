@@ -24,7 +24,8 @@
 //   latency    the first bench's client-side latency (500 changes at 25/s, no debounce)
 //   burst      1,000 changes over 100 releases with the default settings
 //   upgrade    with Flux's real source-controller and helm-controller (builds them once)
-//   coldstart  10,000 + 10,000 first start, every source adopted
+//   coldstart  10,000 + 10,000 first start, every source adopted: at the default --kube-api-qps
+//              and unlimited (the digests removed in between); digest patches and Events counted
 // Opt-in (slow; name them or `all`):
 //   memory     VmRSS with 0, 10,000 and 50,000 unlabeled 4 KiB ConfigMaps/Secrets and with 10,000
 //              watched sources + 10,000 HelmReleases, all adopted (about 9 minutes)

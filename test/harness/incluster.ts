@@ -6,12 +6,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApiException, CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 
+export interface IssuedToken {
+  token: string;
+  /** Invalidates the token at once: it is bound to a Secret, which this deletes. */
+  revoke(): Promise<void>;
+}
+
 export interface ServiceAccountMount {
   dir: string;
   /** KUBERNETES_SERVICE_HOST/PORT and HRTO_SERVICEACCOUNT_DIR. */
   env: Record<string, string>;
+  /** The token in the folder now. */
+  current: IssuedToken;
   /** Writes a freshly requested token into the folder, as the kubelet does when it rotates it. */
-  rotate(): Promise<string>;
+  rotate(): Promise<IssuedToken>;
   remove(): void;
 }
 
@@ -23,13 +31,16 @@ async function ignoreConflict(create: () => Promise<unknown>): Promise<void> {
   }
 }
 
-/** `clusterRole` defaults to cluster-admin; the install test passes the rendered one. */
-export async function mountServiceAccount(kc: KubeConfig, namespace: string, name: string, clusterRole = 'cluster-admin'): Promise<ServiceAccountMount> {
+/**
+ * `clusterRole` (default cluster-admin) is bound to the ServiceAccount; `false` keeps the RBAC that
+ * exists (the rendered install's).
+ */
+export async function mountServiceAccount(kc: KubeConfig, namespace: string, name: string, clusterRole: string | false = 'cluster-admin'): Promise<ServiceAccountMount> {
   const core = kc.makeApiClient(CoreV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   await ignoreConflict(() => core.createNamespace({ body: { metadata: { name: namespace } } }));
   await ignoreConflict(() => core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }));
-  await ignoreConflict(() =>
+  if (clusterRole) await ignoreConflict(() =>
     rbac.createClusterRoleBinding({
       body: {
         metadata: { name: `${namespace}-${name}` },
@@ -45,18 +56,24 @@ export async function mountServiceAccount(kc: KubeConfig, namespace: string, nam
   const ca = cluster.caData ? Buffer.from(cluster.caData, 'base64').toString('utf8') : cluster.caFile ? readFileSync(cluster.caFile, 'utf8') : '';
   writeFileSync(path.join(dir, 'ca.crt'), ca);
   writeFileSync(path.join(dir, 'namespace'), namespace);
-  const rotate = async (): Promise<string> => {
-    const answer = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  // A kubelet binds each token to its pod; here each is bound to a Secret of its own, so deleting the
+  // Secret makes the API server refuse the token, as it does once a pod is gone.
+  let issued = 0;
+  const issue = async (): Promise<IssuedToken> => {
+    const holder = await core.createNamespacedSecret({ namespace, body: { metadata: { name: `${name}-token-${Date.now().toString(36)}-${issued++}` } } });
+    const boundObjectRef = { kind: 'Secret', apiVersion: 'v1', name: holder.metadata!.name!, uid: holder.metadata!.uid! };
+    const answer = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef } } });
     const token = answer.status?.token;
     if (!token) throw new Error(`no token for ServiceAccount ${namespace}/${name}`);
     writeFileSync(path.join(dir, 'token'), token);
-    return token;
+    return { token, revoke: async () => void (await core.deleteNamespacedSecret({ namespace, name: boundObjectRef.name })) };
   };
-  await rotate();
-  return {
+  const mount: ServiceAccountMount = {
     dir,
     env: { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port || '443', HRTO_SERVICEACCOUNT_DIR: dir },
-    rotate,
+    current: await issue(),
+    rotate: async () => (mount.current = await issue()),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+  return mount;
 }

@@ -2,16 +2,10 @@
 // metrics and a graceful stop.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { projectRoot } from '../harness/binaries.js';
 import { freePort } from '../harness/controlplane.js';
-import { mountServiceAccount } from '../harness/incluster.js';
 import { TriggerLog } from './hrto.js';
 import { hrto, unreachableKubeconfig } from './process.js';
-import { auditedWrites, eventually, kc, oneSource, patchConfigMap, waitForRecordedDigest } from './support.js';
+import { eventually, oneSource, patchConfigMap, waitForRecordedDigest } from './support.js';
 
 describe('hrto command', () => {
   it('--help lists the flags and the environment variables', async () => {
@@ -33,44 +27,6 @@ describe('hrto command', () => {
     const ns = `bundle-${Date.now().toString(36)}`;
     const explained = await run(process.execPath, ['dist/hrto.mjs', 'explain', '--kubeconfig', process.env.HRTO_TEST_KUBECONFIG!, '-n', ns, '-o', 'json'], { cwd: projectRoot });
     assert.deepEqual(JSON.parse(explained.stdout), { releases: [], refused: [] });
-  });
-
-  it('the bundle runs as in a pod: service-account token and CA, leader election in its namespace, a trigger, SIGTERM', async (t) => {
-    const ns = await oneSource('bundle-pod');
-    const mount = await mountServiceAccount(kc, ns, 'hrto');
-    t.after(() => mount.remove());
-    // No kubeconfig anywhere: HOME is empty and KUBECONFIG unset, as in the image.
-    const home = mkdtempSync(path.join(tmpdir(), 'hrto-home-'));
-    t.after(() => rmSync(home, { recursive: true, force: true }));
-    const env = { PATH: process.env.PATH ?? '', HOME: home, ...mount.env };
-    const child = spawn(process.execPath, ['dist/hrto.mjs', `--watch-namespaces=${ns}`, '--metrics-bind-address=0', '--health-probe-bind-address=0', '--min-trigger-interval=0s'], {
-      cwd: projectRoot,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    t.after(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    const triggers = await TriggerLog.start(ns);
-    t.after(() => triggers.stop());
-    await triggers.waitFor('app', 1);
-    await waitForRecordedDigest(ns, 'values');
-    await patchConfigMap(ns, 'values', { data: { v: '2' } });
-    await triggers.waitFor('app', 2);
-    // Every patch came from the pod's identity, named hrto in the audit log.
-    const patches = auditedWrites({ verb: 'patch', resource: 'helmreleases', namespace: ns, name: 'app' });
-    assert.equal(patches.length, 2);
-    for (const p of patches) {
-      assert.equal(p.user?.username, `system:serviceaccount:${ns}:hrto`);
-      assert.match(p.userAgent ?? '', /^hrto\/\d+\.\d+\.\d+ /);
-    }
-    // In a pod, leader election is on by default, with the Lease in the pod's namespace.
-    const leases = auditedWrites({ verb: 'create', resource: 'leases', namespace: ns });
-    assert.equal(leases.length, 1);
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0);
-    assert.ok(out.includes('released the lease'), out.slice(-2000));
   });
 
   it('refuses invalid settings with exit code 2 and names each one', async () => {

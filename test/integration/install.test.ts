@@ -8,16 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import {
-  AuthorizationV1Api,
-  KubeConfig,
-  type KubernetesObject,
-  KubernetesObjectApi,
-  PatchStrategy,
-  VersionApi,
-} from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { AuthorizationV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
 import { deployBinaries, ensureBinary, projectRoot } from '../harness/binaries.js';
+import { apply, applyIdentity, docs, kustomize, NAME, type Obj, SYSTEM_NAMESPACE } from '../harness/manifests.js';
 import { startHrto, TriggerLog } from './hrto.js';
 import { hrto } from './process.js';
 import {
@@ -34,26 +27,7 @@ import {
 } from './support.js';
 
 const run = promisify(execFile);
-const SYSTEM = 'helmrelease-trigger-operator-system';
-const NAME = 'helmrelease-trigger-operator';
-
-interface Obj extends KubernetesObject {
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  [k: string]: unknown;
-}
-
-function docs(yamlText: string): Obj[] {
-  return parseAllDocuments(yamlText)
-    .map((d) => d.toJS() as Obj | null)
-    .filter((d): d is Obj => d !== null);
-}
-
-async function kustomize(dir: string): Promise<Obj[]> {
-  const bin = await ensureBinary(deployBinaries.kustomize);
-  const { stdout } = await run(bin.path, ['build', path.join(projectRoot, 'config', dir)], { maxBuffer: 16 << 20 });
-  return docs(stdout);
-}
+const SYSTEM = SYSTEM_NAMESPACE;
 
 const chartDir = path.join(projectRoot, 'charts', NAME);
 
@@ -80,19 +54,10 @@ async function helmTemplate(set: string[] = []): Promise<Obj[]> {
   return docs(stdout);
 }
 
-const objects = kc.makeApiClient(KubernetesObjectApi);
-
-/** Server-side apply with dryRun=All: the API server validates and admits, nothing is stored. */
-async function dryRunApply(list: readonly Obj[]): Promise<void> {
-  for (const obj of list) {
-    await objects.patch(obj, undefined, 'All', 'hrto-install-test', true, PatchStrategy.ServerSideApply).catch((err: unknown) => {
-      throw new Error(`${obj.kind} ${obj.metadata.name}: ${(err as Error).message}`);
-    });
-  }
-}
+const dryRunApply = (list: readonly Obj[]): Promise<void> => apply(kc, list, 'All');
 
 async function ensureSystemNamespace(): Promise<void> {
-  await objects.patch({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM } }, undefined, undefined, 'hrto-install-test', true, PatchStrategy.ServerSideApply);
+  await apply(kc, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM } }]);
 }
 
 const find = (list: readonly Obj[], kind: string, name = NAME): Obj | undefined => list.find((o) => o.kind === kind && o.metadata.name === name);
@@ -201,9 +166,7 @@ describe('install manifests', () => {
 
   it("RBAC is minimal: hrto runs the core scenario as the rendered ServiceAccount, which can do nothing else", async (t) => {
     // Create the identity for real, from the rendered manifests.
-    await ensureSystemNamespace();
-    const list = (await kustomize('default')).filter((o) => o.kind !== 'Deployment');
-    for (const obj of list) await objects.patch(obj, undefined, undefined, 'hrto-install-test', true, PatchStrategy.ServerSideApply);
+    await applyIdentity(kc);
     const token = await eventually('a ServiceAccount token', async () =>
       (await core.createNamespacedServiceAccountToken({ namespace: SYSTEM, name: NAME, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token,
     );

@@ -312,7 +312,7 @@ describe('API client manners', () => {
     const spanSeconds = (Math.max(...seen.map((e) => Date.parse(e.requestReceivedTimestamp))) - startedAt) / 1000;
     assert.ok(spanSeconds >= (all - burst) / qps, `${all} requests in ${spanSeconds}s`);
     const limiter = await h.metrics.registry.getSingleMetric('rest_client_rate_limiter_duration_seconds')!.get();
-    const waited = limiter.values.filter((v) => v.metricName?.endsWith('_count')).reduce((n, v) => n + v.value, 0);
+    const waited = limiter.values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count')).reduce((n, v) => n + v.value, 0);
     assert.ok(waited >= all - burst, `${waited} requests waited for the limiter`);
     t.diagnostic(`${all} requests at --kube-api-qps=${qps} --kube-api-burst=${burst}: the last reached the API server ${spanSeconds.toFixed(1)}s after start`);
   });
