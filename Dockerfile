@@ -2,7 +2,9 @@
 # node_modules and no dev dependencies. Non-root, no shell needed at run time, and the controller
 # itself as PID 1 (it handles SIGTERM and SIGINT: finish in-flight work, release the leader lease,
 # exit 0). Runs with a read-only root filesystem.
-FROM node:24-alpine AS build
+# The bundle is plain JavaScript: built once on the build machine's platform for every target
+# platform of a multi-arch release (linux/amd64, linux/arm64), not under emulation.
+FROM --platform=$BUILDPLATFORM node:24-alpine AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts

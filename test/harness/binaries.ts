@@ -43,10 +43,11 @@ const controlPlaneBinaries: GoBinary[] = [
   { name: 'etcd', dir: 'controlplane', module: 'go.etcd.io/etcd/server/v3', pkg: 'go.etcd.io/etcd/server/v3' },
 ];
 
-/** What renders the install manifests (config/, charts/) in the tests. */
+/** What renders the install manifests (config/, charts/) and checks the release workflows in the tests. */
 export const deployBinaries = {
   kustomize: { name: 'kustomize', dir: 'deploy', module: 'sigs.k8s.io/kustomize/kustomize/v5', pkg: 'sigs.k8s.io/kustomize/kustomize/v5' },
   helm: { name: 'helm', dir: 'deploy', module: 'helm.sh/helm/v3', pkg: 'helm.sh/helm/v3/cmd/helm' },
+  actionlint: { name: 'actionlint', dir: 'deploy', module: 'github.com/rhysd/actionlint', pkg: 'github.com/rhysd/actionlint/cmd/actionlint' },
 } satisfies Record<string, GoBinary>;
 
 /** Flux's own controllers, for the end-to-end tests: one tools module, so shared libraries compile once. */

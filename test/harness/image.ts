@@ -2,7 +2,7 @@
 // stage's COPY lines are replayed into a folder from what the build stage produced (`npm run build`
 // in this tree), and hrto is started as the ENTRYPOINT starts it. A Dockerfile change that forgets a
 // runtime file therefore breaks a test, and the two cannot drift apart.
-import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from './binaries.js';
 
@@ -10,7 +10,8 @@ export interface Stage {
   name: string | undefined;
   workdir: string;
   env: Record<string, string>;
-  copies: { from: string | undefined; sources: string[]; dest: string }[];
+  /** `intoDir`: the destination is a folder the sources go into (a trailing / or several sources). */
+  copies: { from: string | undefined; sources: string[]; dest: string; intoDir: boolean }[];
   runs: string[];
   entrypoint: string[];
 }
@@ -45,7 +46,7 @@ export function parseDockerfile(text: string): Stage[] {
       const words = rest.filter((w) => !w.startsWith('--chown') && !w.startsWith('--chmod'));
       const from = words[0]?.startsWith('--from=') ? words.shift()!.slice('--from='.length) : undefined;
       const dest = words.pop()!;
-      stage.copies.push({ from, sources: words, dest: path.posix.resolve(stage.workdir, dest) });
+      stage.copies.push({ from, sources: words, dest: path.posix.resolve(stage.workdir, dest), intoDir: dest.endsWith('/') || words.length > 1 });
     }
   }
   return stages;
@@ -78,10 +79,12 @@ export function assembleImage(root: string, dockerfile = path.join(projectRoot, 
       if (relative.startsWith('..')) throw new Error(`COPY ${source}: outside the build stage's WORKDIR`);
       const from = path.join(projectRoot, relative);
       if (!existsSync(from)) throw new Error(`COPY ${source}: ${relative} does not exist in this tree (did npm run build run?)`);
-      const to = path.join(root, copy.dest);
+      // A folder's contents, or a file, land at the destination, as COPY does.
+      const dest = copy.intoDir && !statSync(from).isDirectory() ? path.posix.join(copy.dest, path.posix.basename(source)) : copy.dest;
+      const to = path.join(root, dest);
       mkdirSync(path.dirname(to), { recursive: true });
       cpSync(from, to, { recursive: true });
-      copied.push(path.posix.relative('/', copy.dest));
+      copied.push(path.posix.relative('/', dest));
     }
   }
   const [program, ...args] = final.entrypoint;
