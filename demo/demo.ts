@@ -1,8 +1,10 @@
-// npm run demo: hrto on an embedded local control plane. With Flux's own source-controller and
-// helm-controller (built from the Go module proxy on first use) it shows the whole loop: a
-// HelmRelease installed from a chart, its ConfigMap edited, hrto triggering, helm-controller
-// upgrading. If the Flux controllers cannot be built or started (or HRTO_DEMO_FLUX=0), it falls back
-// to the API-server-only demo: hrto's trigger on a HelmRelease with no helm-controller to act on it.
+// npm run demo: hrto on an embedded local control plane, in three steps so a first run shows
+// something within minutes: (1) the control plane (kube-apiserver and etcd, built from the Go module
+// proxy on first use); (2) hrto's loop on the API server alone (a ConfigMap edit becomes a forced
+// reconcile request on a HelmRelease) while Flux's controllers build in the background; (3) the
+// whole loop with Flux's own source-controller and helm-controller: a release installed from a
+// chart, its ConfigMap edited, hrto triggering, helm-controller upgrading. HRTO_DEMO_FLUX=0 stops
+// after step 2; so does a Flux build or start that fails, saying why.
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { resolveConfig } from '../src/config.js';
 import { startController } from '../src/controller.js';
@@ -12,6 +14,7 @@ import { kubeConfigCredentials } from '../src/kube/credentials.js';
 import { createLogger, prettyLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { installHelmReleaseCrd } from '../test/harness/cluster.js';
+import { controlPlaneBinaries, deployBinaries, ensureBinaries, fluxBinaries, lastBuildSeconds, minutes } from '../test/harness/binaries.js';
 import { ControlPlane } from '../test/harness/controlplane.js';
 import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../test/harness/flux.js';
 
@@ -21,7 +24,6 @@ const say = (s: string) => console.log(`    ${s}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const HR = { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' } as const;
-const NS = 'demo';
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -38,50 +40,28 @@ interface HelmReleaseJson {
   status?: { history?: { version: number; status: string }[]; lastHandledForceAt?: string };
 }
 
-const controlPlane = new ControlPlane({ log: say });
-let flux: FluxControllers | undefined;
-let stopHrto: (() => Promise<void>) | undefined;
-try {
-  step('Starting a local control plane (etcd + kube-apiserver built from the Go module proxy)');
-  await controlPlane.start();
-  const kc = new KubeConfig();
-  kc.loadFromFile(controlPlane.kubeconfigPath);
-  const crd = await installHelmReleaseCrd(kc);
-  say(`API server ${controlPlane.apiserverUrl}; HelmRelease CRD from helm-controller ${crd}`);
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const getRelease = async () => (await custom.getNamespacedCustomObject({ ...HR, namespace: NS, name: 'podinfo' })) as HelmReleaseJson;
+const started = Date.now();
+const since = (): string => minutes((Date.now() - started) / 1000);
+
+interface Cluster {
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+}
+
+/**
+ * One loop in its own namespace: a HelmRelease reading an unlabeled ConfigMap through valuesFrom,
+ * adopted, then the ConfigMap edited and the release triggered. With Flux, helm-controller installs
+ * and upgrades it; without, the demo records a release the way helm-controller would.
+ */
+async function loop({ core, custom }: Cluster, ns: string, flux: FluxControllers | undefined): Promise<void> {
+  const getRelease = async () => (await custom.getNamespacedCustomObject({ ...HR, namespace: ns, name: 'podinfo' })) as HelmReleaseJson;
   const digestOf = async () =>
-    (await core.readNamespacedConfigMap({ namespace: NS, name: 'podinfo-values' })).metadata?.annotations?.['uburro.github.com/config-digest'];
-
-  if (process.env.HRTO_DEMO_FLUX !== '0') {
-    step("Starting Flux's source-controller and helm-controller (built from the Go module proxy on first use)");
-    flux = new FluxControllers(controlPlane.kubeconfigPath, kc, say);
-    try {
-      const versions = await flux.start();
-      say(`source-controller ${versions.sourceController}, helm-controller ${versions.helmController}; chart repository ${flux.repositoryUrl}`);
-    } catch (err) {
-      say(`Flux controllers unavailable (${(err as Error).message.split('\n')[0]}); showing the API-server-only demo`);
-      await flux.stop();
-      flux = undefined;
-    }
-  }
-
-  step('Starting hrto (logs below are its own)');
-  const config = resolveConfig({ metricsBindAddress: '0', healthProbeBindAddress: '0', logLevel: 'info' });
-  const api = await KubeApi.create(kubeConfigCredentials(kc));
-  const controller = startController(config, { api, log: await prettyLogger('info'), metrics: createMetrics() });
-  stopHrto = async () => {
-    await controller.stop();
-    api.close();
-  };
-  await controller.started;
-
-  await core.createNamespace({ body: { metadata: { name: NS } } });
+    (await core.readNamespacedConfigMap({ namespace: ns, name: 'podinfo-values' })).metadata?.annotations?.['uburro.github.com/config-digest'];
+  await core.createNamespace({ body: { metadata: { name: ns } } });
   // The values the HelmRelease reads. Not labeled: hrto finds it through spec.valuesFrom.
   await core.createNamespacedConfigMap({
-    namespace: NS,
-    body: { metadata: { name: 'podinfo-values', namespace: NS }, data: { 'values.yaml': 'message: hello from the first values\n' } },
+    namespace: ns,
+    body: { metadata: { name: 'podinfo-values', namespace: ns }, data: { 'values.yaml': 'message: hello from the first values\n' } },
   });
   const chart = flux
     ? { chart: DEMO_CHART, version: DEMO_CHART_VERSION, sourceRef: { kind: 'HelmRepository', name: 'demo' }, interval: '1h' }
@@ -91,23 +71,23 @@ try {
       group: 'source.toolkit.fluxcd.io',
       version: 'v1',
       plural: 'helmrepositories',
-      namespace: NS,
-      body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'HelmRepository', metadata: { name: 'demo', namespace: NS }, spec: { url: flux.repositoryUrl, interval: '1h' } },
+      namespace: ns,
+      body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'HelmRepository', metadata: { name: 'demo', namespace: ns }, spec: { url: flux.repositoryUrl, interval: '1h' } },
     });
   }
-  step(`Creating HelmRelease ${NS}/podinfo with valuesFrom ConfigMap ${NS}/podinfo-values`);
+  say(`HelmRelease ${ns}/podinfo reads ConfigMap ${ns}/podinfo-values through spec.valuesFrom`);
   await custom.createNamespacedCustomObject({
     ...HR,
-    namespace: NS,
+    namespace: ns,
     body: {
       apiVersion: 'helm.toolkit.fluxcd.io/v2',
       kind: 'HelmRelease',
-      metadata: { name: 'podinfo', namespace: NS },
+      metadata: { name: 'podinfo', namespace: ns },
       spec: { interval: '1h', chart: { spec: chart }, valuesFrom: [{ kind: 'ConfigMap', name: 'podinfo-values' }] },
     },
   });
 
-  const rendered = async () => (await core.readNamespacedConfigMap({ namespace: NS, name: 'podinfo-rendered' }).catch(() => undefined))?.data?.message;
+  const rendered = async () => (await core.readNamespacedConfigMap({ namespace: ns, name: 'podinfo-rendered' }).catch(() => undefined))?.data?.message;
   const revision = (n: number) => async () => {
     const latest = (await getRelease()).status?.history?.[0];
     return latest?.version === n && latest.status === 'deployed' ? latest : undefined;
@@ -116,58 +96,109 @@ try {
     await until('the install', revision(1));
     say(`helm-controller installed revision 1; the chart rendered message: "${await rendered()}"`);
   } else {
-    say('(no helm-controller runs here, so the demo records a release the way helm-controller would)');
+    say('(no helm-controller runs yet, so the demo records a release the way helm-controller would)');
     await sleep(1100);
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     await custom.patchNamespacedCustomObjectStatus(
       {
         ...HR,
-        namespace: NS,
+        namespace: ns,
         name: 'podinfo',
-        body: { status: { history: [{ name: 'podinfo', namespace: NS, version: 1, status: 'deployed', chartName: 'podinfo', chartVersion: '6.9.0', configDigest: `sha256:${'0'.repeat(64)}`, digest: `sha256:${'1'.repeat(64)}`, firstDeployed: now, lastDeployed: now }] } },
+        body: { status: { history: [{ name: 'podinfo', namespace: ns, version: 1, status: 'deployed', chartName: 'podinfo', chartVersion: '6.9.0', configDigest: `sha256:${'0'.repeat(64)}`, digest: `sha256:${'1'.repeat(64)}`, firstDeployed: now, lastDeployed: now }] } },
       },
       mergePatch,
     );
   }
   const first = await until('the adoption', digestOf);
-  const marked = (await core.readNamespacedConfigMap({ namespace: NS, name: 'podinfo-values' })).metadata;
+  const marked = (await core.readNamespacedConfigMap({ namespace: ns, name: 'podinfo-values' })).metadata;
   say(`hrto labeled the ConfigMap (${Object.entries(marked?.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')})`);
   say(`and adopted it: the release is newer than its content, so no upgrade; digest ${first.slice(0, 19)}…`);
 
-  step('Editing the ConfigMap: a new message');
+  say('Editing the ConfigMap: a new message');
   const edited = Date.now();
-  await core.patchNamespacedConfigMap({ namespace: NS, name: 'podinfo-values', body: { data: { 'values.yaml': 'message: hello from the edited values\n' } } }, mergePatch);
+  await core.patchNamespacedConfigMap({ namespace: ns, name: 'podinfo-values', body: { data: { 'values.yaml': 'message: hello from the edited values\n' } } }, mergePatch);
   const annotations = await until('the trigger', async () => {
     const a = (await getRelease()).metadata.annotations;
     return a?.['reconcile.fluxcd.io/forceAt'] ? a : undefined;
   });
-  step(`hrto triggered HelmRelease ${NS}/podinfo, exactly as 'flux reconcile hr podinfo --force' does`);
-  for (const [k, v] of Object.entries(annotations)) if (k.startsWith('reconcile.fluxcd.io/')) say(`${k}: ${v}`);
+  say(bold(`hrto triggered HelmRelease ${ns}/podinfo ${Date.now() - edited} ms after the edit, as 'flux reconcile hr podinfo --force' does (${since()} into the demo):`));
+  for (const [k, v] of Object.entries(annotations)) if (k.startsWith('reconcile.fluxcd.io/')) say(`  ${k}: ${v}`);
   if (flux) {
     await until('the upgrade', revision(2));
     say(`helm-controller upgraded to revision 2 ${((Date.now() - edited) / 1000).toFixed(1)}s after the edit; rendered message: "${await rendered()}"`);
     say(`status.lastHandledForceAt: ${(await getRelease()).status?.lastHandledForceAt}`);
   }
   await until('the digest record', async () => ((await digestOf()) !== first ? true : undefined));
-
-  step('Events written by hrto');
   await sleep(300);
-  for (const e of (await core.listNamespacedEvent({ namespace: NS })).items.filter((e) => e.reportingComponent === 'helmrelease-trigger-operator')) {
-    say(`${(e.type ?? '').padEnd(8)} ${(e.reason ?? '').padEnd(10)} ${e.involvedObject.kind}/${e.involvedObject.name}: ${e.message}`);
+  for (const e of (await core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.reportingComponent === 'helmrelease-trigger-operator')) {
+    say(`Event: ${(e.type ?? '').padEnd(8)} ${(e.reason ?? '').padEnd(10)} ${e.involvedObject.kind}/${e.involvedObject.name}: ${e.message}`);
+  }
+}
+
+const controlPlane = new ControlPlane({ log: say });
+let flux: FluxControllers | undefined;
+let stopHrto: (() => Promise<void>) | undefined;
+try {
+  const wantFlux = process.env.HRTO_DEMO_FLUX !== '0';
+  const cpBuilt = lastBuildSeconds(controlPlaneBinaries);
+  step(`1/3 A local control plane: etcd and kube-apiserver${cpBuilt === undefined ? ', built from the Go module proxy on this first run' : ''}`);
+  if (wantFlux) say(`next: hrto on this API server, while Flux's controllers build; then the full loop with them`);
+  await controlPlane.start();
+  const kc = new KubeConfig();
+  kc.loadFromFile(controlPlane.kubeconfigPath);
+  const crd = await installHelmReleaseCrd(kc);
+  say(`API server ${controlPlane.apiserverUrl} (${since()} into the demo); HelmRelease CRD from helm-controller ${crd}`);
+  const cluster = { core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi) };
+
+  // Flux's controllers build in the background while step 2 runs on the API server alone.
+  const fluxBins = [fluxBinaries.sourceController, fluxBinaries.helmController, deployBinaries.helm];
+  const fluxBuild = wantFlux ? ensureBinaries(fluxBins, (msg) => say(`[flux build] ${msg}`)).then(() => undefined, (err: unknown) => err as Error) : undefined;
+
+  step('2/3 hrto on the API server alone (its logs below)');
+  const config = resolveConfig({ metricsBindAddress: '0', healthProbeBindAddress: '0', logLevel: 'info' });
+  const api = await KubeApi.create(kubeConfigCredentials(kc), { qps: config.kubeApiQps, burst: config.kubeApiBurst });
+  const controller = startController(config, { api, log: await prettyLogger('info'), metrics: createMetrics() });
+  stopHrto = async () => {
+    await controller.stop();
+    api.close();
+  };
+  await controller.started;
+  await loop(cluster, 'demo-api', undefined);
+
+  let ns = 'demo-api';
+  if (fluxBuild) {
+    step("3/3 The full loop with Flux's source-controller and helm-controller");
+    const expected = lastBuildSeconds(fluxBins);
+    say(`Flux's controllers: ${expected === undefined ? 'still building (a first build takes several minutes on 2 cores)' : 'built'}`);
+    const failed = await fluxBuild;
+    flux = new FluxControllers(controlPlane.kubeconfigPath, kc, say);
+    try {
+      if (failed) throw failed;
+      const versions = await flux.start();
+      say(`source-controller ${versions.sourceController}, helm-controller ${versions.helmController}; chart repository ${flux.repositoryUrl} (${since()} into the demo)`);
+      ns = 'demo';
+      await loop(cluster, ns, flux);
+    } catch (err) {
+      say(`Flux controllers unavailable (${(err as Error).message.split('\n')[0]}); the loop above showed hrto on the API server alone`);
+      await flux.stop();
+      flux = undefined;
+    }
   }
 
   step('Editing only a label: the content is unchanged, so nothing is triggered');
-  await core.patchNamespacedConfigMap({ namespace: NS, name: 'podinfo-values', body: { metadata: { labels: { team: 'web' } } } }, mergePatch);
+  const before = (await cluster.custom.getNamespacedCustomObject({ ...HR, namespace: ns, name: 'podinfo' })) as HelmReleaseJson;
+  await cluster.core.patchNamespacedConfigMap({ namespace: ns, name: 'podinfo-values', body: { metadata: { labels: { team: 'web' } } } }, mergePatch);
   await sleep(1500);
-  const unchanged = (await getRelease()).metadata.annotations?.['reconcile.fluxcd.io/requestedAt'] === annotations['reconcile.fluxcd.io/requestedAt'];
+  const after = (await cluster.custom.getNamespacedCustomObject({ ...HR, namespace: ns, name: 'podinfo' })) as HelmReleaseJson;
+  const unchanged = after.metadata.annotations?.['reconcile.fluxcd.io/requestedAt'] === before.metadata.annotations?.['reconcile.fluxcd.io/requestedAt'];
   say(`requestedAt unchanged: ${unchanged}`);
   if (!unchanged) throw new Error('demo: a label edit triggered the release');
 
-  step('hrto explain --namespace demo');
-  const report = await runExplain(config, api, createLogger('warn'), { namespace: NS });
+  step(`hrto explain --namespace ${ns}`);
+  const report = await runExplain(config, api, createLogger('warn'), { namespace: ns });
   process.stdout.write(`${formatReport(report).trimEnd().replace(/^/gm, '    ')}\n`);
 
-  step('Done: stopping hrto, the Flux controllers and the control plane');
+  step(`Done in ${since()}: stopping hrto, the Flux controllers and the control plane`);
 } finally {
   await stopHrto?.();
   await flux?.stop();

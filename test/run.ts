@@ -1,76 +1,164 @@
-// The test entry point: one real control plane serves the whole run (node:test on Node 20 has no
-// global setup), then Node's test runner runs the unit and integration files against it.
-//   node --import tsx test/run.ts [unit|integration] [file filter]
+// The test entry point. `npm test` runs everything, each part as soon as what it needs exists:
+//   - the Go tools build in the background, one tools module after another (the control plane's
+//     first, then helm/kustomize/actionlint, then Flux's controllers);
+//   - meanwhile the bundle is built, then lint, type check and the unit tests run;
+//   - each integration tier starts once its binaries are built: "core" (the control plane alone),
+//     "deploy" (kustomize, helm, actionlint), "flux" (Flux's controllers). One control plane serves
+//     every tier (node:test on Node 20 has no global setup).
+//   node --import tsx test/run.ts [all|unit|integration] [file filter]
 // HRTO_TEST_KUBECONFIG=<path> runs the integration tests against that cluster instead.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { deployBinaries, ensureBinaries, fluxBinaries, projectRoot } from './harness/binaries.js';
+import { createInterface } from 'node:readline';
+import { KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { controlPlaneBinaries, deployBinaries, ensureBinaries, fluxBinaries, minutes, projectRoot } from './harness/binaries.js';
 import { installHelmReleaseCrd } from './harness/cluster.js';
 import { ControlPlane } from './harness/controlplane.js';
-import { KubeConfig, VersionApi } from '@kubernetes/client-node';
 
-const suites = ['unit', 'integration'] as const;
-const [which, filter] = process.argv.slice(2);
-const selected = suites.filter((s) => !which || which === 'all' || which === s);
-if (selected.length === 0) {
-  console.error(`usage: test/run.ts [unit|integration|all] [filter]; got ${which}`);
+type Tier = 'core' | 'deploy' | 'flux';
+
+/** Integration files that need more than the control plane, and the tier that has it. */
+const TIER_OF: Record<string, Tier> = {
+  'install.test.ts': 'deploy',
+  'workflows.test.ts': 'deploy',
+  'flux.test.ts': 'flux',
+};
+
+const [which = 'all', filter] = process.argv.slice(2);
+if (!['all', 'unit', 'integration'].includes(which)) {
+  console.error(`usage: test/run.ts [all|unit|integration] [filter]; got ${which}`);
   process.exit(2);
 }
 
 function testFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((entry) => {
-    const full = path.join(dir, entry);
-    if (statSync(full).isDirectory()) return testFiles(full);
-    return entry.endsWith('.test.ts') ? [full] : [];
-  });
+  return readdirSync(dir)
+    .flatMap((entry) => {
+      const full = path.join(dir, entry);
+      if (statSync(full).isDirectory()) return testFiles(full);
+      return entry.endsWith('.test.ts') ? [full] : [];
+    })
+    .filter((f) => !filter || f.includes(filter))
+    .sort();
 }
 
-const files = selected
-  .flatMap((suite) => testFiles(path.join(projectRoot, 'test', suite)))
-  .filter((f) => !filter || f.includes(filter))
-  .sort();
+const started = Date.now();
+const since = (): string => minutes((Date.now() - started) / 1000);
+const setup = (msg: string): void => console.log(`[setup ${since()}] ${msg}`);
 
-const log = (msg: string): void => console.log(`[controlplane] ${msg}`);
+interface Outcome {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** A child process whose output lines carry its name; resolves with how it ended. */
+function runStep(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Outcome> {
+  const child = spawn(command, args, { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let summary = '';
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      if (/^ℹ (pass|fail) \d+$/.test(line)) summary += `${line.slice(2)} `;
+      console.log(`[${name}] ${line}`);
+    });
+  }
+  const t0 = Date.now();
+  return new Promise((resolve) =>
+    child.on('exit', (code, signal) => resolve({ name, ok: code === 0, detail: `${summary}in ${minutes((Date.now() - t0) / 1000)}${code === 0 ? '' : ` (exit ${code ?? signal})`}` })),
+  );
+}
+
+const npm = (script: string): Promise<Outcome> => runStep(script, process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', script]);
+
+function nodeTest(name: string, files: readonly string[], env: NodeJS.ProcessEnv, concurrency: number): Promise<Outcome> {
+  if (files.length === 0) return Promise.resolve({ name, ok: true, detail: 'no files' });
+  const args = ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${process.env.HRTO_TEST_CONCURRENCY ?? concurrency}`, '--test-timeout=300000', ...files];
+  return runStep(name, process.execPath, args, env);
+}
+
 const env: NodeJS.ProcessEnv = { ...process.env };
 let controlPlane: ControlPlane | undefined;
 
-async function main(): Promise<number> {
-  if (selected.includes('integration')) {
-    // Built once per pinned version: one go build per tools module, one module after the other.
-    await ensureBinaries([...Object.values(deployBinaries), ...Object.values(fluxBinaries)], log);
-    if (!env.HRTO_TEST_KUBECONFIG) {
-      const started = Date.now();
-      controlPlane = new ControlPlane({ log });
-      await controlPlane.start();
-      env.HRTO_TEST_KUBECONFIG = controlPlane.kubeconfigPath;
-      env.HRTO_TEST_AUDIT_LOG = controlPlane.auditLogPath;
-      log(`started in ${((Date.now() - started) / 1000).toFixed(1)}s at ${controlPlane.apiserverUrl} (${controlPlane.dir})`);
-    } else {
-      log(`using the existing cluster of HRTO_TEST_KUBECONFIG=${env.HRTO_TEST_KUBECONFIG}`);
-    }
-    const kc = new KubeConfig();
-    kc.loadFromFile(env.HRTO_TEST_KUBECONFIG);
-    const version = await kc.makeApiClient(VersionApi).getCode();
-    const crdVersion = await installHelmReleaseCrd(kc);
-    log(`kube-apiserver ${version.gitVersion}, HelmRelease CRD from helm-controller ${crdVersion}`);
+/** Starts the control plane (or uses HRTO_TEST_KUBECONFIG's cluster) with Flux's HelmRelease CRD. */
+async function cluster(): Promise<void> {
+  if (!env.HRTO_TEST_KUBECONFIG) {
+    controlPlane = new ControlPlane({ log: setup });
+    await controlPlane.start();
+    env.HRTO_TEST_KUBECONFIG = controlPlane.kubeconfigPath;
+    env.HRTO_TEST_AUDIT_LOG = controlPlane.auditLogPath;
+    setup(`control plane at ${controlPlane.apiserverUrl} (${controlPlane.dir})`);
+  } else {
+    setup(`using the existing cluster of HRTO_TEST_KUBECONFIG=${env.HRTO_TEST_KUBECONFIG}`);
   }
-  const args = [
-    '--import',
-    'tsx',
-    '--test',
-    '--test-reporter=spec',
-    `--test-concurrency=${process.env.HRTO_TEST_CONCURRENCY ?? '2'}`,
-    '--test-timeout=300000',
-    ...files,
-  ];
-  const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: projectRoot });
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  const kc = new KubeConfig();
+  kc.loadFromFile(env.HRTO_TEST_KUBECONFIG);
+  const version = await kc.makeApiClient(VersionApi).getCode();
+  const crdVersion = await installHelmReleaseCrd(kc);
+  setup(`kube-apiserver ${version.gitVersion}, HelmRelease CRD from helm-controller ${crdVersion}`);
+}
+
+async function main(): Promise<Outcome[]> {
+  const unitFiles = which === 'integration' ? [] : testFiles(path.join(projectRoot, 'test', 'unit'));
+  const integrationFiles = which === 'unit' ? [] : testFiles(path.join(projectRoot, 'test', 'integration'));
+  for (const file of Object.keys(TIER_OF)) {
+    if (!existsIn(path.join(projectRoot, 'test', 'integration'), file)) throw new Error(`test/run.ts names ${file}, which does not exist`);
+  }
+  const tierFiles = (tier: Tier): string[] => integrationFiles.filter((f) => (TIER_OF[path.basename(f)] ?? 'core') === tier);
+
+  // The Go builds, one module after another: two at once only compete for the same cores.
+  const tools = {
+    core: tierFiles('core').length > 0 ? ensureBinaries(controlPlaneBinaries, setup) : undefined,
+    deploy: undefined as Promise<unknown> | undefined,
+    flux: undefined as Promise<unknown> | undefined,
+  };
+  if (integrationFiles.length > 0) {
+    const chain = Promise.resolve(tools.core).catch(() => {});
+    tools.deploy = chain.then(() => ensureBinaries(Object.values(deployBinaries), setup));
+    const afterDeploy = tools.deploy.catch(() => {});
+    tools.flux = tierFiles('flux').length > 0 ? afterDeploy.then(() => ensureBinaries(Object.values(fluxBinaries), setup)) : undefined;
+  }
+
+  // The bundle first (the integration tests run it), then the checks and the unit tests.
+  const bundled = which === 'unit' ? Promise.resolve({ name: 'build', ok: true, detail: 'not needed' }) : npm('build');
+  const checks = (async (): Promise<Outcome[]> => {
+    const out = [await bundled];
+    if (which === 'all') for (const script of ['lint', 'typecheck']) out.push(await npm(script));
+    out.push(await nodeTest('unit', unitFiles, env, 2));
+    return out;
+  })();
+
+  if (integrationFiles.length === 0) return checks;
+  const failedSetup = (name: string, err: unknown): Outcome => ({ name, ok: false, detail: (err as Error).message });
+  const clusterUp = Promise.resolve(tools.core).then(cluster);
+  clusterUp.catch(() => {}); // each tier reports it
+  const tier = async (name: Tier, needs: Promise<unknown> | undefined, concurrency: number): Promise<Outcome> => {
+    try {
+      await Promise.all([needs, clusterUp, bundled]);
+    } catch (err) {
+      return failedSetup(name, err);
+    }
+    setup(`tier ${name}: its tools are built; starting`);
+    return nodeTest(name, tierFiles(name), env, concurrency);
+  };
+  const results = await Promise.all([
+    checks,
+    tier('core', tools.core, 2),
+    tier('deploy', tools.deploy, 1),
+    tier('flux', tools.flux, 1),
+  ]);
+  return results.flat();
+}
+
+function existsIn(dir: string, file: string): boolean {
+  return readdirSync(dir).includes(file);
 }
 
 let code = 1;
 try {
-  code = await main();
+  const outcomes = await main();
+  console.log(`\nnpm test: ${since()} in all`);
+  for (const o of outcomes) console.log(`  ${o.ok ? 'ok  ' : 'FAIL'} ${o.name.padEnd(10)} ${o.detail}`);
+  code = outcomes.every((o) => o.ok) ? 0 : 1;
 } catch (err) {
   console.error(err);
 } finally {

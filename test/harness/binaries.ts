@@ -1,7 +1,9 @@
-// Builds the test control plane's binaries from the Go module proxy, once per pinned version.
-// Versions live only in hack/tools/*/go.mod; binaries are cached as .cache/bin/<name>-<version>.
+// Builds the Go programs the tests and the demo run from the Go module proxy, once per pinned
+// version. Versions live only in hack/tools/go.mod (one module, so the libraries they share compile
+// once); binaries are cached as .cache/bin/<name>-<version>.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,12 +12,10 @@ const run = promisify(execFile);
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cacheBin = path.join(projectRoot, '.cache', 'bin');
-const toolsDir = (name: string): string => path.join(projectRoot, 'hack', 'tools', name);
+const toolsDir = path.join(projectRoot, 'hack', 'tools');
 
 interface GoBinary {
   name: string;
-  /** The tools module (hack/tools/<dir>) that pins it. */
-  dir: string;
   /** Module whose pinned version names the cached binary. */
   module: string;
   /** Package to build. */
@@ -24,10 +24,9 @@ interface GoBinary {
   stamp?: (version: string) => string[];
 }
 
-const controlPlaneBinaries: GoBinary[] = [
+export const controlPlaneBinaries: GoBinary[] = [
   {
     name: 'kube-apiserver',
-    dir: 'controlplane',
     module: 'k8s.io/kubernetes',
     pkg: 'k8s.io/kubernetes/cmd/kube-apiserver',
     stamp: (version) => {
@@ -40,23 +39,23 @@ const controlPlaneBinaries: GoBinary[] = [
       ]);
     },
   },
-  { name: 'etcd', dir: 'controlplane', module: 'go.etcd.io/etcd/server/v3', pkg: 'go.etcd.io/etcd/server/v3' },
+  { name: 'etcd', module: 'go.etcd.io/etcd/server/v3', pkg: 'go.etcd.io/etcd/server/v3' },
 ];
 
 /** What renders the install manifests (config/, charts/) and checks the release workflows in the tests. */
 export const deployBinaries = {
-  kustomize: { name: 'kustomize', dir: 'deploy', module: 'sigs.k8s.io/kustomize/kustomize/v5', pkg: 'sigs.k8s.io/kustomize/kustomize/v5' },
-  helm: { name: 'helm', dir: 'deploy', module: 'helm.sh/helm/v3', pkg: 'helm.sh/helm/v3/cmd/helm' },
-  actionlint: { name: 'actionlint', dir: 'deploy', module: 'github.com/rhysd/actionlint', pkg: 'github.com/rhysd/actionlint/cmd/actionlint' },
+  kustomize: { name: 'kustomize', module: 'sigs.k8s.io/kustomize/kustomize/v5', pkg: 'sigs.k8s.io/kustomize/kustomize/v5' },
+  // Helm 4, the Helm helm-controller itself embeds: its packages are compiled for Flux already.
+  helm: { name: 'helm', module: 'helm.sh/helm/v4', pkg: 'helm.sh/helm/v4/cmd/helm' },
+  actionlint: { name: 'actionlint', module: 'github.com/rhysd/actionlint', pkg: 'github.com/rhysd/actionlint/cmd/actionlint' },
 } satisfies Record<string, GoBinary>;
 
-/** Flux's own controllers, for the end-to-end tests: one tools module, so shared libraries compile once. */
+/** Flux's own controllers, for the end-to-end tests. */
 export const fluxBinaries = {
-  sourceController: { name: 'source-controller', dir: 'flux', module: 'github.com/fluxcd/source-controller', pkg: 'github.com/fluxcd/source-controller' },
-  helmController: { name: 'helm-controller', dir: 'flux', module: 'github.com/fluxcd/helm-controller', pkg: 'github.com/fluxcd/helm-controller' },
+  sourceController: { name: 'source-controller', module: 'github.com/fluxcd/source-controller', pkg: 'github.com/fluxcd/source-controller' },
+  helmController: { name: 'helm-controller', module: 'github.com/fluxcd/helm-controller', pkg: 'github.com/fluxcd/helm-controller' },
   notificationController: {
     name: 'notification-controller',
-    dir: 'flux',
     module: 'github.com/fluxcd/notification-controller',
     pkg: 'github.com/fluxcd/notification-controller',
   },
@@ -68,8 +67,8 @@ async function go(cwd: string, args: string[]): Promise<string> {
   return stdout.trim();
 }
 
-export async function moduleVersion(moduleDir: string, module: string): Promise<string> {
-  return go(moduleDir, ['list', '-m', '-f', '{{.Version}}', module]);
+export async function moduleVersion(module: string): Promise<string> {
+  return go(toolsDir, ['list', '-m', '-f', '{{.Version}}', module]);
 }
 
 export interface Built {
@@ -80,18 +79,15 @@ export interface Built {
 const cachedPath = (bin: GoBinary, version: string): string => path.join(cacheBin, `${bin.name}-${version}`);
 
 /**
- * The binaries, built from the Go module proxy unless their versions are in the cache already.
- * The missing binaries of one tools module are built by one `go build`: the Go command compiles the
- * packages they share once and links them in parallel.
+ * The binaries, built from the Go module proxy unless their versions are in the cache already. The
+ * missing ones are built by one `go build`: the Go command compiles the packages they share once
+ * and links them in parallel.
  */
 export async function ensureBinaries(bins: readonly GoBinary[], log: (msg: string) => void = () => {}): Promise<Built[]> {
-  const versions = await Promise.all(bins.map((bin) => moduleVersion(toolsDir(bin.dir), bin.module)));
-  const missing = bins.filter((bin, i) => !existsSync(cachedPath(bin, versions[i]!)));
-  for (const dir of new Set(missing.map((bin) => bin.dir))) {
-    const group = missing.filter((bin) => bin.dir === dir);
-    await buildModule(dir, group.map((bin) => ({ bin, version: versions[bins.indexOf(bin)]! })), log);
-  }
-  return bins.map((bin, i) => ({ path: cachedPath(bin, versions[i]!), version: versions[i]! }));
+  const versions = await Promise.all(bins.map((bin) => moduleVersion(bin.module)));
+  const group = bins.map((bin, i) => ({ bin, version: versions[i]! }));
+  if (group.some(({ bin, version }) => !existsSync(cachedPath(bin, version)))) await withBuildLock(log, () => build(group, log));
+  return group.map(({ bin, version }) => ({ path: cachedPath(bin, version), version }));
 }
 
 export async function ensureBinary(bin: GoBinary, log: (msg: string) => void = () => {}): Promise<Built> {
@@ -105,28 +101,98 @@ export function goBinaryName(pkg: string): string {
   return /^v\d+$/.test(last) && parts.length > 1 ? parts.at(-2)! : last;
 }
 
-async function buildModule(dir: string, group: readonly { bin: GoBinary; version: string }[], log: (msg: string) => void): Promise<void> {
-  mkdirSync(cacheBin, { recursive: true });
-  const what = group.map(({ bin, version }) => `${bin.name} ${version}`).join(', ');
-  log(`building ${what} from the Go module proxy (hack/tools/${dir}; once per version; minutes on a cold cache)`);
-  const started = Date.now();
-  const out = mkdtempSync(path.join(cacheBin, `.build-${dir}-`));
+const timesFile = path.join(cacheBin, 'build-times.json');
+
+function readTimes(): Record<string, number> {
   try {
-    const ldflags = ['-s', '-w', ...group.flatMap(({ bin, version }) => bin.stamp?.(version) ?? [])].join(' ');
+    return JSON.parse(readFileSync(timesFile, 'utf8')) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
+
+const buildKey = (names: readonly string[]): string => [...names].sort().join(', ');
+
+/** How long building these binaries took on this machine last time, in seconds (undefined: never built). */
+export function lastBuildSeconds(bins: readonly GoBinary[]): number | undefined {
+  return readTimes()[buildKey(bins.map((b) => b.name))];
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * One build at a time across processes (the test runner, its test files, the demo): a lock file
+ * holding the builder's pid. A waiter re-checks the cache when the lock goes; a lock whose process
+ * died is taken over.
+ */
+async function withBuildLock<T>(log: (msg: string) => void, work: () => Promise<T>): Promise<T> {
+  mkdirSync(cacheBin, { recursive: true });
+  const lock = path.join(cacheBin, '.lock');
+  let said = false;
+  for (;;) {
     try {
-      await go(toolsDir(dir), ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', out + path.sep, ...group.map(({ bin }) => bin.pkg)]);
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch {
+      const holder = Number(readFileSync(lock, 'utf8').trim());
+      if (!alive(holder)) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (!said) log(`waiting for process ${holder}, which is building test tools`);
+      said = true;
+      await sleep(1000);
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+async function build(group: readonly { bin: GoBinary; version: string }[], log: (msg: string) => void): Promise<void> {
+  const todo = group.filter(({ bin, version }) => !existsSync(cachedPath(bin, version)));
+  if (todo.length === 0) return; // built by another process while this one waited
+  const what = todo.map(({ bin, version }) => `${bin.name} ${version}`).join(', ');
+  const key = buildKey(group.map(({ bin }) => bin.name));
+  const last = readTimes()[key];
+  const expect = last === undefined ? 'first build on this machine: minutes on 2 cores' : `last time ${minutes(last)}`;
+  log(`building ${what} from the Go module proxy (${expect})`);
+  const started = Date.now();
+  // A line every 30 s: a long build is never silent.
+  const progress = setInterval(() => log(`still building ${what}: ${minutes((Date.now() - started) / 1000)} so far${last === undefined ? '' : ` of about ${minutes(last)}`}`), 30_000);
+  progress.unref();
+  const out = mkdtempSync(path.join(cacheBin, '.build-'));
+  try {
+    const ldflags = ['-s', '-w', ...todo.flatMap(({ bin, version }) => bin.stamp?.(version) ?? [])].join(' ');
+    try {
+      await go(toolsDir, ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', out + path.sep, ...todo.map(({ bin }) => bin.pkg)]);
     } catch (err) {
       const { stderr = '' } = err as { stderr?: string };
       const tail = stderr.trim().split('\n').slice(-15).join('\n');
-      throw new Error(`go build of ${what} failed: look at hack/tools/${dir}/go.mod\n${tail}`, { cause: err });
+      throw new Error(`go build of ${what} failed: look at the versions pinned in hack/tools/go.mod\n${tail}`, { cause: err });
     }
     // Rename is atomic: an interrupted build never leaves a half-written binary under a cached name.
-    for (const { bin, version } of group) renameSync(path.join(out, goBinaryName(bin.pkg)), cachedPath(bin, version));
+    for (const { bin, version } of todo) renameSync(path.join(out, goBinaryName(bin.pkg)), cachedPath(bin, version));
   } finally {
+    clearInterval(progress);
     rmSync(out, { recursive: true, force: true });
   }
-  log(`built ${what} in ${((Date.now() - started) / 1000).toFixed(0)}s`);
+  const seconds = Math.round((Date.now() - started) / 1000);
+  // Remembered for the whole group only: a partial build says nothing of the next full one.
+  if (todo.length === group.length) writeFileSync(timesFile, `${JSON.stringify({ ...readTimes(), [key]: seconds }, null, 2)}\n`);
+  log(`built ${what} in ${minutes(seconds)}`);
 }
+
+export const minutes = (seconds: number): string => (seconds < 90 ? `${Math.round(seconds)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`);
 
 export interface ControlPlaneBinaries {
   kubeApiserver: string;
@@ -140,8 +206,8 @@ export async function ensureControlPlaneBinaries(log: (msg: string) => void = ()
 }
 
 /** A pinned module's source tree in the Go module cache (downloaded if needed). */
-export async function moduleSource(dir: string, module: string): Promise<{ dir: string; version: string }> {
-  const raw = await go(toolsDir(dir), ['mod', 'download', '-json', module]);
+export async function moduleSource(module: string): Promise<{ dir: string; version: string }> {
+  const raw = await go(toolsDir, ['mod', 'download', '-json', module]);
   const info = JSON.parse(raw) as { Dir?: string; Version?: string; Error?: string };
   if (!info.Dir || !info.Version) throw new Error(`go mod download ${module}: ${info.Error ?? raw}`);
   return { dir: info.Dir, version: info.Version };
@@ -149,7 +215,7 @@ export async function moduleSource(dir: string, module: string): Promise<{ dir: 
 
 /** Flux's own HelmRelease CRD, read from the pinned helm-controller module in the Go module cache. */
 export async function helmReleaseCrdPath(): Promise<{ path: string; version: string }> {
-  const source = await moduleSource('flux', 'github.com/fluxcd/helm-controller');
+  const source = await moduleSource('github.com/fluxcd/helm-controller');
   const crd = path.join(source.dir, 'config', 'crd', 'bases', 'helm.toolkit.fluxcd.io_helmreleases.yaml');
   if (!existsSync(crd)) throw new Error(`helm-controller ${source.version} has no CRD at ${crd}`);
   return { path: crd, version: source.version };

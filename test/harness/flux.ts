@@ -74,7 +74,7 @@ export class FluxControllers {
       ]);
       const crds: string[] = [];
       for (const bin of controllers) {
-        const module = await moduleSource(bin.dir, bin.module);
+        const module = await moduleSource(bin.module);
         const crdDir = path.join(module.dir, 'config', 'crd', 'bases');
         // helm-controller's HelmRelease CRD is installed by the test run already.
         if (bin !== fluxBinaries.helmController) crds.push(...readdirSync(crdDir).map((f) => path.join(crdDir, f)));
