@@ -50,20 +50,13 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     labelNames: ['verb', 'resource', 'code'],
     registers,
   });
-  const restLatency = new Histogram({
-    name: 'rest_client_request_duration_seconds',
-    help: 'Request latency to the API server (a watch: until its response headers), by verb and resource.',
-    labelNames: ['verb', 'resource'],
-    buckets: restBuckets,
-    registers,
-  });
-  const restLimiter = new Histogram({
-    name: 'rest_client_rate_limiter_duration_seconds',
-    help: 'Time requests waited for the client-side rate limit (--kube-api-qps, --kube-api-burst), by verb and resource.',
-    labelNames: ['verb', 'resource'],
-    buckets: restBuckets,
-    registers,
-  });
+  const restHistogram = (name: string, help: string): Histogram<'verb' | 'resource'> =>
+    new Histogram({ name, help, labelNames: ['verb', 'resource'], buckets: restBuckets, registers });
+  const restLatency = restHistogram('rest_client_request_duration_seconds', 'Request latency to the API server (a watch: until its response headers), by verb and resource.');
+  const restLimiter = restHistogram(
+    'rest_client_rate_limiter_duration_seconds',
+    'Time requests waited for the client-side rate limit (--kube-api-qps, --kube-api-burst), by verb and resource.',
+  );
   return {
     registry,
     observe: (p) => {

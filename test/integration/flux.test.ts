@@ -3,10 +3,9 @@
 // the ConfigMap makes hrto trigger and helm-controller upgrade the release, and an Alert on the
 // release tells a webhook why. Flux's own watch label is measured beside it.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../harness/flux.js';
+import { webhook } from '../harness/webhook.js';
 import { metricValue, startHrto } from './hrto.js';
 import {
   auditLogPath,
@@ -144,19 +143,11 @@ describe('end to end with Flux', onTestControlPlane, () => {
   });
 
   it("an Alert on the HelmRelease receives hrto's trigger, with source and digest, beside helm-controller's upgrade", async (t) => {
-    const received: FluxEventBody[] = [];
-    const receiver = createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      req.on('end', () => {
-        received.push(JSON.parse(body) as FluxEventBody);
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    t.after(() => receiver.close());
+    const hook = await webhook<FluxEventBody>();
+    t.after(() => hook.close());
+    const received = hook.bodies;
     const ns = await createNamespace('e2e-alert');
-    await notificationObjects(ns, `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`);
+    await notificationObjects(ns, hook.url);
     await helmRepository(ns, flux.repositoryUrl);
     await createConfigMap({
       metadata: { name: 'alert-values', namespace: ns, labels: { [WATCH_LABEL]: 'true' }, annotations: { [NAMES]: 'alerted', [NAMESPACE]: ns } },

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { classifyAnswer, type FluxEvent, FluxEventPoster, fluxMetadataKey, toFluxEvent } from '../../src/flux-events.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
+import { type Webhook, webhook } from '../harness/webhook.js';
 
 const release = { apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', namespace: 'apps', name: 'podinfo', uid: 'u1' };
 const configMap = { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'apps', name: 'values', uid: 'u2' };
@@ -41,21 +40,6 @@ describe('Flux event payload', () => {
   });
 });
 
-/** A webhook on loopback answering with the given statuses in turn (the last one repeats). */
-async function endpoint(statuses: number[]): Promise<{ url: string; bodies: FluxEvent[]; server: Server }> {
-  const bodies: FluxEvent[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      bodies.push(JSON.parse(body) as FluxEvent);
-      res.writeHead(statuses[Math.min(bodies.length - 1, statuses.length - 1)]!).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, bodies, server };
-}
-
 function poster(address: string, extra: { maxPending?: number; concurrency?: number } = {}) {
   const lines: { msg: string; err?: string }[] = [];
   const log = createLogger('warn', new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as { msg: string }), cb()) }));
@@ -69,12 +53,16 @@ function poster(address: string, extra: { maxPending?: number; concurrency?: num
 const event = (n: number): FluxEvent => toFluxEvent(release, 'Normal', 'Triggered', `change ${n}`, {}, who);
 
 describe('Flux event delivery', () => {
-  const servers: Server[] = [];
-  after(() => servers.forEach((s) => s.close()));
+  const hooks: Webhook<FluxEvent>[] = [];
+  const endpoint = async (statuses: number[]): Promise<Webhook<FluxEvent>> => {
+    const hook = await webhook<FluxEvent>(statuses);
+    hooks.push(hook);
+    return hook;
+  };
+  after(() => Promise.all(hooks.map((h) => h.close())));
 
   it('retries 5xx until accepted', async () => {
     const ep = await endpoint([503, 500, 202]);
-    servers.push(ep.server);
     const { p, count } = poster(ep.url);
     p.post(event(1));
     await p.drained();
@@ -86,7 +74,6 @@ describe('Flux event delivery', () => {
   it('does not retry a 429 (a refused repeat) nor a 4xx, and counts a 4xx as failed with a warning', async () => {
     const dup = await endpoint([429]);
     const bad = await endpoint([400]);
-    servers.push(dup.server, bad.server);
     const a = poster(dup.url);
     a.p.post(event(1));
     await a.p.drained();
@@ -102,8 +89,8 @@ describe('Flux event delivery', () => {
     await Promise.all([a.p.stop(0), b.p.stop(0)]);
   });
   it('gives up after the retries on an unreachable endpoint, never throwing to the caller', async () => {
-    const gone = await endpoint([202]);
-    await new Promise((resolve) => gone.server.close(resolve));
+    const gone = await webhook<FluxEvent>([202]);
+    await gone.close();
     const { p, count, lines } = poster(gone.url);
     p.post(event(1));
     await p.drained();
@@ -113,7 +100,6 @@ describe('Flux event delivery', () => {
   });
   it('drops the oldest waiting event when too many wait, and counts it', async () => {
     const ep = await endpoint([202]);
-    servers.push(ep.server);
     const { p, count } = poster(ep.url, { maxPending: 2, concurrency: 1 });
     for (let n = 1; n <= 5; n++) p.post(event(n)); // 1 in flight, 2..5 queue in 2 places
     await p.drained();
