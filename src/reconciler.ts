@@ -62,7 +62,9 @@ class AdoptionSummary {
     const seconds = Math.round(performance.now() - this.firstAt) / 1000;
     this.log.info(
       { sources: this.sources, releases: this.releases, seconds },
-      `adopted ${this.sources} source${this.sources === 1 ? '' : 's'}: recorded their digests without triggering, the releases are newer than the content`,
+      this.sources === 1
+        ? 'adopted 1 source: recorded its digest without triggering, the releases are newer than the content'
+        : `adopted ${this.sources} sources: recorded their digests without triggering, the releases are newer than the content`,
     );
     this.sources = 0;
     this.releases = 0;
