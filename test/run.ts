@@ -2,9 +2,10 @@
 //   - the Go tools build in the background, one tools module after another (the control plane's
 //     first, then helm/kustomize/actionlint, then Flux's controllers);
 //   - meanwhile the bundle is built, then lint, type check and the unit tests run;
-//   - each integration tier starts once its binaries are built: "core" (the control plane alone),
-//     "deploy" (kustomize, helm, actionlint), "flux" (Flux's controllers). One control plane serves
-//     every tier (node:test on Node 20 has no global setup).
+//   - the integration tests run in tiers, one after another, each once its binaries are built:
+//     "core" (the control plane alone) while the other tools still build, then "deploy" (kustomize,
+//     helm, actionlint), then "flux" (Flux's controllers). One control plane serves every tier
+//     (node:test on Node 20 has no global setup).
 //   node --import tsx test/run.ts [all|unit|integration] [file filter]
 // HRTO_TEST_KUBECONFIG=<path> runs the integration tests against that cluster instead.
 import { spawn } from 'node:child_process';
@@ -131,21 +132,21 @@ async function main(): Promise<Outcome[]> {
   const failedSetup = (name: string, err: unknown): Outcome => ({ name, ok: false, detail: (err as Error).message });
   const clusterUp = Promise.resolve(tools.core).then(cluster);
   clusterUp.catch(() => {}); // each tier reports it
-  const tier = async (name: Tier, needs: Promise<unknown> | undefined, concurrency: number): Promise<Outcome> => {
+  // Tiers run one after another (each also waits for its tools): run side by side they loaded the
+  // one API server enough to make timing-sensitive tests flaky, and the builds are the long pole.
+  const tier = async (name: Tier, needs: Promise<unknown> | undefined, after: Promise<unknown>, concurrency: number): Promise<Outcome> => {
     try {
-      await Promise.all([needs, clusterUp, bundled]);
+      await Promise.all([needs, clusterUp, bundled, after]);
     } catch (err) {
       return failedSetup(name, err);
     }
     setup(`tier ${name}: its tools are built; starting`);
     return nodeTest(name, tierFiles(name), env, concurrency);
   };
-  const results = await Promise.all([
-    checks,
-    tier('core', tools.core, 2),
-    tier('deploy', tools.deploy, 1),
-    tier('flux', tools.flux, 1),
-  ]);
+  const core = tier('core', tools.core, Promise.resolve(), 2);
+  const deploy = tier('deploy', tools.deploy, core, 1);
+  const flux = tier('flux', tools.flux, deploy, 1);
+  const results = await Promise.all([checks, core, deploy, flux]);
   return results.flat();
 }
 
