@@ -6,6 +6,7 @@ import type { ControlPlane } from '../test/harness/controlplane.js';
 import type { AuditLog } from './audit.js';
 import type { Figure } from './figures.js';
 import { statusOf } from '../src/kube/api.js';
+import { HrtoProcess } from './hrto.js';
 import { MERGE_PATCH, type RawKube, type RawObject } from './kube.js';
 
 export const HR_API = '/apis/helm.toolkit.fluxcd.io/v2';
@@ -18,6 +19,13 @@ export const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
 export const FORCE_AT = 'reconcile.fluxcd.io/forceAt';
 /** The bench's field manager on its own writes, so the audit log tells them apart. */
 export const BENCH_MANAGER = 'hrto-bench';
+
+/**
+ * hrto's own speed: no debounce, minimum interval, trigger throttle or client-side API limit in the
+ * way. (At the default --kube-api-qps=50, 25 changes a second with no debounce make about 75
+ * requests a second, a trigger, its Event and a digest each, and queue: p99 2.8 s in one run.)
+ */
+export const UNTHROTTLED = ['--debounce=0s', '--min-trigger-interval=0s', '--max-triggers-per-second=0', '--kube-api-qps=0'];
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export const say = (s: string) => console.log(s);
@@ -295,4 +303,33 @@ export async function pacedWrites(ctx: Ctx, ns: string, names: readonly string[]
     if (afterWrite) await afterWrite(w);
   }
   return written;
+}
+
+export type Tracker = Awaited<ReturnType<typeof trackRecorded>>;
+
+/**
+ * Most scenarios' frame: `pairs` labeled sources and their HelmReleases in `ns`, hrto started with
+ * `args` and every source adopted; then `measure` runs, and whatever happens the tracker and hrto
+ * are stopped and the namespace deleted.
+ */
+export async function withAdoptedPairs<T>(
+  ctx: Ctx,
+  ns: string,
+  pairs: number,
+  args: readonly string[],
+  measure: (run: { names: string[]; tracker: Tracker; h: HrtoProcess }) => Promise<T>,
+): Promise<T> {
+  const names = await namespaceWithPairs(ctx, ns, pairs);
+  const tracker = await trackRecorded(ctx, ns);
+  const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, ...args]);
+  try {
+    await h.start();
+    await h.ready();
+    await tracker.waitFor(names.length);
+    return await measure({ names, tracker, h });
+  } finally {
+    tracker.stop();
+    await h.stop();
+    await cleanup(ctx, ns);
+  }
 }

@@ -9,12 +9,12 @@
 //   idle       VmRSS of hrto (cluster-wide, defaults) 10 s after ready on an empty cluster, beside a
 //              bare `node -e "setInterval(()=>{},1000)"` measured in the same run; goal 64 MiB
 //   reaction   500 changes at 25/s over 50 pairs, --debounce=0s --min-trigger-interval=0s
-//              --max-triggers-per-second=0: reaction time from the audit log (ConfigMap write
+//              --max-triggers-per-second=0 --kube-api-qps=0 (UNTHROTTLED): reaction time from the audit log (ConfigMap write
 //              completed -> hrto's HelmRelease PATCH received) beside a minimal watch->PATCH loop in
 //              the bench; client-side latency (write response -> requestedAt seen on a watch) beside
 //              the floor with hrto stopped (the bench PATCHes the release on each write's response)
 //   cpu        CPU-seconds (/proc utime+stime) and peak RSS (VmRSS every 50 ms) for 1,000 changes over
-//              100 releases, no debounce/throttle, from adoption complete (+2 s) to every final
+//              100 releases, UNTHROTTLED, from adoption complete (+2 s) to every final
 //              state recorded
 //   idlecpu    % of one core over 60 s with 1,700 sources + 1,700 HelmReleases, nothing changing (and
 //              over the minute after it)

@@ -31,15 +31,25 @@ import {
   until,
   WATCH,
   watchTriggers,
+  withAdoptedPairs,
   writeSource,
+  UNTHROTTLED,
   type Write,
 } from '../lib.js';
 import { cpuSeconds, memory, RssSampler } from '../proc.js';
 
-/** hrto's own speed: no debounce, minimum interval or throttle in the way. */
-const UNTHROTTLED = ['--debounce=0s', '--min-trigger-interval=0s', '--max-triggers-per-second=0'];
 const GO = 'original (Go), issue 12';
 const IDLE_SETTLE_MS = 10_000;
+
+/** CPU-seconds a process used over `windowMs`, and that as a % of one core. */
+async function cpuOver(pid: number, windowMs: number): Promise<{ cpu: number; elapsed: number; percent: number }> {
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  await sleep(windowMs);
+  const cpu = cpuSeconds(pid) - cpu0;
+  const elapsed = (performance.now() - t0) / 1000;
+  return { cpu, elapsed, percent: (cpu / elapsed) * 100 };
+}
 
 /** hrto's RSS after `IDLE_SETTLE_MS` of nothing happening, with its start-up peak. */
 async function settledMemory(h: HrtoProcess): Promise<{ rssMiB: number; hwmMiB: number }> {
@@ -275,14 +285,8 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
 
   async cpu(ctx) {
     const ns = 'bench-cpu';
-    const names = await namespaceWithPairs(ctx, ns, 100);
-    const tracker = await trackRecorded(ctx, ns);
-    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, ...UNTHROTTLED]);
-    try {
-      await h.start();
-      await h.ready();
-      await tracker.waitFor(names.length);
-      // Adoption complete; 2 s more for its tail (the Adopted Events) to leave the measured window.
+    return withAdoptedPairs(ctx, ns, 100, UNTHROTTLED, async ({ names, tracker, h }) => {
+      // Adoption complete; 2 s more for its tail (the last digest patches) to leave the measured window.
       await sleep(2000);
       const mark = ctx.audit.mark();
       const cpu0 = cpuSeconds(h.pid);
@@ -318,36 +322,18 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       say(`cpu: 1,000 changes over 100 releases (${UNTHROTTLED.join(' ')}), from adoption complete to every final state recorded`);
       table([{ 'written in s': (writtenMs / 1000).toFixed(1), 'recorded in s': ((doneAt - t0) / 1000).toFixed(1), 'CPU s': result.cpuSeconds, 'peak RSS MiB (50 ms samples)': result.peakRssMiB, 'VmHWM MiB': result.peakRssHwmMiB ?? '-', triggers }]);
       return { ...result, figures };
-    } finally {
-      tracker.stop();
-      await h.stop();
-      await cleanup(ctx, ns);
-    }
+    });
   },
 
   async idlecpu(ctx) {
     const ns = 'bench-idlecpu';
     const pairs = 1700;
-    const names = await namespaceWithPairs(ctx, ns, pairs);
-    const tracker = await trackRecorded(ctx, ns);
-    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`]);
-    try {
-      await h.start();
-      await h.ready();
-      await tracker.waitFor(names.length);
+    return withAdoptedPairs(ctx, ns, pairs, [], async ({ h }) => {
       await sleep(IDLE_SETTLE_MS);
       const windowMs = 60_000;
-      const cpu0 = cpuSeconds(h.pid);
-      const t0 = performance.now();
-      await sleep(windowMs);
-      const cpu = cpuSeconds(h.pid) - cpu0;
-      const elapsed = (performance.now() - t0) / 1000;
-      const percent = (cpu / elapsed) * 100;
+      const { cpu, elapsed, percent } = await cpuOver(h.pid, windowMs);
       // A second minute right after: how much of the first was the process settling after adoption.
-      const cpu1 = cpuSeconds(h.pid);
-      const t1 = performance.now();
-      await sleep(windowMs);
-      const secondPercent = ((cpuSeconds(h.pid) - cpu1) / ((performance.now() - t1) / 1000)) * 100;
+      const { percent: secondPercent } = await cpuOver(h.pid, windowMs);
       const m = memory(h.pid);
       const result = {
         watchedSources: pairs,
@@ -362,25 +348,15 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       say(`idlecpu: ${pairs} sources + ${pairs} HelmReleases, all adopted, nothing changing, ${(windowMs / 1000).toFixed(0)} s (defaults)`);
       table([{ 'CPU s': result.cpuSeconds, '% of one core': result.percentOfOneCore, '% in the next minute': result.secondMinutePercentOfOneCore, 'RSS MiB': result.rssMiB }]);
       return { ...result, figures };
-    } finally {
-      tracker.stop();
-      await h.stop();
-      await cleanup(ctx, ns);
-    }
+    });
   },
 
   async sustained(ctx) {
     const ns = 'bench-sustained';
     const pairs = 200;
     const durationMs = 240_000;
-    const names = await namespaceWithPairs(ctx, ns, pairs);
-    const tracker = await trackRecorded(ctx, ns);
     // The defaults users run (--debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10).
-    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`]);
-    try {
-      await h.start();
-      await h.ready();
-      await tracker.waitFor(names.length);
+    return withAdoptedPairs(ctx, ns, pairs, [], async ({ names, h }) => {
       await sleep(5000);
       const mark = ctx.audit.mark();
       const samples: { s: number; rssMiB: number }[] = [];
@@ -452,11 +428,7 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       say(`sustained: ${pairs} sources each changed once a second for ${durationMs / 1000} s (defaults), VmRSS every second`);
       table([{ 'writes/s': result.writesPerSecond, 'start MiB': start, 'max MiB': max, 'end MiB': end, 'last minute max/min MiB': `${lastMinuteMax} / ${lastMinuteMin}`, triggers: result.hrtoTriggers, 'skipped rounds': skippedRounds }]);
       return { ...result, figures };
-    } finally {
-      tracker.stop();
-      await h.stop();
-      await cleanup(ctx, ns);
-    }
+    });
   },
 
   async install(ctx) {

@@ -20,12 +20,14 @@ import {
   sleep,
   table,
   trackRecorded,
+  UNTHROTTLED,
   until,
   watchTriggers,
+  withAdoptedPairs,
   writeSource,
 } from '../lib.js';
 import { memory } from '../proc.js';
-import { MERGE_PATCH } from '../../src/kube/api.js';
+import { MERGE_PATCH } from '../kube.js';
 import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../../test/harness/flux.js';
 
 /** hrto's writes in a namespace from the audit log: its patches carry its field manager; Events are its own. */
@@ -36,14 +38,8 @@ function hrtoWrites(ctx: Ctx, ns: string, since: AuditMark): number {
 export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
   async latency(ctx) {
     const ns = 'bench-latency';
-    const names = await namespaceWithPairs(ctx, ns, 50);
-    const tracker = await trackRecorded(ctx, ns);
     // hrto's own latency: no debounce, interval or throttle in the way.
-    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, '--debounce=0s', '--min-trigger-interval=0s', '--max-triggers-per-second=0']);
-    try {
-      await h.start();
-      await h.ready();
-      await tracker.waitFor(names.length);
+    return withAdoptedPairs(ctx, ns, 50, UNTHROTTLED, async ({ names, h }) => {
       const watch = await watchTriggers(ctx, ns);
       const mark = ctx.audit.mark();
       const changes = 500;
@@ -70,11 +66,7 @@ export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioR
       say('latency: source write accepted -> HelmRelease annotated (seen through a watch), --debounce=0s');
       table([{ changes, 'rate/s': rate, 'p50 ms': result.p50Ms, 'p99 ms': result.p99Ms, 'max ms': result.maxMs, 'API writes/trigger': result.apiWritesPerTrigger }]);
       return result;
-    } finally {
-      tracker.stop();
-      await h.stop();
-      await cleanup(ctx, ns);
-    }
+    });
   },
 
   async burst(ctx) {
