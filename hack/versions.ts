@@ -89,8 +89,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     setVersion(arg);
     console.log(`every place now names ${arg}; commit, then tag v${arg}`);
   } else if (command === 'check') {
-    const problems = disagreements(readVersions(), arg);
-    for (const f of readVersions()) console.log(`${f.name.padEnd(26)} ${f.version ?? '-'}`);
+    const found = readVersions();
+    const problems = disagreements(found, arg);
+    for (const f of found) console.log(`${f.name.padEnd(26)} ${f.version ?? '-'}`);
     if (problems.length > 0) {
       console.error(`versions disagree:\n  ${problems.join('\n  ')}`);
       process.exit(1);

@@ -67,8 +67,16 @@ async function go(cwd: string, args: string[]): Promise<string> {
   return stdout.trim();
 }
 
-export async function moduleVersion(module: string): Promise<string> {
-  return go(toolsDir, ['list', '-m', '-f', '{{.Version}}', module]);
+const versions = new Map<string, Promise<string>>();
+
+/** A pinned module's version; asked of the go command once per process (go.mod does not change mid-run). */
+export function moduleVersion(module: string): Promise<string> {
+  let version = versions.get(module);
+  if (!version) {
+    versions.set(module, (version = go(toolsDir, ['list', '-m', '-f', '{{.Version}}', module])));
+    version.catch(() => versions.delete(module)); // a failed lookup is asked again next time
+  }
+  return version;
 }
 
 export interface Built {
@@ -84,8 +92,8 @@ const cachedPath = (bin: GoBinary, version: string): string => path.join(cacheBi
  * and links them in parallel.
  */
 export async function ensureBinaries(bins: readonly GoBinary[], log: (msg: string) => void = () => {}): Promise<Built[]> {
-  const versions = await Promise.all(bins.map((bin) => moduleVersion(bin.module)));
-  const group = bins.map((bin, i) => ({ bin, version: versions[i]! }));
+  const pinned = await Promise.all(bins.map((bin) => moduleVersion(bin.module)));
+  const group = bins.map((bin, i) => ({ bin, version: pinned[i]! }));
   if (group.some(({ bin, version }) => !existsSync(cachedPath(bin, version)))) await withBuildLock(log, () => build(group, log));
   return group.map(({ bin, version }) => ({ path: cachedPath(bin, version), version }));
 }
