@@ -9,7 +9,7 @@
 //   node --import tsx test/run.ts [all|unit|integration] [file filter]
 // HRTO_TEST_KUBECONFIG=<path> runs the integration tests against that cluster instead.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { KubeConfig, VersionApi } from '@kubernetes/client-node';
@@ -19,12 +19,16 @@ import { ControlPlane } from './harness/controlplane.js';
 
 type Tier = 'core' | 'deploy' | 'flux';
 
-/** Integration files that need more than the control plane, and the tier that has it. */
-const TIER_OF: Record<string, Tier> = {
-  'install.test.ts': 'deploy',
-  'workflows.test.ts': 'deploy',
-  'flux.test.ts': 'flux',
-};
+/**
+ * The tier an integration file belongs to, read from what it imports: Flux's controllers, or the
+ * deploy tools (kustomize, helm, actionlint). Read, not listed, so a new file cannot land in a tier
+ * whose tools may still be building and wait out its timeout there.
+ */
+function tierOf(source: string): Tier {
+  if (/from '\.\.\/harness\/flux\.js'/.test(source)) return 'flux';
+  if (/from '\.\.\/harness\/manifests\.js'|\bdeployBinaries\b/.test(source)) return 'deploy';
+  return 'core';
+}
 
 const [which = 'all', filter] = process.argv.slice(2);
 if (!['all', 'unit', 'integration'].includes(which)) {
@@ -57,15 +61,21 @@ interface Outcome {
 function runStep(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Outcome> {
   const child = spawn(command, args, { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let summary = '';
+  const failed: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => {
-      if (/^ℹ (pass|fail) \d+$/.test(line)) summary += `${line.slice(2)} `;
+      if (/^ℹ (pass|fail) \d+$|^ℹ cancelled [1-9]\d*$/.test(line)) summary += `${line.slice(2)} `;
+      // The spec reporter's ✖ lines: the failed and cancelled tests, named again in the summary.
+      else if (/^\s*✖ /.test(line) && !/✖ failing tests:/.test(line) && !failed.includes(line.trim())) failed.push(line.trim());
       console.log(`[${name}] ${line}`);
     });
   }
   const t0 = Date.now();
   return new Promise((resolve) =>
-    child.on('exit', (code, signal) => resolve({ name, ok: code === 0, detail: `${summary}in ${minutes((Date.now() - t0) / 1000)}${code === 0 ? '' : ` (exit ${code ?? signal})`}` })),
+    child.on('exit', (code, signal) => {
+      const names = failed.length > 0 ? `\n${failed.map((f) => `         ${f}`).join('\n')}` : '';
+      resolve({ name, ok: code === 0, detail: `${summary}in ${minutes((Date.now() - t0) / 1000)}${code === 0 ? '' : ` (exit ${code ?? signal})`}${names}` });
+    }),
   );
 }
 
@@ -101,10 +111,12 @@ async function cluster(): Promise<void> {
 async function main(): Promise<Outcome[]> {
   const unitFiles = which === 'integration' ? [] : testFiles(path.join(projectRoot, 'test', 'unit'));
   const integrationFiles = which === 'unit' ? [] : testFiles(path.join(projectRoot, 'test', 'integration'));
-  for (const file of Object.keys(TIER_OF)) {
-    if (!existsIn(path.join(projectRoot, 'test', 'integration'), file)) throw new Error(`test/run.ts names ${file}, which does not exist`);
+  const tiers = new Map(integrationFiles.map((f) => [f, tierOf(readFileSync(f, 'utf8'))]));
+  const tierFiles = (tier: Tier): string[] => integrationFiles.filter((f) => tiers.get(f) === tier);
+  for (const tier of ['deploy', 'flux'] as const) {
+    const names = tierFiles(tier).map((f) => path.basename(f));
+    if (names.length > 0) setup(`tier ${tier}: ${names.join(', ')}`);
   }
-  const tierFiles = (tier: Tier): string[] => integrationFiles.filter((f) => (TIER_OF[path.basename(f)] ?? 'core') === tier);
 
   // The Go builds, one module after another: two at once only compete for the same cores.
   const tools = {
@@ -148,10 +160,6 @@ async function main(): Promise<Outcome[]> {
   const flux = tier('flux', tools.flux, deploy, 1);
   const results = await Promise.all([checks, core, deploy, flux]);
   return results.flat();
-}
-
-function existsIn(dir: string, file: string): boolean {
-  return readdirSync(dir).includes(file);
 }
 
 let code = 1;

@@ -94,7 +94,8 @@ const cachedPath = (bin: GoBinary, version: string): string => path.join(cacheBi
 export async function ensureBinaries(bins: readonly GoBinary[], log: (msg: string) => void = () => {}): Promise<Built[]> {
   const pinned = await Promise.all(bins.map((bin) => moduleVersion(bin.module)));
   const group = bins.map((bin, i) => ({ bin, version: pinned[i]! }));
-  if (group.some(({ bin, version }) => !existsSync(cachedPath(bin, version)))) await withBuildLock(log, () => build(group, log));
+  const built = (): boolean => group.every(({ bin, version }) => existsSync(cachedPath(bin, version)));
+  if (!built()) await withBuildLock(log, built, () => build(group, log));
   return group.map(({ bin, version }) => ({ path: cachedPath(bin, version), version }));
 }
 
@@ -137,10 +138,11 @@ const alive = (pid: number): boolean => {
 
 /**
  * One build at a time across processes (the test runner, its test files, the demo): a lock file
- * holding the builder's pid. A waiter re-checks the cache when the lock goes; a lock whose process
- * died is taken over.
+ * holding the builder's pid. A waiter stops waiting as soon as its binaries are in the cache: the
+ * lock may pass straight on to a build of other tools it does not need. A lock whose process died
+ * is taken over.
  */
-async function withBuildLock<T>(log: (msg: string) => void, work: () => Promise<T>): Promise<T> {
+async function withBuildLock(log: (msg: string) => void, built: () => boolean, work: () => Promise<void>): Promise<void> {
   mkdirSync(cacheBin, { recursive: true });
   const lock = path.join(cacheBin, '.lock');
   let said = false;
@@ -154,6 +156,7 @@ async function withBuildLock<T>(log: (msg: string) => void, work: () => Promise<
         rmSync(lock, { force: true });
         continue;
       }
+      if (built()) return;
       if (!said) log(`waiting for process ${holder}, which is building test tools`);
       said = true;
       await sleep(1000);
