@@ -15,10 +15,16 @@ export async function fixture(
   t: TestContext,
   prefix: string,
   settings: RawSettings = {},
-  options: { extraNamespaces?: string[]; wrapWriter?: (w: KubeWriter) => KubeWriter } = {},
+  options: {
+    extraNamespaces?: string[];
+    wrapWriter?: (w: KubeWriter) => KubeWriter;
+    /** Objects to create before hrto starts, so its first list already holds them as they are. */
+    prepare?: (ns: string) => Promise<void>;
+  } = {},
 ): Promise<Fixture> {
   const ns = await createNamespace(prefix);
   const triggers = await TriggerLog.start(ns);
+  await options.prepare?.(ns);
   const watchNamespaces = [ns, ...(options.extraNamespaces ?? [])].join(',');
   const hrto = await startHrto({ watchNamespaces, ...settings }, options);
   t.after(async () => {

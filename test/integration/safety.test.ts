@@ -109,25 +109,29 @@ describe('safety valves', () => {
 
   it('a Stalled release also gets resetAt, as flux reconcile hr --reset; --reset-stalled=false leaves it out', async (t) => {
     for (const [resetStalled, expectReset] of [['true', true], ['false', false]] as const) {
-      const { ns, triggers } = await fixture(t, `stalled-${resetStalled}`, { resetStalled });
-      await createHelmRelease(ns, 'app');
-      await setLastRelease(ns, 'app', new Date(Date.now() + 3600_000));
-      await custom.patchNamespacedCustomObjectStatus(
-        {
-          ...HR,
-          namespace: ns,
-          name: 'app',
-          body: {
-            status: {
-              conditions: [
-                { type: 'Ready', status: 'False', reason: 'RetriesExceeded', message: 'Failed to upgrade after 1 attempt(s)', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
-                { type: 'Stalled', status: 'True', reason: 'RetriesExceeded', message: 'Failed to upgrade after 1 attempt(s)', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
-              ],
+      // The release is Stalled before hrto starts: a status reaching hrto's cache after the change
+      // would be a race of the test, not a behaviour.
+      const prepare = async (ns: string): Promise<void> => {
+        await createHelmRelease(ns, 'app');
+        await setLastRelease(ns, 'app', new Date(Date.now() + 3600_000));
+        await custom.patchNamespacedCustomObjectStatus(
+          {
+            ...HR,
+            namespace: ns,
+            name: 'app',
+            body: {
+              status: {
+                conditions: [
+                  { type: 'Ready', status: 'False', reason: 'RetriesExceeded', message: 'Failed to upgrade after 1 attempt(s)', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+                  { type: 'Stalled', status: 'True', reason: 'RetriesExceeded', message: 'Failed to upgrade after 1 attempt(s)', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+                ],
+              },
             },
           },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+      };
+      const { ns, triggers } = await fixture(t, `stalled-${resetStalled}`, { resetStalled }, { prepare });
       await createConfigMap(labeledConfigMap(ns, 'values', { targets: 'app', targetNamespace: ns }));
       await waitForRecordedDigest(ns, 'values');
       await patchConfigMap(ns, 'values', { data: { fixed: 'configuration' } });
