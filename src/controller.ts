@@ -97,7 +97,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     queue: releaseQueue,
     getRelease,
     onSettled: (release, requests, triggered) => {
-      for (const key of reconciler.settled(release, requests, triggered)) queue.add(key);
+      // Urgent: recording the digest finishes a user's change, and is not to wait behind a wave.
+      for (const key of reconciler.settled(release, requests, triggered)) queue.add(key, true);
     },
     writer,
     events,
@@ -154,16 +155,19 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   };
   for (const informer of caches.sources) {
     informer.addHandlers({
+      // A source created, or its content changed, once the caches are synced is a user's change:
+      // urgent, ahead of a first-sight wave still being worked through.
       add: (src) => {
         indexSource(src);
         reconciler.noteChange(src.key);
-        queue.add(src.key);
+        queue.add(src.key, synced);
         markIfDiscovered(src);
       },
       update: (old, src) => {
         indexSource(src);
-        if (old.digest !== src.digest) reconciler.noteChange(src.key);
-        queue.add(src.key);
+        const changed = old.digest !== src.digest;
+        if (changed) reconciler.noteChange(src.key);
+        queue.add(src.key, changed);
         markIfDiscovered(src);
       },
       resync: (src) => {

@@ -13,7 +13,7 @@ import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto
 import { clusterArgs, hrto, logLines } from './process.js';
 import {
   auditedWrites,
-  auditLogPath,
+  needsAudit,
   core,
   createConfigMap,
   createHelmRelease,
@@ -34,7 +34,6 @@ import {
   WATCH_LABEL,
 } from './support.js';
 
-const needsAudit = { skip: auditLogPath ? false : 'needs the test control plane audit log' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 async function proxy(t: { after: (fn: () => Promise<void>) => void }): Promise<FaultProxy> {

@@ -14,9 +14,7 @@ import { assembleImage } from '../harness/image.js';
 import { mountServiceAccount } from '../harness/incluster.js';
 import { applyIdentity, NAME, SYSTEM_NAMESPACE } from '../harness/manifests.js';
 import { TriggerLog } from './hrto.js';
-import { auditedWrites, auditLogPath, eventually, kc, oneSource, patchConfigMap, waitForRecordedDigest } from './support.js';
-
-const needsAudit = { skip: auditLogPath ? false : 'needs the test control plane audit log' };
+import { auditedWrites, eventually, kc, needsAudit, oneSource, patchConfigMap, waitForRecordedDigest } from './support.js';
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' });

@@ -7,12 +7,16 @@ import type { KubeWriter } from '../../src/kube/client.js';
 import { fixture, reconciledSince, reconciles } from './fixture.js';
 import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto.js';
 import {
+  allRecorded,
+  auditedWrites,
+  needsAudit,
   configMapAnnotation,
   createConfigMap,
   createHelmRelease,
   createNamespace,
   DIGEST,
   eventually,
+  inBatches,
   labeledConfigMap,
   NAMES,
   patchConfigMap,
@@ -136,6 +140,36 @@ describe('lifecycle', () => {
     assert.equal(summaries[0]!.level, 30, 'at info');
     assert.equal(hrto.logs.filter((l) => l.level >= 30 && l.msg.startsWith('adopted:')).length, 0);
     assert.deepEqual((await events(ns)).filter((e) => e.reason === 'Adopted'), []);
+  });
+
+  it('a change made during a first-sight wave is triggered ahead of the wave', needsAudit, async (t) => {
+    const ns = await createNamespace('life-urgent');
+    const triggers = await TriggerLog.start(ns);
+    t.after(() => triggers.stop());
+    const names = Array.from({ length: 300 }, (_, i) => `values-${String(i).padStart(3, '0')}`);
+    await createHelmRelease(ns, 'app');
+    await inBatches(names, 25, (name) => createConfigMap(labeledConfigMap(ns, name, { targets: 'app', targetNamespace: ns })));
+    // Deployed after every source was written: each is adopted, none triggers.
+    const deployed = new Date(Date.now() + 2000);
+    await setLastRelease(ns, 'app', deployed);
+    // 15 requests a second: recording 300 digests takes 20 s.
+    const hrto = await startHrto({ watchNamespaces: ns, kubeApiQps: '15', kubeApiBurst: '1' });
+    t.after(() => hrto.stop());
+    await waitForRecordedDigest(ns, names[0]!);
+    await sleep(deployed.getTime() + 1000 - Date.now()); // the change is newer than the release, to the second
+    // The last source listed, so the last of the wave in queue order.
+    await patchConfigMap(ns, names.at(-1)!, { data: { changed: 'during the wave' } });
+    await triggers.waitFor('app', 1);
+    await allRecorded(ns, names);
+
+    const [trigger, ...more] = auditedWrites({ verb: 'patch', resource: 'helmreleases', namespace: ns, name: 'app' });
+    assert.equal(more.length, 0, 'triggered once');
+    const triggeredAt = Date.parse(trigger!.requestReceivedTimestamp);
+    const records = auditedWrites({ verb: 'patch', resource: 'configmaps', namespace: ns }).filter((e) => e.userAgent?.startsWith('hrto/'));
+    const later = records.filter((e) => Date.parse(e.requestReceivedTimestamp) > triggeredAt).length;
+    // In queue order the change would come after all 299 others.
+    assert.ok(later >= 100, `${later} of ${records.length} digest records came after the trigger`);
+    t.diagnostic(`${later} of ${records.length} digest records came after the trigger`);
   });
 
   it('a change made while hrto is stopped is triggered exactly once after it starts', async (t) => {

@@ -15,7 +15,7 @@ import {
   type AuditEvent,
   auditedWrites,
   auditEvents,
-  auditLogPath,
+  needsAudit,
   core,
   createConfigMap,
   createHelmRelease,
@@ -32,8 +32,6 @@ import {
   sleep,
   waitForRecordedDigest,
 } from './support.js';
-
-const needsAudit = { skip: auditLogPath ? false : 'needs the test control plane audit log' };
 
 const hrPatches = (namespace: string, name: string) => auditedWrites({ verb: 'patch', resource: 'helmreleases', namespace, name });
 

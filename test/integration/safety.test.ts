@@ -3,20 +3,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { contentDigest } from '../../src/digest.js';
 import type { ExplainReport } from '../../src/explain.js';
 import { fixture, reconciledSince } from './fixture.js';
 import { startHrto, TriggerLog } from './hrto.js';
 import { hrto } from './process.js';
 import {
+  allRecorded,
   auditedWrites,
-  auditLogPath,
-  core,
+  needsAudit,
   createConfigMap,
   createHelmRelease,
   createNamespace,
   custom,
-  eventually,
   getHelmRelease,
   HR,
   inBatches,
@@ -29,21 +27,7 @@ import {
   waitForRecordedDigest,
 } from './support.js';
 
-const needsAudit = { skip: auditLogPath ? false : 'needs the test control plane audit log' };
 const PAUSE = 'uburro.github.com/trigger';
-
-/** Waits until every named ConfigMap carries the digest of its content. */
-async function allRecorded(ns: string, names: readonly string[], timeoutMs = 120_000): Promise<void> {
-  await eventually(
-    `${names.length} digests recorded`,
-    async () => {
-      const list = await core.listNamespacedConfigMap({ namespace: ns });
-      const done = list.items.filter((cm) => cm.metadata?.annotations?.['uburro.github.com/config-digest'] === contentDigest({ data: cm.data, binaryData: cm.binaryData }));
-      return done.filter((cm) => names.includes(cm.metadata!.name!)).length === names.length;
-    },
-    timeoutMs,
-  );
-}
 
 describe('safety valves', () => {
   it('--max-triggers-per-second=50 turns 500 changes at once into a ~10s wave; each release triggered exactly once', needsAudit, async (t) => {

@@ -192,6 +192,19 @@ export async function waitForRecordedDigest(namespace: string, name: string, tim
   }, timeoutMs);
 }
 
+/** Waits until every named ConfigMap carries the digest of its content. */
+export async function allRecorded(ns: string, names: readonly string[], timeoutMs = 120_000): Promise<void> {
+  await eventually(
+    `${names.length} digests recorded`,
+    async () => {
+      const list = await core.listNamespacedConfigMap({ namespace: ns });
+      const done = list.items.filter((cm) => cm.metadata?.annotations?.['uburro.github.com/config-digest'] === contentDigest({ data: cm.data, binaryData: cm.binaryData }));
+      return done.filter((cm) => names.includes(cm.metadata!.name!)).length === names.length;
+    },
+    timeoutMs,
+  );
+}
+
 export async function createSecret(namespace: string, name: string, stringData: Record<string, string>, metadata: Partial<V1ObjectMeta> = {}): Promise<void> {
   await core.createNamespacedSecret({ namespace, body: { metadata: { ...metadata, name, namespace }, stringData } });
 }
@@ -211,6 +224,9 @@ export interface AuditEvent {
 
 /** The test control plane's audit log; undefined against an existing cluster (HRTO_TEST_KUBECONFIG given by hand). */
 export const auditLogPath = process.env.HRTO_TEST_AUDIT_LOG;
+
+/** Test options for a test that reads the audit log. */
+export const needsAudit = { skip: auditLogPath ? false : 'needs the test control plane audit log' };
 
 /** Every request the API server audited for objects of a namespace. */
 export function auditEvents(namespace: string): AuditEvent[] {

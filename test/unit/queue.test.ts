@@ -24,6 +24,40 @@ describe('WorkQueue', () => {
     await Promise.resolve();
     assert.equal(second, 'a');
   });
+  it('hands urgent keys out first; an urgent add moves a waiting key to the front lane, once', async () => {
+    const q = new WorkQueue<string>();
+    for (const k of ['a', 'b', 'c', 'd']) q.add(k);
+    q.add('x', true);
+    q.add('c', true);
+    q.add('c', true);
+    q.add('a');
+    assert.equal(q.depth, 5);
+    assert.deepEqual(await Promise.all([q.get(), q.get(), q.get(), q.get(), q.get()]), ['x', 'c', 'a', 'b', 'd']);
+    assert.equal(q.depth, 0);
+  });
+  it('a key added urgent while processed, or whose urgent turn is retried, comes back urgent', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    try {
+      const q = new WorkQueue<string>({ baseDelayMs: 100, maxDelayMs: 1000 });
+      q.add('u', true);
+      q.add('n');
+      const u = await q.get();
+      assert.equal(u, 'u');
+      q.addRateLimited('u'); // its trigger failed
+      q.done('u');
+      q.add('m');
+      mock.timers.tick(100);
+      assert.equal(await q.get(), 'u', 'the retry is still ahead of the others');
+      q.add('u', true);
+      q.done('u');
+      assert.deepEqual([await q.get(), await q.get(), await q.get()], ['u', 'n', 'm']);
+      q.done('u');
+      for (const k of ['p', 'u', 'q']) q.add(k);
+      assert.deepEqual([await q.get(), await q.get(), await q.get()], ['p', 'u', 'q'], 'once done, a plain add of it is plain');
+    } finally {
+      mock.timers.reset();
+    }
+  });
   it('backs off exponentially per key up to the cap, and forget resets it', () => {
     mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     try {
