@@ -78,10 +78,14 @@ export class WorkQueue<K> {
       return;
     }
     if (pending) clearTimeout(pending.timer);
-    const entry = { at, urgent: urgent || (pending?.urgent ?? false), timer: setTimeout(() => {
-      this.timers.delete(key);
-      this.add(key, entry.urgent);
-    }, delayMs) };
+    const entry = {
+      at,
+      urgent: urgent || (pending?.urgent ?? false),
+      timer: setTimeout(() => {
+        this.timers.delete(key);
+        this.add(key, entry.urgent);
+      }, delayMs),
+    };
     this.timers.set(key, entry);
   }
 
