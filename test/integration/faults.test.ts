@@ -13,7 +13,6 @@ import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto
 import { clusterArgs, hrto, logLines } from './process.js';
 import {
   auditedWrites,
-  needsAudit,
   core,
   createConfigMap,
   createHelmRelease,
@@ -27,6 +26,7 @@ import {
   labeledConfigMap,
   NAMES,
   NAMESPACE,
+  needsAudit,
   oneSource,
   patchConfigMap,
   setLastRelease,

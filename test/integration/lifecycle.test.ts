@@ -9,7 +9,6 @@ import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto
 import {
   allRecorded,
   auditedWrites,
-  needsAudit,
   configMapAnnotation,
   createConfigMap,
   createHelmRelease,
@@ -19,6 +18,7 @@ import {
   inBatches,
   labeledConfigMap,
   NAMES,
+  needsAudit,
   patchConfigMap,
   patchHelmRelease,
   setLastRelease,

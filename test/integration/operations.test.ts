@@ -12,10 +12,8 @@ import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto
 import { clusterArgs, hrto, leaderAndStandby, logLines, unreachableKubeconfig, waitForLog } from './process.js';
 import {
   api,
-  type AuditEvent,
   auditedWrites,
   auditEvents,
-  needsAudit,
   core,
   createConfigMap,
   createHelmRelease,
@@ -26,10 +24,12 @@ import {
   HR,
   kc,
   labeledConfigMap,
+  needsAudit,
   oneSource,
   patchConfigMap,
   setLastRelease,
   sleep,
+  type AuditEvent,
   waitForRecordedDigest,
 } from './support.js';
 

@@ -10,7 +10,6 @@ import { hrto } from './process.js';
 import {
   allRecorded,
   auditedWrites,
-  needsAudit,
   createConfigMap,
   createHelmRelease,
   createNamespace,
@@ -19,6 +18,7 @@ import {
   HR,
   inBatches,
   labeledConfigMap,
+  needsAudit,
   patchConfigMap,
   patchHelmRelease,
   readSource,
