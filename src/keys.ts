@@ -37,6 +37,18 @@ export interface Keys {
   autodiscovered: string;
   /** `disabled` on a source or a HelmRelease pauses hrto's triggers from it or of it. */
   trigger: string;
+  /** A short hash of every key of the content as last recorded: names the keys a change touched. */
+  keyHashes: string;
+  /** A HelmRelease's rollout wave: an integer, lower waves first. */
+  wave: string;
+  /** A HelmRelease's trigger windows (JSON), overriding --trigger-windows. */
+  triggerWindows: string;
+  /** A content digest whose change bypasses windows and waves (on a source or a HelmRelease). */
+  rolloutNow: string;
+  /** A content digest whose halted rollout continues (on a source). */
+  rolloutResume: string;
+  /** hrto's record of its last trigger on a HelmRelease, for reading the outcome. */
+  rolloutRecord: string;
 }
 
 export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
@@ -53,6 +65,12 @@ export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
     keyDigests: `${domain}/key-digests`,
     autodiscovered: `${domain}/autodiscovered`,
     trigger: `${domain}/trigger`,
+    keyHashes: `${domain}/key-hashes`,
+    wave: `${domain}/wave`,
+    triggerWindows: `${domain}/trigger-windows`,
+    rolloutNow: `${domain}/rollout-now`,
+    rolloutResume: `${domain}/rollout-resume`,
+    rolloutRecord: `${domain}/rollout`,
   };
 }
 
