@@ -2,7 +2,8 @@
 // source's digest may be recorded. The reconciler fetches the inputs and carries the plan out.
 import { isOwnDigest, selectKeyDigests } from './digest.js';
 import type { ObjectRef } from './mapping/targets.js';
-import type { ReleaseObject } from './sources/objects.js';
+import { type Gate, gate, type GateTarget, type RolloutFacts, wakeAt } from './rollout/gate.js';
+import { FLUX_WATCH_LABEL, type ReleaseObject } from './sources/objects.js';
 
 export type TargetAction =
   /** The recorded digest equals the content: nothing to do. */
@@ -24,11 +25,74 @@ export type TargetAction =
   /** spec.suspend: wait for it to be resumed. */
   | 'suspended'
   /** `<domain>/trigger: disabled` on the release or the source: wait for it to be removed. */
-  | 'paused';
+  | 'paused'
+  /** Outside its trigger windows, or its wave or windows cannot be read (fail closed). */
+  | 'held'
+  /** A lower wave has not finished rolling this content out. */
+  | 'gated'
+  /** A release of a lower wave failed with this content: the rollout stops until a fix or a resume. */
+  | 'halted';
+
+/** What an action means, in one place: the controller, its log lines and `hrto explain` read it. */
+export interface ActionFacts {
+  /** The target needs nothing more for this content: the digest may be recorded. */
+  handled: boolean;
+  /** Something is still to happen for it (explain's PENDING column). */
+  pending: boolean;
+  /** One line for explain. */
+  reason: string;
+  /** The reconciler's log line for targets waiting this way, one per kind of wait. */
+  wait?: { level: 'info' | 'debug'; msg: string };
+}
+
+export const ACTIONS: Readonly<Record<TargetAction, ActionFacts>> = {
+  current: { handled: true, pending: false, reason: 'up to date: the recorded digest is the content' },
+  trigger: { handled: false, pending: true, reason: 'trigger pending: the content changed since the recorded digest' },
+  adopt: { handled: true, pending: true, reason: 'adoption pending: first sight, and the release is newer than the content' },
+  done: { handled: true, pending: false, reason: 'triggered; the digest is about to be recorded' },
+  unchanged: {
+    handled: true,
+    pending: false,
+    reason: 'no trigger: the keys it reads did not change',
+    wait: { level: 'debug', msg: 'the keys these releases read are unchanged' },
+  },
+  deferred: {
+    handled: true,
+    pending: false,
+    reason: `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled`,
+    wait: { level: 'info', msg: `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled` },
+  },
+  outOfScope: {
+    handled: true,
+    pending: false,
+    reason: 'not handled here: outside --helmrelease-label-selector',
+    wait: { level: 'debug', msg: 'target HelmReleases are outside --helmrelease-label-selector; not triggered here' },
+  },
+  missing: { handled: false, pending: true, reason: 'waiting: the HelmRelease does not exist' },
+  suspended: {
+    handled: false,
+    pending: true,
+    reason: 'waiting: the HelmRelease is suspended',
+    wait: { level: 'info', msg: 'target HelmReleases are suspended; will trigger them when resumed' },
+  },
+  paused: {
+    handled: false,
+    pending: true,
+    reason: 'paused: trigger annotation set to disabled on the release or the source',
+    wait: { level: 'info', msg: 'paused by the trigger annotation set to disabled; will trigger when it is removed' },
+  },
+  held: { handled: false, pending: true, reason: 'held: outside its trigger windows' },
+  gated: { handled: false, pending: true, reason: 'waiting for a lower wave to be healthy with this content' },
+  halted: { handled: false, pending: true, reason: 'halted: a release of a lower wave failed with this content' },
+};
 
 export interface TargetPlan {
   ref: ObjectRef;
   action: TargetAction;
+  /** Its wave, when it has one. */
+  wave?: number | undefined;
+  /** Why a would-be trigger waits: held, gated or halted. */
+  gate?: Exclude<Gate, { gate: 'open' }> | undefined;
 }
 
 export interface Plan {
@@ -41,6 +105,10 @@ export interface Plan {
   record: boolean;
   /** The key digests to record with it: every key a target reads through valuesFrom. */
   keyDigests: Record<string, string>;
+  /** Waved releases that cannot act (missing, suspended, paused) and so do not hold the waves above them. */
+  skipped: TargetPlan[];
+  /** When to decide again without an event: a window opening, a triggered release's health deadline. */
+  wakeAt: number | undefined;
 }
 
 export interface TargetInput {
@@ -53,6 +121,8 @@ export interface TargetInput {
   fluxWatches?: boolean | undefined;
   /** Matches this instance's HelmRelease selector (default: every release does). */
   inScope?: boolean | undefined;
+  /** Its wave, windows and the outcome of a trigger for this content; none: today's behaviour. */
+  rollout?: RolloutFacts | undefined;
 }
 
 export interface DecideInput {
@@ -65,6 +135,10 @@ export interface DecideInput {
   contentChangedAt: string | undefined;
   /** The source is annotated `<domain>/trigger: disabled`. */
   sourcePaused?: boolean | undefined;
+  /** `rollout-now` on the source names this content: windows and waves do not hold it. */
+  rolloutNow?: boolean | undefined;
+  /** `rollout-resume` on the source names this content: failed releases no longer halt it. */
+  resumed?: boolean | undefined;
   targets: readonly TargetInput[];
 }
 
@@ -88,28 +162,49 @@ function keysState(input: DecideInput, keys: readonly string[]): 'changed' | 'un
   return keys.every((k) => input.recordedKeyDigests[k] === now[k]) ? 'unchanged' : 'changed';
 }
 
-const HANDLED: ReadonlySet<TargetAction> = new Set(['adopt', 'done', 'unchanged', 'deferred', 'outOfScope']);
+/** What a target needs for this content, before windows and waves are asked. */
+function baseAction(input: DecideInput, firstSight: boolean, t: TargetInput): TargetAction {
+  const { release, triggeredDigest, valuesKeys, fluxWatches, inScope } = t;
+  if (!release) return 'missing';
+  if (inScope === false) return 'outOfScope';
+  if (release.suspended) return 'suspended';
+  if (input.sourcePaused || release.paused) return 'paused';
+  if (triggeredDigest === input.digest) return 'done';
+  const keys = firstSight || !valuesKeys ? undefined : keysState(input, valuesKeys);
+  if (keys === 'unchanged') return 'unchanged';
+  if (fluxWatches) return 'deferred';
+  if ((firstSight || keys === 'unrecorded') && !contentNewerThanRelease(input.contentChangedAt, release)) return 'adopt';
+  return 'trigger';
+}
+
+const CANNOT_ACT: ReadonlySet<TargetAction> = new Set(['missing', 'suspended', 'paused']);
 
 export function decide(input: DecideInput): Plan {
   const readKeys = new Set(input.targets.flatMap((t) => t.valuesKeys ?? []));
   const keyDigests = selectKeyDigests(input.keyDigests, readKeys);
   if (input.recorded === input.digest) {
     const targets = input.targets.map(({ ref }): TargetPlan => ({ ref, action: 'current' }));
-    return { upToDate: true, firstSight: false, targets, record: false, keyDigests };
+    return { upToDate: true, firstSight: false, targets, record: false, keyDigests, skipped: [], wakeAt: undefined };
   }
   const firstSight = !isOwnDigest(input.recorded);
-  const targets = input.targets.map(({ ref, release, triggeredDigest, valuesKeys, fluxWatches, inScope }): TargetPlan => {
-    if (!release) return { ref, action: 'missing' };
-    if (inScope === false) return { ref, action: 'outOfScope' };
-    if (release.suspended) return { ref, action: 'suspended' };
-    if (input.sourcePaused || release.paused) return { ref, action: 'paused' };
-    if (triggeredDigest === input.digest) return { ref, action: 'done' };
-    const keys = firstSight || !valuesKeys ? undefined : keysState(input, valuesKeys);
-    if (keys === 'unchanged') return { ref, action: 'unchanged' };
-    if (fluxWatches) return { ref, action: 'deferred' };
-    if ((firstSight || keys === 'unrecorded') && !contentNewerThanRelease(input.contentChangedAt, release)) return { ref, action: 'adopt' };
-    return { ref, action: 'trigger' };
+  const base = input.targets.map((t) => baseAction(input, firstSight, t));
+  // Releases left to helm-controller's own watch are not hrto's to order: never part of a wave.
+  const gateTargets = input.targets.map(
+    (t, i): GateTarget => ({
+      ref: t.ref,
+      would: base[i] === 'trigger' ? 'trigger' : base[i] === 'done' ? 'triggered' : 'skip',
+      facts: base[i] === 'deferred' ? {} : (t.rollout ?? {}),
+    }),
+  );
+  const gates = gate({ targets: gateTargets, now: input.rolloutNow === true, resumed: input.resumed === true });
+  const targets = input.targets.map((t, i): TargetPlan => {
+    const g = gates[i]!;
+    const wave = gateTargets[i]!.facts.wave;
+    if (g.gate === 'open') return { ref: t.ref, action: base[i]!, wave };
+    return { ref: t.ref, action: g.gate, wave, gate: g };
   });
-  const record = targets.every((t) => HANDLED.has(t.action));
-  return { upToDate: false, firstSight, targets, record, keyDigests };
+  const highest = Math.max(...targets.map((t) => t.wave ?? -Infinity));
+  const skipped = targets.filter((t) => t.wave !== undefined && t.wave < highest && CANNOT_ACT.has(t.action));
+  const record = targets.every((t) => ACTIONS[t.action].handled);
+  return { upToDate: false, firstSight, targets, record, keyDigests, skipped, wakeAt: wakeAt(gateTargets, gates) };
 }

@@ -3,7 +3,7 @@
 import { assess, type AssessContext, recordedOn } from './assess.js';
 import type { Config } from './config.js';
 import type { KubeApi } from './kube/api.js';
-import type { TargetAction } from './decide.js';
+import { ACTIONS, type TargetAction } from './decide.js';
 import { keysFor } from './keys.js';
 import type { Logger } from './log.js';
 import { ValuesIndex } from './mapping/index.js';
@@ -40,20 +40,7 @@ export interface ExplainReport {
   refused: { source: string; reason: string }[];
 }
 
-const REASONS: Record<TargetAction, string> = {
-  current: 'up to date: the recorded digest is the content',
-  trigger: 'trigger pending: the content changed since the recorded digest',
-  adopt: 'adoption pending: first sight, and the release is newer than the content',
-  done: 'triggered; the digest is about to be recorded',
-  unchanged: 'no trigger: the keys it reads did not change',
-  deferred: 'left to helm-controller: the source is labeled reconcile.fluxcd.io/watch=Enabled',
-  outOfScope: 'not handled here: outside --helmrelease-label-selector',
-  missing: 'waiting: the HelmRelease does not exist',
-  suspended: 'waiting: the HelmRelease is suspended',
-  paused: 'paused: trigger annotation set to disabled on the release or the source',
-};
 
-const PENDING: ReadonlySet<TargetAction> = new Set(['trigger', 'adopt', 'missing', 'suspended', 'paused']);
 
 /** Pure: the report from cached sources and releases. */
 export function explain(
@@ -91,8 +78,8 @@ export function explain(
         digest: src.digest,
         recorded: recorded.digest,
         state: action,
-        pending: PENDING.has(action),
-        reason: REASONS[action],
+        pending: ACTIONS[action].pending,
+        reason: ACTIONS[action].reason,
       });
     }
   }

@@ -2,7 +2,7 @@
 // record the digest. Level-triggered: everything it needs is in the cache and in the digest recorded
 // on the source, so a restart or a dropped event loses nothing.
 import { assess, type AssessContext, recordedOn } from './assess.js';
-import type { Plan, TargetAction } from './decide.js';
+import { ACTIONS, type ActionFacts, type Plan, type TargetAction } from './decide.js';
 import { encodeKeyDigests } from './digest.js';
 import { CrossNamespaceRefError, type InvalidReferenceError, truncate } from './errors.js';
 import type { EventRecorder, InvolvedObject } from './events.js';
@@ -12,7 +12,7 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type ObjectRef, refKey } from './mapping/targets.js';
 import type { TriggerRequest, TriggerScheduler } from './scheduler.js';
-import { FLUX_WATCH_LABEL, type SourceObject } from './sources/objects.js';
+import type { SourceObject } from './sources/objects.js';
 
 export interface ReconcilerOptions extends AssessContext {
   getSource(key: string): SourceObject | undefined;
@@ -141,16 +141,9 @@ export class Reconciler {
     const missing = by('missing');
     if (missing.length > 0) this.reportMissing(src, missing);
     // One line per kind of wait, however many targets: a source may name thousands.
-    const waits: [TargetAction, 'info' | 'debug', string][] = [
-      ['suspended', 'info', 'target HelmReleases are suspended; will trigger them when resumed'],
-      ['paused', 'info', `paused by ${this.opts.keys.trigger}=disabled; will trigger when the annotation is removed`],
-      ['deferred', 'info', `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled`],
-      ['unchanged', 'debug', 'the keys these releases read are unchanged'],
-      ['outOfScope', 'debug', 'target HelmReleases are outside --helmrelease-label-selector; not triggered here'],
-    ];
-    for (const [action, level, msg] of waits) {
-      const refs = by(action);
-      if (refs.length > 0) log[level]({ source: key, targets: sample(refs), count: refs.length }, msg);
+    for (const [action, facts] of Object.entries(ACTIONS) as [TargetAction, ActionFacts][]) {
+      const refs = facts.wait ? by(action) : [];
+      if (refs.length > 0) log[facts.wait!.level]({ source: key, targets: sample(refs), count: refs.length }, facts.wait!.msg);
     }
     const retry = missing.length > 0;
     // Triggers land asynchronously: the scheduler wakes this source when they did.

@@ -1,0 +1,103 @@
+// The rollout gate of one source change, pure: given each target's would-be action and its rollout
+// facts (wave, window, what hrto's last trigger of it became), which of the would-be triggers may go
+// now, which are held by a window, which wait for a lower wave, and whether a failure halted the
+// rollout. helm-controller's atomic release loop is the model: advance while healthy, stop at the
+// first failure, and let a new change (or an explicit resume) start again.
+import type { ObjectRef } from '../mapping/targets.js';
+import { refKey } from '../mapping/targets.js';
+
+/** What hrto's trigger of a release for this content became, read from helm-controller's status. */
+export type Outcome =
+  | { state: 'progressing'; deadline: number }
+  | { state: 'succeeded' }
+  | { state: 'failed'; reason: string; message: string };
+
+export interface RolloutFacts {
+  /** The release's wave; undefined: not waved (triggered at once, never gating). */
+  wave?: number | undefined;
+  /** The release's wave or windows cannot be read: held, never triggered at a time it may forbid. */
+  invalid?: string | undefined;
+  /** Its window: open, or closed until opensAt (undefined: no future opening). */
+  window?: { open: true } | { open: false; opensAt: number | undefined } | undefined;
+  /** `rollout-now` on the release names this content. */
+  now?: boolean | undefined;
+  /** Triggered for this content already: what came of it. */
+  outcome?: Outcome | undefined;
+}
+
+/** How a lower-wave target stands for the waves above it. */
+type Standing = 'passed' | 'pending' | { failed: { ref: ObjectRef; reason: string; message: string } };
+
+export type Gate =
+  | { gate: 'open' }
+  | { gate: 'held'; by: 'window'; opensAt: number | undefined }
+  | { gate: 'held'; by: 'invalid'; message: string }
+  | { gate: 'gated'; wave: number; waitingFor: ObjectRef[] }
+  | { gate: 'halted'; wave: number; failed: { ref: ObjectRef; reason: string; message: string } };
+
+export interface GateTarget {
+  ref: ObjectRef;
+  /** 'trigger': would be triggered now; 'triggered': already triggered for this content; 'skip': cannot act or is not part of the rollout. */
+  would: 'trigger' | 'triggered' | 'skip';
+  facts: RolloutFacts;
+}
+
+export interface GateInput {
+  targets: readonly GateTarget[];
+  /** `rollout-now` on the source names this content: every target goes at once. */
+  now: boolean;
+  /** `rollout-resume` on the source names this content: failed releases count as passed. */
+  resumed: boolean;
+}
+
+function standing(t: GateTarget, resumed: boolean): Standing {
+  if (t.would === 'skip') return 'passed';
+  if (t.would === 'trigger') return 'pending';
+  const outcome = t.facts.outcome;
+  if (!outcome || outcome.state === 'progressing') return 'pending';
+  if (outcome.state === 'failed' && !resumed) return { failed: { ref: t.ref, reason: outcome.reason, message: outcome.message } };
+  return 'passed';
+}
+
+/** The gate of every target, in input order. Only would-be triggers can be held, gated or halted. */
+export function gate(input: GateInput): Gate[] {
+  const waved = input.targets.filter((t) => t.facts.wave !== undefined && t.facts.invalid === undefined);
+  const waves = [...new Set(waved.map((t) => t.facts.wave!))].sort((a, b) => a - b);
+  // Per wave, the verdict for the waves above it: where the first failure or wait below stands.
+  const below = new Map<number, Gate>();
+  let verdict: Gate = { gate: 'open' };
+  for (const wave of waves) {
+    below.set(wave, verdict);
+    if (verdict.gate === 'halted') continue;
+    const members = waved.filter((t) => t.facts.wave === wave);
+    const standings = members.map((t) => standing(t, input.resumed));
+    const failed = standings.find((s): s is Exclude<Standing, string> => typeof s === 'object');
+    if (failed) verdict = { gate: 'halted', wave, failed: failed.failed };
+    else if (verdict.gate === 'open') {
+      const waiting = members.filter((_, i) => standings[i] === 'pending').map((t) => t.ref);
+      if (waiting.length > 0) verdict = { gate: 'gated', wave, waitingFor: waiting };
+    }
+  }
+  return input.targets.map((t): Gate => {
+    if (t.would !== 'trigger' || input.now || t.facts.now) return { gate: 'open' };
+    if (t.facts.invalid !== undefined) return { gate: 'held', by: 'invalid', message: t.facts.invalid };
+    const order = t.facts.wave === undefined ? { gate: 'open' as const } : below.get(t.facts.wave)!;
+    // A halt or a wait below comes first: the window only matters once the wave may go.
+    if (order.gate !== 'open') return order;
+    if (t.facts.window && !t.facts.window.open) return { gate: 'held', by: 'window', opensAt: t.facts.window.opensAt };
+    return { gate: 'open' };
+  });
+}
+
+/** When to look again without any event: a window opening, or a trigger's health deadline. */
+export function wakeAt(targets: readonly GateTarget[], gates: readonly Gate[]): number | undefined {
+  const times: number[] = [];
+  gates.forEach((g, i) => {
+    if (g.gate === 'held' && g.by === 'window' && g.opensAt !== undefined) times.push(g.opensAt);
+    const outcome = targets[i]!.facts.outcome;
+    if (outcome?.state === 'progressing') times.push(outcome.deadline);
+  });
+  return times.length > 0 ? Math.min(...times) : undefined;
+}
+
+export const describeRefs = (refs: readonly ObjectRef[]): string => refs.map(refKey).join(', ');
