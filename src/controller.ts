@@ -4,16 +4,14 @@
 import { hostname } from 'node:os';
 import type { Config } from './config.js';
 import { Discoverer } from './discovery.js';
-import { NotLeaderError } from './errors.js';
 import { EventRecorder } from './events.js';
 import { FluxEventPoster } from './flux-events.js';
 import { keysFor } from './keys.js';
 import { dryRun, kubeWriter, type KubeWriter, leaderOnly } from './kube/client.js';
-import { type KubeApi, retryAfterMs, statusOf } from './kube/api.js';
+import type { KubeApi } from './kube/api.js';
 import { LeaderElector } from './leader.js';
 import type { Logger } from './log.js';
 import { TargetIndex, ValuesIndex } from './mapping/index.js';
-import { parseTargets } from './mapping/targets.js';
 import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
@@ -21,8 +19,10 @@ import { TriggerScheduler } from './scheduler.js';
 import { TokenBucket } from './throttle.js';
 import { parseSelector } from './selector.js';
 import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
-import { type ReleaseObject, sourceKey, type SourceObject } from './sources/objects.js';
+import type { ReleaseObject } from './sources/objects.js';
 import { monotonicNanoClock } from './trigger.js';
+import { releaseHandlers, sourceHandlers } from './watches.js';
+import { type Lane, WorkerPool } from './workers.js';
 
 export { CacheSyncTimeoutError } from './sources/caches.js';
 
@@ -44,8 +44,6 @@ export interface Controller {
   stop(): Promise<void>;
 }
 
-type QueueName = 'trigger' | 'release' | 'autodiscovery';
-
 export function startController(config: Config, deps: ControllerDeps): Controller {
   const { api, log, metrics } = deps;
   const keys = keysFor(config.keyDomain);
@@ -58,9 +56,9 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
         renewDeadlineMs: config.renewDeadlineMs,
         retryPeriodMs: config.retryPeriodMs,
         log,
-        onStartedLeading: () => startWorkers(),
+        onStartedLeading: () => pool.start(),
         onStoppedLeading: () => {
-          void shutdownQueues().then(() => deps.onLostLeadership?.());
+          void pool.shutdown().then(() => deps.onLostLeadership?.());
         },
       })
     : undefined;
@@ -79,11 +77,6 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const releaseQueue = new WorkQueue<string>();
   // Marks wait on sources that do not exist yet: poll for them, but at most every 30s.
   const markQueue = new WorkQueue<string>({ baseDelayMs: 500, maxDelayMs: 30_000 });
-  const queues: [QueueName, WorkQueue<string>][] = [
-    ['trigger', queue],
-    ['release', releaseQueue],
-    ['autodiscovery', markQueue],
-  ];
 
   const poster = config.eventsAddr ? new FluxEventPoster({ address: config.eventsAddr, log, metrics }) : undefined;
   const events = new EventRecorder(writer, log, hostname(), poster && { poster, keyDomain: config.keyDomain });
@@ -138,86 +131,46 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     metrics,
     log,
   });
+  // Marks are checked only with autodiscovery on; without it markQueue has no workers.
   const mark = (key: string): void => {
     if (config.autodiscovery) markQueue.add(key);
   };
-  // Sources hrto marked, or that releases read: their marks may need adding or removing.
-  const markIfDiscovered = (src: SourceObject): void => {
-    if (src.annotations[keys.autodiscovered] !== undefined || values.consumersOf(src.key).length > 0) mark(src.key);
-  };
-
-  const indexSource = (src: SourceObject): void => {
-    try {
-      index.set(src.key, parseTargets(src.annotations, keys, config.defaultNamespace));
-    } catch {
-      index.delete(src.key); // reported by the reconciler
-    }
-  };
-  for (const informer of caches.sources) {
-    informer.addHandlers({
-      // A source created, or its content changed, once the caches are synced is a user's change:
-      // urgent, ahead of a first-sight wave still being worked through.
-      add: (src) => {
-        indexSource(src);
-        reconciler.noteChange(src.key);
-        queue.add(src.key, synced);
-        markIfDiscovered(src);
-      },
-      update: (old, src) => {
-        indexSource(src);
-        const changed = old.digest !== src.digest;
-        if (changed) reconciler.noteChange(src.key);
-        queue.add(src.key, changed);
-        markIfDiscovered(src);
-      },
-      resync: (src) => {
-        queue.add(src.key);
-        markIfDiscovered(src);
-      },
-      delete: (src) => {
-        if (!getSource(src.key)) index.delete(src.key);
-        queue.add(src.key);
-        // Unlabeled by a user or deleted: autodiscovery labels it again while releases read it.
-        markIfDiscovered(src);
-      },
-    });
-  }
-  const wakeSourcesOf = (release: ReleaseObject): void => {
-    for (const key of index.sourcesOf(release)) queue.add(key);
-    for (const ref of release.valuesFrom) queue.add(sourceKey(ref.kind, release.namespace, ref.name));
-  };
-  /** Re-indexes valuesFrom; every source referenced before or now may need new marks and a reconcile. */
-  const reindex = (release: ReleaseObject | undefined, removed?: ReleaseObject): void => {
-    const affected = release ? values.set(release) : removed ? values.delete(removed) : [];
-    for (const key of affected) {
-      mark(key);
-      queue.add(key);
-    }
-  };
-  const valuesFromOf = (release: ReleaseObject): string => JSON.stringify(release.valuesFrom);
-  const labelsOf = (release: ReleaseObject): string => JSON.stringify(release.labels);
-  for (const informer of caches.releases) {
-    informer.addHandlers({
-      add: (release) => {
-        reindex(release);
-        wakeSourcesOf(release);
-      },
-      update: (old, release) => {
-        if (valuesFromOf(old) !== valuesFromOf(release) || labelsOf(old) !== labelsOf(release)) reindex(release);
-        const resumed = old.suspended !== release.suspended || old.paused !== release.paused;
-        if (resumed || old.uid !== release.uid || labelsOf(old) !== labelsOf(release)) wakeSourcesOf(release);
-      },
-      resync: (release) => {
-        for (const ref of release.valuesFrom) mark(sourceKey(ref.kind, release.namespace, ref.name));
-      },
-      delete: (release) => reindex(undefined, release),
-    });
-  }
 
   // One release informer per namespace scope: disjoint, so sizes add up without listing.
   const releaseCount = (): number => caches.releases.reduce((n, i) => n + i.size, 0);
+  const lanes: Lane[] = [
+    { name: 'trigger', queue, reconcile: (key) => reconciler.reconcile(key), workers: config.maxConcurrency },
+    { name: 'release', queue: releaseQueue, reconcile: (key) => scheduler.reconcile(key), workers: config.maxConcurrency },
+    // Marking is rare and cheap: two workers keep a slow patch from holding up the others.
+    { name: 'autodiscovery', queue: markQueue, reconcile: (key) => discoverer.reconcile(key), workers: config.autodiscovery ? 2 : 0 },
+  ];
+  const pool = new WorkerPool({
+    lanes,
+    isLeader,
+    metrics,
+    log,
+    onStart: () =>
+      log.info(
+        { sources: index.size, helmreleases: releaseCount(), workers: config.maxConcurrency, triggerMode: config.triggerMode, dryRun: config.dryRun },
+        'caches synced; reconciling',
+      ),
+  });
+
+  const watchDeps = { index, values, queue, mark };
+  const onSource = sourceHandlers({
+    ...watchDeps,
+    keys,
+    defaultNamespace: config.defaultNamespace,
+    getSource,
+    noteChange: (key) => reconciler.noteChange(key),
+    synced: () => pool.isSynced(),
+  });
+  for (const informer of caches.sources) informer.addHandlers(onSource);
+  const onRelease = releaseHandlers(watchDeps);
+  for (const informer of caches.releases) informer.addHandlers(onRelease);
+
   metrics.observe({
-    queueDepths: () => queues.map(([name, q]) => [name, q.depth + q.delayed] as const),
+    queueDepths: () => lanes.map(({ name, queue: q }) => [name, q.depth + q.delayed] as const),
     watchedSources: () => {
       const watched = caches.listSources();
       return SOURCE_KINDS.map(([kind]) => [kind, watched.filter((s) => s.kind === kind).length] as const);
@@ -227,84 +180,31 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     leader: isLeader,
   });
 
-  const worker = async (name: QueueName, q: WorkQueue<string>, reconcile: (key: string) => Promise<'done' | 'retry'>): Promise<void> => {
-    for (;;) {
-      const key = await q.get();
-      if (key === undefined) return;
-      try {
-        const outcome = await reconcile(key);
-        metrics.reconciles.inc({ queue: name, result: outcome === 'retry' ? 'requeue' : 'success' });
-        if (outcome === 'retry') {
-          metrics.queueRetries.inc({ queue: name });
-          q.addRateLimited(key);
-        } else {
-          q.forget(key);
-        }
-      } catch (err) {
-        metrics.reconciles.inc({ queue: name, result: 'error' });
-        if (err instanceof NotLeaderError) continue; // shutting down: the new leader takes it from here
-        metrics.queueRetries.inc({ queue: name });
-        // Backoff, but never sooner than the server asked (429 and 503 carry Retry-After).
-        const delay = q.addRateLimited(key, retryAfterMs(err));
-        log.error(
-          { queue: name, key, status: statusOf(err), err: (err as Error).message, retryInMs: delay, retries: q.retries(key) },
-          `${name} reconcile failed; retrying`,
-        );
-      } finally {
-        q.done(key);
-      }
-    }
-  };
-  const workers: Promise<void>[] = [];
-  let synced = false;
-  let stopping = false;
-  let workersStarted = false;
-  function startWorkers(): void {
-    if (!synced || stopping || workersStarted || !isLeader()) return;
-    workersStarted = true;
-    log.info(
-      { sources: index.size, helmreleases: releaseCount(), workers: config.maxConcurrency, triggerMode: config.triggerMode, dryRun: config.dryRun },
-      'caches synced; reconciling',
-    );
-    for (let i = 0; i < config.maxConcurrency; i++) {
-      workers.push(worker('trigger', queue, (key) => reconciler.reconcile(key)));
-      workers.push(worker('release', releaseQueue, (key) => scheduler.reconcile(key)));
-    }
-    // Marking is rare and cheap: two workers keep a slow patch from holding up the others.
-    if (config.autodiscovery) for (let i = 0; i < 2; i++) workers.push(worker('autodiscovery', markQueue, (key) => discoverer.reconcile(key)));
-  }
-  async function shutdownQueues(): Promise<void> {
-    stopping = true;
-    await Promise.all(queues.map(([, q]) => q.shutdown()));
-    await Promise.all(workers);
-  }
-
   if (keys.unwatchableLabels.length > 0) {
     log.info({ labels: keys.unwatchableLabels }, 'label spellings accepted but not watched: they are not valid label keys, so no object can carry them');
   }
   caches.start();
   const started = (async () => {
     await caches.waitForSync(config.cacheSyncTimeoutMs);
-    synced = true;
-    if (stopping) return;
+    if (!pool.markSynced()) return;
     if (elector) {
       log.info({ identity: elector.identity }, 'caches synced; campaigning for leadership');
       elector.start();
     } else {
-      startWorkers();
+      pool.start();
     }
   })();
   started.catch(() => {}); // the caller observes it; avoid an unhandled rejection when it does not
 
   return {
     started,
-    ready: () => synced,
+    ready: () => pool.isSynced(),
     async stop() {
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.gracefulShutdownTimeoutMs);
       });
-      const finished = await Promise.race([shutdownQueues().then(() => 'done' as const), deadline]);
+      const finished = await Promise.race([pool.shutdown().then(() => 'done' as const), deadline]);
       clearTimeout(timer);
       if (finished === 'timeout') log.warn({ timeoutMs: config.gracefulShutdownTimeoutMs }, 'in-flight work did not finish within the graceful shutdown timeout');
       reconciler.flushAdoptions();

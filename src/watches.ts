@@ -1,0 +1,136 @@
+// What each informer event queues, in the manner of controller-runtime's Watches: sources changed
+// or deleted wake themselves, HelmReleases that appear, resume or change labels wake the sources
+// that name them or that they read, and either may change autodiscovery's marks.
+import type { Keys } from './keys.js';
+import type { TargetIndex, ValuesIndex } from './mapping/index.js';
+import { parseTargets } from './mapping/targets.js';
+import type { WorkQueue } from './queue.js';
+import type { InformerHandlers } from './sources/informer.js';
+import { type ReleaseObject, sourceKey, type SourceObject } from './sources/objects.js';
+
+/** The sources a HelmRelease reads through valuesFrom (always in its own namespace). */
+export function valuesSourcesOf(release: ReleaseObject): string[] {
+  return release.valuesFrom.map((ref) => sourceKey(ref.kind, release.namespace, ref.name));
+}
+
+/** The sources to reconcile when a HelmRelease appears or may now be triggered: those naming it, then those it reads. */
+export function sourcesToWake(release: ReleaseObject, index: Pick<TargetIndex, 'sourcesOf'>): string[] {
+  return [...index.sourcesOf(release), ...valuesSourcesOf(release)];
+}
+
+export function contentChanged(old: SourceObject, src: SourceObject): boolean {
+  return old.digest !== src.digest;
+}
+
+const labelsChanged = (old: ReleaseObject, release: ReleaseObject): boolean => JSON.stringify(old.labels) !== JSON.stringify(release.labels);
+
+/** valuesFrom or labels (the release selector) changed: the values index and marks may be stale. */
+export function needsReindex(old: ReleaseObject, release: ReleaseObject): boolean {
+  return JSON.stringify(old.valuesFrom) !== JSON.stringify(release.valuesFrom) || labelsChanged(old, release);
+}
+
+export function resumed(old: ReleaseObject, release: ReleaseObject): boolean {
+  return old.suspended !== release.suspended || old.paused !== release.paused;
+}
+
+/** Resumed, recreated (new uid) or relabeled into or out of scope: its sources may now trigger it. */
+export function needsWake(old: ReleaseObject, release: ReleaseObject): boolean {
+  return resumed(old, release) || old.uid !== release.uid || labelsChanged(old, release);
+}
+
+/** Sources hrto marked, or that releases read: their marks may need adding or removing. */
+export function marksMayChange(src: SourceObject, keys: Pick<Keys, 'autodiscovered'>, values: Pick<ValuesIndex, 'consumersOf'>): boolean {
+  return src.annotations[keys.autodiscovered] !== undefined || values.consumersOf(src.key).length > 0;
+}
+
+export interface WatchDeps {
+  index: TargetIndex;
+  values: ValuesIndex;
+  /** The trigger queue, keyed by source. */
+  queue: Pick<WorkQueue<string>, 'add'>;
+  /** Queues a source's autodiscovery marks for a check (a no-op without autodiscovery). */
+  mark: (key: string) => void;
+}
+
+export interface SourceWatchDeps extends WatchDeps {
+  keys: Keys;
+  defaultNamespace: string;
+  getSource: (key: string) => SourceObject | undefined;
+  /** Records when a source's content changed, for the trigger's reason. */
+  noteChange: (key: string) => void;
+  /** Caches synced: from then on a created source is a user's change. */
+  synced: () => boolean;
+}
+
+export function sourceHandlers({ index, values, queue, mark, keys, defaultNamespace, getSource, noteChange, synced }: SourceWatchDeps): InformerHandlers<SourceObject> {
+  const indexSource = (src: SourceObject): void => {
+    try {
+      index.set(src.key, parseTargets(src.annotations, keys, defaultNamespace));
+    } catch {
+      index.delete(src.key); // reported by the reconciler
+    }
+  };
+  const markIfDiscovered = (src: SourceObject): void => {
+    if (marksMayChange(src, keys, values)) mark(src.key);
+  };
+  return {
+    // A source created, or its content changed, once the caches are synced is a user's change:
+    // urgent, ahead of a first-sight wave still being worked through.
+    add: (src) => {
+      indexSource(src);
+      noteChange(src.key);
+      queue.add(src.key, synced());
+      markIfDiscovered(src);
+    },
+    update: (old, src) => {
+      indexSource(src);
+      const changed = contentChanged(old, src);
+      if (changed) noteChange(src.key);
+      queue.add(src.key, changed);
+      markIfDiscovered(src);
+    },
+    resync: (src) => {
+      queue.add(src.key);
+      markIfDiscovered(src);
+    },
+    delete: (src) => {
+      // Another informer (another watch-label spelling) may still hold it.
+      if (!getSource(src.key)) index.delete(src.key);
+      queue.add(src.key);
+      // Unlabeled by a user or deleted: autodiscovery labels it again while releases read it.
+      markIfDiscovered(src);
+    },
+  };
+}
+
+export interface ReleaseWatchDeps extends WatchDeps {
+  /** A status change that should wake the release's sources too; by default none does. */
+  releaseStatusChanged?: (old: ReleaseObject, release: ReleaseObject) => boolean;
+}
+
+export function releaseHandlers({ index, values, queue, mark, releaseStatusChanged = () => false }: ReleaseWatchDeps): InformerHandlers<ReleaseObject> {
+  const wakeSourcesOf = (release: ReleaseObject): void => {
+    for (const key of sourcesToWake(release, index)) queue.add(key);
+  };
+  // Every source referenced before or now may need new marks and a reconcile.
+  const requeue = (affected: readonly string[]): void => {
+    for (const key of affected) {
+      mark(key);
+      queue.add(key);
+    }
+  };
+  return {
+    add: (release) => {
+      requeue(values.set(release));
+      wakeSourcesOf(release);
+    },
+    update: (old, release) => {
+      if (needsReindex(old, release)) requeue(values.set(release));
+      if (needsWake(old, release) || releaseStatusChanged(old, release)) wakeSourcesOf(release);
+    },
+    resync: (release) => {
+      for (const key of valuesSourcesOf(release)) mark(key);
+    },
+    delete: (release) => requeue(values.delete(release)),
+  };
+}
