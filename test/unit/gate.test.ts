@@ -23,7 +23,7 @@ function release(name: string, overrides: Partial<ReleaseObject> = {}): ReleaseO
     valuesFrom: [],
     lastRelease: { deployedAt: '2026-01-01T00:00:00Z', status: 'deployed' },
     ...overrides,
-  } as ReleaseObject;
+  };
 }
 
 interface T {
