@@ -15,6 +15,12 @@ describe('keys', () => {
       keyDigests: 'nebius.ai/key-digests',
       autodiscovered: 'nebius.ai/autodiscovered',
       trigger: 'nebius.ai/trigger',
+      keyHashes: 'nebius.ai/key-hashes',
+      wave: 'nebius.ai/wave',
+      triggerWindows: 'nebius.ai/trigger-windows',
+      rolloutNow: 'nebius.ai/rollout-now',
+      rolloutResume: 'nebius.ai/rollout-resume',
+      rolloutRecord: 'nebius.ai/rollout',
     });
     assert.equal(keysFor().watchLabel, 'uburro.github.com/helmrelease-trigger-operator');
   });
