@@ -45,6 +45,59 @@ export interface ReleaseObject extends Cached {
   valuesFrom: ValuesReference[];
   /** status.history[0]: the latest release helm-controller made, if any. */
   lastRelease: { deployedAt: string; status: string } | undefined;
+  // The rollout's facts. Optional only so that objects built by hand (tests) need not name them all;
+  // toRelease always sets them.
+  /** metadata.generation (0 when absent). */
+  generation?: number;
+  /** Raw `<domain>/wave`, validated where it is used. */
+  wave?: string;
+  /** Raw `<domain>/trigger-windows` (JSON), validated where it is used. */
+  triggerWindows?: string;
+  /** Raw `<domain>/rollout-now`. */
+  rolloutNow?: string;
+  /** Raw `<domain>/rollout`: hrto's record of its last trigger (see rollout/health.ts). */
+  rolloutRecord?: string;
+  /** status.lastHandledReconcileAt: the last requestedAt a finished reconcile saw (not that it worked). */
+  lastHandledReconcileAt?: string;
+  /** status.lastAttemptedConfigDigest: digest of the merged values of the last attempt. */
+  lastAttemptedConfigDigest?: string;
+  /** status.failures (0 when absent). */
+  failures?: number;
+  /** spec.test.enable. */
+  testEnabled?: boolean;
+  /** The history entry with the highest version (helm-controller keeps it first). */
+  newest?: HistoryEntry;
+  /** Highest version of a history entry that failed or is a rollback; 0 if none. */
+  badVersion?: number;
+  /** The conditions the health reading needs; absent ones are undefined. */
+  conditions?: ReleaseConditions;
+}
+
+/** The scalars of one status.history snapshot the health reading needs. */
+export interface HistoryEntry {
+  version: number;
+  /** deployed, failed, superseded, pending-upgrade, ... */
+  status: string;
+  /** install, upgrade, rollback; '' when helm-controller recorded none. */
+  action: string;
+  configDigest: string;
+}
+
+/** One status condition, its message shortened. */
+export interface ConditionFacts {
+  /** 'True', 'False' or 'Unknown'. */
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration: number;
+}
+
+export interface ReleaseConditions {
+  ready: ConditionFacts | undefined;
+  reconciling: ConditionFacts | undefined;
+  stalled: ConditionFacts | undefined;
+  testSuccess: ConditionFacts | undefined;
+  released: ConditionFacts | undefined;
 }
 
 interface ManagedFieldsEntry {
@@ -126,30 +179,94 @@ export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => Sour
   };
 }
 
+interface ConditionRaw {
+  type?: string;
+  status?: string;
+  reason?: string;
+  message?: string;
+  observedGeneration?: number;
+}
+
+interface SnapshotRaw {
+  lastDeployed?: string;
+  firstDeployed?: string;
+  status?: string;
+  version?: number;
+  action?: string;
+  configDigest?: string;
+}
+
 interface ReleaseRaw {
   metadata?: {
     name?: string;
     namespace?: string;
     uid?: string;
     resourceVersion?: string;
+    generation?: number;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
   };
   spec?: {
     suspend?: boolean;
     valuesFrom?: { kind?: string; name?: string; valuesKey?: string; optional?: boolean }[];
+    test?: { enable?: boolean };
   };
   status?: {
-    history?: { lastDeployed?: string; firstDeployed?: string; status?: string }[];
-    conditions?: { type?: string; status?: string; reason?: string }[];
+    history?: SnapshotRaw[];
+    conditions?: ConditionRaw[];
+    lastHandledReconcileAt?: string;
+    lastAttemptedConfigDigest?: string;
+    failures?: number;
+  };
+}
+
+/** Longest condition message kept: Helm's errors can be long, and the cache holds every release. */
+export const CONDITION_MESSAGE_MAX = 160;
+
+function shortMessage(message: string | undefined): string {
+  if (!message) return '';
+  let flat = message.slice(0, CONDITION_MESSAGE_MAX * 2).replace(/\s+/g, ' ').trim();
+  if (flat.length > CONDITION_MESSAGE_MAX) flat = `${flat.slice(0, CONDITION_MESSAGE_MAX - 1)}…`;
+  // V8 may keep a cut string as a view of the whole original: copy it so the long message can go.
+  return flat.length < message.length ? Buffer.from(flat, 'utf8').toString('utf8') : flat;
+}
+
+const count = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) ? n : 0);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+function conditionFacts(all: ConditionRaw[], type: string): ConditionFacts | undefined {
+  const c = all.find((x) => x?.type === type);
+  if (!c) return undefined;
+  return { status: str(c.status), reason: str(c.reason), message: shortMessage(c.message), observedGeneration: count(c.observedGeneration) };
+}
+
+const BAD_SNAPSHOT = (s: SnapshotRaw): boolean => s.status === 'failed' || s.action === 'rollback';
+
+/** The newest entry (highest version) and the highest version of a failed or rolled-back entry. */
+function historyFacts(history: SnapshotRaw[]): { newest: HistoryEntry | undefined; badVersion: number } {
+  let newest: SnapshotRaw | undefined;
+  let badVersion = 0;
+  for (const s of history) {
+    if (!s) continue;
+    const version = count(s.version);
+    if (!newest || version > count(newest.version)) newest = s;
+    if (BAD_SNAPSHOT(s) && version > badVersion) badVersion = version;
+  }
+  return {
+    newest: newest && { version: count(newest.version), status: str(newest.status), action: str(newest.action), configDigest: str(newest.configDigest) },
+    badVersion,
   };
 }
 
 export function toRelease(raw: RawObject, keys: Keys = keysFor()): ReleaseObject {
   const obj = raw as ReleaseRaw;
   const meta = obj.metadata ?? {};
-  const latest = obj.status?.history?.[0];
+  const status = obj.status ?? {};
+  const annotations = meta.annotations ?? {};
+  const latest = status.history?.[0];
   const deployedAt = latest?.lastDeployed ?? latest?.firstDeployed;
+  const conditions = Array.isArray(status.conditions) ? status.conditions : [];
+  const { newest, badVersion } = historyFacts(Array.isArray(status.history) ? status.history : []);
   return {
     key: `${meta.namespace ?? ''}/${meta.name ?? ''}`,
     resourceVersion: meta.resourceVersion ?? '',
@@ -158,14 +275,32 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor()): ReleaseObject
     uid: meta.uid ?? '',
     suspended: obj.spec?.suspend === true,
     labels: meta.labels ?? {},
-    requestedAt: meta.annotations?.[FLUX_REQUESTED_AT],
-    paused: meta.annotations?.[keys.trigger] === TRIGGER_DISABLED,
-    stalled: (obj.status?.conditions ?? []).some((c) => c.type === 'Stalled' && c.status === 'True'),
+    requestedAt: annotations[FLUX_REQUESTED_AT],
+    paused: annotations[keys.trigger] === TRIGGER_DISABLED,
+    stalled: conditions.some((c) => c?.type === 'Stalled' && c.status === 'True'),
     valuesFrom: (obj.spec?.valuesFrom ?? []).flatMap((ref): ValuesReference[] =>
       (ref.kind === 'ConfigMap' || ref.kind === 'Secret') && ref.name
         ? [{ kind: ref.kind, name: ref.name, valuesKey: ref.valuesKey || 'values.yaml', optional: ref.optional === true }]
         : [],
     ),
     lastRelease: deployedAt ? { deployedAt, status: latest?.status ?? '' } : undefined,
+    generation: count(meta.generation),
+    wave: annotations[keys.wave],
+    triggerWindows: annotations[keys.triggerWindows],
+    rolloutNow: annotations[keys.rolloutNow],
+    rolloutRecord: annotations[keys.rolloutRecord],
+    lastHandledReconcileAt: status.lastHandledReconcileAt || undefined,
+    lastAttemptedConfigDigest: status.lastAttemptedConfigDigest || undefined,
+    failures: count(status.failures),
+    testEnabled: obj.spec?.test?.enable === true,
+    newest,
+    badVersion,
+    conditions: {
+      ready: conditionFacts(conditions, 'Ready'),
+      reconciling: conditionFacts(conditions, 'Reconciling'),
+      stalled: conditionFacts(conditions, 'Stalled'),
+      testSuccess: conditionFacts(conditions, 'TestSuccess'),
+      released: conditionFacts(conditions, 'Released'),
+    },
   };
 }
