@@ -1,12 +1,15 @@
 // Everything one source's decision needs, read from the caches and indexes (no I/O): its targets
 // (named in its annotations, plus valuesFrom readers under autodiscovery), what is recorded on it,
 // and the plan. The reconciler acts on it; `hrto explain` reports it.
+import type { Config } from './config.js';
 import { decide, type Plan, type TargetInput } from './decide.js';
 import { parseKeyDigests } from './digest.js';
 import { CrossNamespaceRefError, InvalidReferenceError } from './errors.js';
 import { type Keys, TRIGGER_DISABLED } from './keys.js';
 import type { ValuesIndex } from './mapping/index.js';
 import { type ObjectRef, parseTargets, refKey } from './mapping/targets.js';
+import { type FactsContext, namesContent, rolloutFacts } from './rollout/facts.js';
+import { parseSelector } from './selector.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
 
 export interface AssessContext {
@@ -21,6 +24,25 @@ export interface AssessContext {
   /** Matches this instance's --helmrelease-label-selector. */
   inScope(release: ReleaseObject): boolean;
   getRelease(key: string): ReleaseObject | undefined;
+  /** Windows and waves: how the releases' rollout annotations are read. */
+  rollout: FactsContext;
+  /** Epoch ms: windows are open or closed, and health deadlines pass, at this time. */
+  now(): number;
+}
+
+/** The decision's context from the configuration, built alike for the controller and explain. */
+export function decisionContext(config: Config, keys: Keys): Omit<AssessContext, 'values' | 'getRelease'> {
+  const selector = parseSelector(config.helmreleaseLabelSelector);
+  return {
+    keys,
+    defaultNamespace: config.defaultNamespace,
+    autodiscovery: config.autodiscovery,
+    deferToFluxWatch: config.deferToFluxWatch,
+    noCrossNamespaceRefs: config.noCrossNamespaceRefs,
+    inScope: (release) => selector.matches(release.labels),
+    rollout: { waveAnnotation: keys.wave, windowsAnnotation: keys.triggerWindows, triggerWindows: config.triggerWindows, waveTimeoutMs: config.waveTimeoutMs },
+    now: Date.now,
+  };
 }
 
 export interface Recorded {
@@ -70,13 +92,17 @@ export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded
   const byRef = new Map(consumers.map((c) => [refKey(c.ref), c]));
   const refs = new Map(named.map((ref) => [refKey(ref), ref]));
   if (ctx.autodiscovery) for (const c of consumers) refs.set(refKey(c.ref), c.ref);
+  const now = ctx.now();
   const targets = [...refs.values()].map((ref): TargetInput => {
     const consumer = byRef.get(refKey(ref));
     const release = ctx.getRelease(refKey(ref));
+    const rollout = release && rolloutFacts(release, src.key, src.digest, ctx.rollout, now);
     return {
       ref,
       release,
-      triggeredDigest: triggered?.get(refKey(ref)),
+      // hrto's record on the release says so too: a new leader does not trigger it twice.
+      triggeredDigest: triggered?.get(refKey(ref)) ?? (rollout?.outcome ? src.digest : undefined),
+      rollout,
       inScope: release === undefined || ctx.inScope(release),
       valuesKeys: consumer?.keys,
       // helm-controller watches only sources its releases read through valuesFrom, in their namespace.
@@ -91,6 +117,8 @@ export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded
       recordedKeyDigests: recorded.keyDigests,
       contentChangedAt: src.contentChangedAt,
       sourcePaused: src.annotations[ctx.keys.trigger] === TRIGGER_DISABLED,
+      rolloutNow: namesContent(src.annotations[ctx.keys.rolloutNow], src.digest),
+      resumed: namesContent(src.annotations[ctx.keys.rolloutResume], src.digest),
       targets,
     }),
   };

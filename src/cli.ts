@@ -123,7 +123,12 @@ function withSelection(cmd: Command): Command {
     )
     .option('--no-cross-namespace-refs [bool]', 'refuse sources that target HelmReleases in another namespace (default: false)')
     .option('--kube-api-qps <n>', "client-side limit of requests per second to the API server, all kinds together (Flux's default); 0: unlimited", DEFAULTS.kubeApiQps)
-    .option('--kube-api-burst <n>', 'requests that may go at once above --kube-api-qps after a quiet spell', DEFAULTS.kubeApiBurst);
+    .option('--kube-api-burst <n>', 'requests that may go at once above --kube-api-qps after a quiet spell', DEFAULTS.kubeApiBurst)
+    .option(
+      '--trigger-windows <json>',
+      'when changes may reach HelmReleases without their own trigger-windows annotation, e.g. \'[{"cron": "0 8 * * 1-5", "timeZone": "Europe/Berlin", "window": "8h"}]\' (default: always)',
+    )
+    .option('--wave-timeout <duration>', 'a triggered HelmRelease of a wave not healthy this long after its trigger has failed, and halts the rollout', DEFAULTS.waveTimeout);
 }
 
 export function buildCli(): Command {
@@ -151,6 +156,7 @@ export function buildCli(): Command {
     .option('--leader-elect-lease-duration <duration>', 'how long a standby waits before taking over an unrenewed lease', DEFAULTS.leaderElectLeaseDuration)
     .option('--leader-elect-renew-deadline <duration>', 'how long the leader retries renewing before it stops leading', DEFAULTS.leaderElectRenewDeadline)
     .option('--leader-elect-retry-period <duration>', 'how often candidates try to acquire or renew', DEFAULTS.leaderElectRetryPeriod)
+    .option('--max-upgrades-in-flight <n>', 'no more HelmReleases are triggered while this many triggered ones have not finished upgrading; 0: unlimited', DEFAULTS.maxUpgradesInFlight)
     .option('--events-addr <url>', "also post every Event to Flux's notification-controller, e.g. http://notification-controller.flux-system.svc.cluster.local./ (default: off)")
     .option('--graceful-shutdown-timeout <duration>', 'on SIGTERM, how long in-flight work may take', DEFAULTS.gracefulShutdownTimeout)
     .action(async (opts: RawSettings) => {

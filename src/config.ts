@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseGoDuration } from './duration.js';
 import { DEFAULT_KEY_DOMAIN } from './keys.js';
 import { isNamespaceName, isObjectName } from './mapping/targets.js';
+import { parseWindows } from './rollout/window.js';
 import { parseSelector } from './selector.js';
 
 /** A string parsed by `parse`; what it throws becomes the schema issue. */
@@ -72,6 +73,12 @@ export const ConfigSchema = z.object({
   kubeApiBurst: positiveInt.max(100_000),
   /** Flux notification-controller's event endpoint; empty: off. */
   eventsAddr: z.union([z.literal(''), z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })]),
+  /** When changes may reach releases without their own trigger-windows annotation; []: always. */
+  triggerWindows: parsed((value) => parseWindows(value, '--trigger-windows')),
+  /** A triggered release of a wave not healthy this long after its trigger has failed. */
+  waveTimeoutMs: duration,
+  /** 0: unlimited. */
+  maxUpgradesInFlight: z.coerce.number().int().min(0).max(100_000),
 }).refine((c) => c.renewDeadlineMs < c.leaseDurationMs && c.retryPeriodMs < c.renewDeadlineMs, {
   message: 'leader election needs retry period < renew deadline < lease duration',
   path: ['leaseDurationMs'],
@@ -112,6 +119,9 @@ export interface RawSettings {
   kubeApiQps?: string | number | undefined;
   kubeApiBurst?: string | number | undefined;
   eventsAddr?: string | undefined;
+  triggerWindows?: string | undefined;
+  waveTimeout?: string | undefined;
+  maxUpgradesInFlight?: string | number | undefined;
 }
 
 export const DEFAULTS = {
@@ -147,6 +157,10 @@ export const DEFAULTS = {
   kubeApiQps: '50',
   kubeApiBurst: '300',
   eventsAddr: '',
+  triggerWindows: '',
+  // helm-controller's default upgrade timeout is 5m; a wave gets three of them.
+  waveTimeout: '15m',
+  maxUpgradesInFlight: '0',
 } as const;
 
 /** The seed's environment variables; KUBECONFIG is read by the Kubernetes client itself. */
@@ -194,6 +208,9 @@ const FLAG_NAMES: Record<string, string> = {
   kubeApiQps: '--kube-api-qps',
   kubeApiBurst: '--kube-api-burst',
   eventsAddr: '--events-addr',
+  triggerWindows: '--trigger-windows',
+  waveTimeoutMs: '--wave-timeout',
+  maxUpgradesInFlight: '--max-upgrades-in-flight',
 };
 
 /** Merges layers (later wins over earlier, undefined never wins) and validates. */
@@ -219,6 +236,7 @@ export function resolveConfig(...layers: RawSettings[]): Config {
     renewDeadlineMs: merged.leaderElectRenewDeadline,
     retryPeriodMs: merged.leaderElectRetryPeriod,
     gracefulShutdownTimeoutMs: merged.gracefulShutdownTimeout,
+    waveTimeoutMs: merged.waveTimeout,
   });
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {

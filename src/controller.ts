@@ -2,6 +2,7 @@
 // Three queues, one way: sources (decide what to trigger), HelmReleases (the trigger itself, after
 // debounce and minimum interval) and autodiscovery marks. Only the leader runs workers.
 import { hostname } from 'node:os';
+import { decisionContext } from './assess.js';
 import type { Config } from './config.js';
 import { Discoverer } from './discovery.js';
 import { EventRecorder } from './events.js';
@@ -16,10 +17,11 @@ import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { TriggerScheduler } from './scheduler.js';
+import { rolloutChanged, rolloutConfig, upgradeInFlight } from './rollout/facts.js';
+import { windowState } from './rollout/window.js';
 import { TokenBucket } from './throttle.js';
 import { parseSelector } from './selector.js';
 import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
-import type { ReleaseObject } from './sources/objects.js';
 import { monotonicNanoClock } from './trigger.js';
 import { releaseHandlers, sourceHandlers } from './watches.js';
 import { type Lane, WorkerPool } from './workers.js';
@@ -69,8 +71,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
 
   const caches = buildCaches(config, keys, api, log, metrics);
   const { getSource, getRelease } = caches;
-  const releaseSelector = parseSelector(config.helmreleaseLabelSelector);
-  const inScope = (release: ReleaseObject): boolean => releaseSelector.matches(release.labels);
+  const decision = decisionContext(config, keys);
+  const { inScope } = decision;
   const index = new TargetIndex();
   const values = new ValuesIndex();
   const queue = new WorkQueue<string>();
@@ -98,15 +100,24 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     metrics,
     log,
     clock: monotonicNanoClock(),
+    rollout: {
+      recordAnnotation: keys.rolloutRecord,
+      // Waved releases gate the waves above them; with an in-flight limit every trigger is counted.
+      tracks: (release) => release.wave !== undefined || config.maxUpgradesInFlight > 0,
+      windowsClosed: (release) => {
+        const rollout = rolloutConfig(release, decision.rollout);
+        return 'invalid' in rollout || (rollout.windows.length > 0 && !windowState(rollout.windows, Date.now()).open);
+      },
+      maxInFlight: config.maxUpgradesInFlight,
+      inFlight: () => {
+        const now = Date.now();
+        return caches.listReleases().filter((r) => upgradeInFlight(r, decision.rollout, now)).length;
+      },
+    },
   });
   const reconciler = new Reconciler({
-    keys,
-    defaultNamespace: config.defaultNamespace,
+    ...decision,
     values,
-    autodiscovery: config.autodiscovery,
-    deferToFluxWatch: config.deferToFluxWatch,
-    noCrossNamespaceRefs: config.noCrossNamespaceRefs,
-    inScope,
     scheduler,
     getSource,
     getRelease,
@@ -166,7 +177,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     synced: () => pool.isSynced(),
   });
   for (const informer of caches.sources) informer.addHandlers(onSource);
-  const onRelease = releaseHandlers(watchDeps);
+  const onRelease = releaseHandlers({ ...watchDeps, releaseStatusChanged: rolloutChanged });
   for (const informer of caches.releases) informer.addHandlers(onRelease);
 
   metrics.observe({
@@ -178,6 +189,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     watchedReleases: releaseCount,
     informersSynced: () => caches.all.map((informer) => [informer.name, informer.hasSynced()] as const),
     leader: isLeader,
+    heldReleases: () => reconciler.heldReleases(),
+    upgradesInFlight: () => scheduler.upgradesInFlight(),
   });
 
   if (keys.unwatchableLabels.length > 0) {

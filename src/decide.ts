@@ -93,6 +93,8 @@ export interface TargetPlan {
   wave?: number | undefined;
   /** Why a would-be trigger waits: held, gated or halted. */
   gate?: Exclude<Gate, { gate: 'open' }> | undefined;
+  /** An operator let this content through at once (`rollout-now`): no window holds it, up to the patch. */
+  bypass?: boolean | undefined;
 }
 
 export interface Plan {
@@ -200,7 +202,7 @@ export function decide(input: DecideInput): Plan {
   const targets = input.targets.map((t, i): TargetPlan => {
     const g = gates[i]!;
     const wave = gateTargets[i]!.facts.wave;
-    if (g.gate === 'open') return { ref: t.ref, action: base[i]!, wave };
+    if (g.gate === 'open') return { ref: t.ref, action: base[i]!, wave, bypass: input.rolloutNow === true || t.rollout?.now === true };
     return { ref: t.ref, action: g.gate, wave, gate: g };
   });
   const highest = Math.max(...targets.map((t) => t.wave ?? -Infinity));

@@ -2,7 +2,7 @@
 // object bumps its count instead of creating a new object, so a stuck source cannot flood etcd.
 import type { CoreV1Event } from '@kubernetes/client-node';
 import { type FluxEventPoster, toFluxEvent } from './flux-events.js';
-import type { KubeWriter } from './kube/client.js';
+import { HELM_GROUP, HELM_VERSION, type KubeWriter } from './kube/client.js';
 import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 
@@ -17,6 +17,11 @@ export interface InvolvedObject {
 }
 
 export type EventType = 'Normal' | 'Warning';
+
+/** A HelmRelease as the object an Event is about. */
+export function helmReleaseObject(release: { namespace: string; name: string; uid: string }): InvolvedObject {
+  return { apiVersion: `${HELM_GROUP}/${HELM_VERSION}`, kind: 'HelmRelease', namespace: release.namespace, name: release.name, uid: release.uid };
+}
 
 interface Recorded {
   name: string;

@@ -1,14 +1,15 @@
 // `hrto explain`: which sources feed which HelmReleases, their current and recorded digests, and
 // whether a trigger is pending and why; computed by the same assessment the controller acts on.
-import { assess, type AssessContext, recordedOn } from './assess.js';
+import { assess, type AssessContext, decisionContext, recordedOn } from './assess.js';
 import type { Config } from './config.js';
 import type { KubeApi } from './kube/api.js';
+import { diffKeys, formatKeyChanges } from './changes.js';
 import { ACTIONS, type TargetAction } from './decide.js';
+import { describeGate, type Gate } from './rollout/gate.js';
 import { keysFor } from './keys.js';
 import type { Logger } from './log.js';
 import { ValuesIndex } from './mapping/index.js';
 import { refKey } from './mapping/targets.js';
-import { parseSelector } from './selector.js';
 import { buildCaches } from './sources/caches.js';
 import { type ReleaseObject, sourceKey, type SourceObject } from './sources/objects.js';
 
@@ -24,6 +25,12 @@ export interface ExplainedSource {
   state: TargetAction | 'refused' | 'unwatched';
   pending: boolean;
   reason: string;
+  /** The release's wave, when it has one. */
+  wave?: number | undefined;
+  /** For content not rolled out yet: the keys that changed since the recorded digest, by name. */
+  changedKeys?: string | undefined;
+  /** Why a would-be trigger waits: held (until when), gated (on which wave), halted (by which failure). */
+  gate?: Exclude<Gate, { gate: 'open' }> | undefined;
 }
 
 export interface ExplainedRelease {
@@ -68,7 +75,8 @@ export function explain(
       continue;
     }
     const readers = new Map(values.consumersOf(src.key).map((c) => [refKey(c.ref), c]));
-    for (const { ref, action } of assessment.plan.targets) {
+    const changedKeys = assessment.plan.upToDate ? undefined : formatKeyChanges(diffKeys(src.annotations[ctx.keys.keyHashes], src.keyDigests));
+    for (const { ref, action, wave, gate } of assessment.plan.targets) {
       const reader = readers.get(refKey(ref));
       const named = src.annotations[ctx.keys.targetNames]?.split(',').some((n) => n.trim() === ref.name) ?? false;
       add(refKey(ref), {
@@ -79,7 +87,10 @@ export function explain(
         recorded: recorded.digest,
         state: action,
         pending: ACTIONS[action].pending,
-        reason: ACTIONS[action].reason,
+        reason: gate ? describeGate(gate) : ACTIONS[action].reason,
+        wave,
+        changedKeys: ACTIONS[action].pending ? changedKeys : undefined,
+        gate,
       });
     }
   }
@@ -125,15 +136,16 @@ const short = (digest: string | undefined): string => (digest ? `${digest.slice(
 
 /** A table for a terminal. */
 export function formatReport(report: ExplainReport): string {
-  const header = ['HELMRELEASE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
+  const header = ['HELMRELEASE', 'WAVE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
   const lines: string[][] = [header];
   for (const r of report.releases) {
     const state = !r.exists ? ' (missing)' : r.suspended ? ' (suspended)' : r.paused ? ' (paused)' : '';
     const release = `${r.release}${state}`;
-    if (r.sources.length === 0) lines.push([release, '-', '-', '-', '-', 'no watched source feeds it']);
+    if (r.sources.length === 0) lines.push([release, '-', '-', '-', '-', '-', 'no watched source feeds it']);
     for (const s of r.sources) {
       const via = s.keys ? `${s.via} [${s.keys.join(',')}]` : s.via;
-      lines.push([release, s.source, via, short(s.digest), short(s.recorded), s.reason]);
+      const status = s.changedKeys ? `${s.reason} (keys: ${s.changedKeys})` : s.reason;
+      lines.push([release, s.wave === undefined ? '-' : String(s.wave), s.source, via, short(s.digest), short(s.recorded), status]);
     }
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
@@ -154,15 +166,7 @@ export async function runExplain(
   caches.start();
   try {
     await caches.waitForSync(config.cacheSyncTimeoutMs);
-    const selector = parseSelector(config.helmreleaseLabelSelector);
-    return explain(caches.listSources(), caches.listReleases(), {
-      keys,
-      defaultNamespace: config.defaultNamespace,
-      autodiscovery: config.autodiscovery,
-      deferToFluxWatch: config.deferToFluxWatch,
-      noCrossNamespaceRefs: config.noCrossNamespaceRefs,
-      inScope: (release) => selector.matches(release.labels),
-    }, filter);
+    return explain(caches.listSources(), caches.listReleases(), decisionContext(config, keys), filter);
   } finally {
     await caches.shutdown();
   }

@@ -20,6 +20,10 @@ export interface Metrics {
   leader: Gauge;
   throttleWait: Histogram;
   fluxEventPosts: Counter<'result'>;
+  heldReleases: Gauge;
+  upgradesInFlight: Gauge;
+  rolloutsHalted: Counter;
+  invalidRollouts: Counter;
   /** Every request to the API server, for KubeApi: rest_client_* like client-go's. */
   api: ApiObserver;
   /** The controller's state gauges are read from this at scrape time: nothing samples in between. */
@@ -33,6 +37,10 @@ export interface StateProbe {
   watchedReleases(): number;
   informersSynced(): Iterable<readonly [informer: string, synced: boolean]>;
   leader(): boolean;
+  /** HelmReleases with a change held outside their trigger windows. */
+  heldReleases(): number;
+  /** Triggered HelmReleases whose upgrade has not finished (tracked with waves or --max-upgrades-in-flight). */
+  upgradesInFlight(): number;
 }
 
 export function createMetrics(options: { processMetrics?: boolean } = {}): Metrics {
@@ -119,6 +127,32 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       collect() {
         for (const [kind, count] of probe?.watchedSources() ?? []) this.set({ kind }, count);
       },
+    }),
+    heldReleases: new Gauge({
+      name: 'hrto_held_releases',
+      help: 'HelmReleases with a change held outside their trigger windows.',
+      registers,
+      collect() {
+        if (probe) this.set(probe.heldReleases());
+      },
+    }),
+    upgradesInFlight: new Gauge({
+      name: 'hrto_upgrades_in_flight',
+      help: 'Triggered HelmReleases whose upgrade has not finished (waved ones, or all with --max-upgrades-in-flight).',
+      registers,
+      collect() {
+        if (probe) this.set(probe.upgradesInFlight());
+      },
+    }),
+    rolloutsHalted: new Counter({
+      name: 'hrto_rollouts_halted_total',
+      help: 'Rollouts of a source change halted because a HelmRelease of a lower wave failed.',
+      registers,
+    }),
+    invalidRollouts: new Counter({
+      name: 'hrto_invalid_rollout_annotations_total',
+      help: 'HelmReleases held because their wave or trigger windows cannot be read (fail closed).',
+      registers,
     }),
     watchedReleases: new Gauge({
       name: 'hrto_watched_helmreleases',

@@ -3,15 +3,18 @@
 // on the source, so a restart or a dropped event loses nothing.
 import { assess, type AssessContext, recordedOn } from './assess.js';
 import { ACTIONS, type ActionFacts, type Plan, type TargetAction } from './decide.js';
+import { diffKeys, encodeKeyHashes, formatKeyChanges } from './changes.js';
 import { encodeKeyDigests } from './digest.js';
 import { CrossNamespaceRefError, type InvalidReferenceError, truncate } from './errors.js';
-import type { EventRecorder, InvolvedObject } from './events.js';
+import { type EventRecorder, helmReleaseObject, type InvolvedObject } from './events.js';
 import type { KubeWriter } from './kube/client.js';
 import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type ObjectRef, refKey } from './mapping/targets.js';
 import type { TriggerRequest, TriggerScheduler } from './scheduler.js';
+import { describeGate } from './rollout/gate.js';
+import { shortDigest } from './rollout/facts.js';
 import type { SourceObject } from './sources/objects.js';
 
 export interface ReconcilerOptions extends AssessContext {
@@ -23,7 +26,10 @@ export interface ReconcilerOptions extends AssessContext {
   scheduler: TriggerScheduler;
 }
 
-export type Outcome = 'done' | 'retry';
+export type Outcome = 'done' | 'retry' | { requeueAfterMs: number };
+
+/** A window opens, or a deadline passes, at a millisecond: look a little after it. */
+const WAKE_MARGIN_MS = 50;
 
 /** The first few targets, for a log line or an Event that must stay short. */
 const sample = (refs: readonly ObjectRef[], max = 20): string[] => refs.slice(0, max).map(refKey);
@@ -75,11 +81,15 @@ export class Reconciler {
   /** source -> target -> digest triggered, for sources whose digest is not recorded yet. */
   private readonly triggered = new Map<string, Map<string, string>>();
   /** source -> what this process recorded, until the cache shows it. */
-  private readonly recorded = new Map<string, { digest: string; keyDigests: Record<string, string> }>();
+  private readonly recorded = new Map<string, { digest: string; keyDigests: Record<string, string>; keyHashes: string }>();
   /** source -> when a content change was first seen, for the latency histogram. */
   private readonly changeSeenAt = new Map<string, number>();
   /** source -> the invalid reference last reported, so it is reported once per object version. */
   private readonly reportedInvalid = new Map<string, string>();
+  /** source -> rollout Events already emitted for its current change (held, halted, skipped). */
+  private readonly told = new Map<string, Set<string>>();
+  /** source -> HelmReleases it holds outside their windows. */
+  private readonly held = new Map<string, Set<string>>();
 
   private readonly adoptions: AdoptionSummary;
 
@@ -101,6 +111,8 @@ export class Reconciler {
     this.recorded.delete(key);
     this.changeSeenAt.delete(key);
     this.reportedInvalid.delete(key);
+    this.told.delete(key);
+    this.held.delete(key);
   }
 
   async reconcile(key: string): Promise<Outcome> {
@@ -124,19 +136,23 @@ export class Reconciler {
     if (plan.upToDate) {
       this.triggered.delete(key);
       this.changeSeenAt.delete(key);
+      this.told.delete(key);
+      this.held.delete(key);
       log.debug({ source: key, digest: src.digest }, 'content unchanged since last recorded');
       return 'done';
     }
-    return this.carryOut(key, src, plan);
+    return this.carryOut(key, src, plan, memo?.keyHashes ?? src.annotations[keys.keyHashes]);
   }
 
-  private async carryOut(key: string, src: SourceObject, plan: Plan): Promise<Outcome> {
+  private async carryOut(key: string, src: SourceObject, plan: Plan, keyHashes: string | undefined): Promise<Outcome> {
     const { log, metrics } = this.opts;
     const by = (action: TargetAction): ObjectRef[] => plan.targets.filter((t) => t.action === action).map((t) => t.ref);
-    for (const ref of by('trigger')) {
-      if (!this.opts.scheduler.isPending(refKey(ref), key, src.digest)) {
-        this.opts.scheduler.request(refKey(ref), { source: src, seenAt: this.changeSeenAt.get(key) });
-      }
+    const waiting = plan.targets.some((t) => t.action === 'trigger' || t.gate !== undefined);
+    // Named once per reconcile, and only when something is to be triggered or told.
+    const changes = waiting ? formatKeyChanges(diffKeys(keyHashes, src.keyDigests)) : '';
+    for (const t of plan.targets) {
+      if (t.action !== 'trigger' || this.opts.scheduler.isPending(refKey(t.ref), key, src.digest)) continue;
+      this.opts.scheduler.request(refKey(t.ref), { source: src, seenAt: this.changeSeenAt.get(key), changes, bypassWindows: t.bypass === true });
     }
     const missing = by('missing');
     if (missing.length > 0) this.reportMissing(src, missing);
@@ -145,14 +161,20 @@ export class Reconciler {
       const refs = facts.wait ? by(action) : [];
       if (refs.length > 0) log[facts.wait!.level]({ source: key, targets: sample(refs), count: refs.length }, facts.wait!.msg);
     }
+    this.reportRollout(key, src, plan, changes);
     const retry = missing.length > 0;
-    // Triggers land asynchronously: the scheduler wakes this source when they did.
-    if (!plan.record) return retry ? 'retry' : 'done';
+    // Triggers land asynchronously: the scheduler wakes this source when they did. A window that
+    // opens or a health deadline that passes has no event of its own: come back then.
+    if (!plan.record) {
+      if (retry) return 'retry';
+      return plan.wakeAt === undefined ? 'done' : { requeueAfterMs: Math.max(0, plan.wakeAt - this.opts.now()) + WAKE_MARGIN_MS };
+    }
 
+    const hashes = encodeKeyHashes(src.keyDigests);
     try {
       const keyDigests = Object.keys(plan.keyDigests).length > 0 ? encodeKeyDigests(plan.keyDigests) : null;
       await this.opts.writer.patchSource(src.kind, src.namespace, src.name, {
-        metadata: { annotations: { [this.opts.keys.configDigest]: src.digest, [this.opts.keys.keyDigests]: keyDigests } },
+        metadata: { annotations: { [this.opts.keys.configDigest]: src.digest, [this.opts.keys.keyDigests]: keyDigests, [this.opts.keys.keyHashes]: hashes } },
       });
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -161,9 +183,10 @@ export class Reconciler {
       }
       throw err;
     }
-    this.recorded.set(key, { digest: src.digest, keyDigests: plan.keyDigests });
+    this.recorded.set(key, { digest: src.digest, keyDigests: plan.keyDigests, keyHashes: hashes });
     this.triggered.delete(key);
     this.changeSeenAt.delete(key);
+    this.told.delete(key);
     const adopted = by('adopt');
     if (adopted.length > 0) {
       metrics.adoptions.inc();
@@ -171,6 +194,65 @@ export class Reconciler {
       this.adoptions.add(adopted.length);
     }
     return 'done';
+  }
+
+  /** Held, gated, halted and skipped targets: a log line each time, an Event once per change. */
+  private reportRollout(key: string, src: SourceObject, plan: Plan, changes: string): void {
+    const { log, events, metrics } = this.opts;
+    const what = `${src.kind} ${src.namespace}/${src.name} (${shortDigest(src.digest)}; ${changes})`;
+    const held = new Set<string>();
+    for (const t of plan.targets) {
+      if (!t.gate) continue;
+      const release = this.opts.getRelease(refKey(t.ref));
+      const reason = describeGate(t.gate);
+      log.info({ source: key, target: refKey(t.ref), wave: t.wave, digest: src.digest, changedKeys: changes }, `${src.kind} change ${reason}`);
+      if (t.gate.gate === 'held') {
+        held.add(refKey(t.ref));
+        if (!release) continue;
+        if (t.gate.by === 'invalid') {
+          if (this.once(key, `invalid\u0000${refKey(t.ref)}\u0000${t.gate.message}`)) {
+            metrics.invalidRollouts.inc();
+            events.emit(helmReleaseObject(release), 'Warning', 'InvalidRollout', `${t.gate.message}: changes of ${what} are held until it is fixed`, { source: key, digest: src.digest });
+          }
+        } else if (this.once(key, `held\u0000${refKey(t.ref)}\u0000${src.digest}`)) {
+          events.emit(helmReleaseObject(release), 'Normal', 'Held', `${what} ${reason}`, { source: key, digest: src.digest, keys: changes });
+        }
+      } else if (t.gate.gate === 'halted' && this.once(key, `halted\u0000${src.digest}\u0000${refKey(t.gate.failed.ref)}`)) {
+        const halted = plan.targets.filter((x) => x.gate?.gate === 'halted');
+        const failed = this.opts.getRelease(refKey(t.gate.failed.ref));
+        const message =
+          `rollout of ${what} halted after wave ${t.gate.wave}: HelmRelease ${refKey(t.gate.failed.ref)} failed (${t.gate.failed.reason}` +
+          `${t.gate.failed.message ? `: ${t.gate.failed.message}` : ''}); ${halted.length} release${halted.length === 1 ? '' : 's'} of later waves not triggered. ` +
+          `Change the content again to fix it, or annotate the source ${this.opts.keys.rolloutResume}=${shortDigest(src.digest)} to go on`;
+        const meta = { source: key, digest: src.digest, keys: changes, release: refKey(t.gate.failed.ref), reason: t.gate.failed.reason };
+        metrics.rolloutsHalted.inc();
+        log.warn({ ...meta, notTriggered: sample(halted.map((x) => x.ref)) }, message);
+        events.emit(sourceObject(src), 'Warning', 'RolloutHalted', message, meta);
+        if (failed) events.emit(helmReleaseObject(failed), 'Warning', 'RolloutHalted', message, meta);
+      }
+    }
+    if (held.size > 0) this.held.set(key, held);
+    else this.held.delete(key);
+    for (const t of plan.skipped) {
+      if (!this.once(key, `skipped\u0000${src.digest}\u0000${refKey(t.ref)}`)) continue;
+      const message = `wave ${t.wave}: HelmRelease ${refKey(t.ref)} is ${t.action === 'missing' ? 'missing' : t.action}, so the waves above it do not wait for it (${what}); it is triggered when it can act again`;
+      log.warn({ source: key, target: refKey(t.ref), wave: t.wave, action: t.action }, message);
+      events.emit(sourceObject(src), 'Warning', 'WaveSkipped', message, { source: key, digest: src.digest, release: refKey(t.ref) });
+    }
+  }
+
+  /** True the first time a fingerprint is seen for this source (until its digest is recorded). */
+  private once(source: string, fingerprint: string): boolean {
+    let seen = this.told.get(source);
+    if (!seen) this.told.set(source, (seen = new Set()));
+    if (seen.has(fingerprint)) return false;
+    seen.add(fingerprint);
+    return true;
+  }
+
+  /** HelmReleases with a change held outside their windows, for the gauge. */
+  heldReleases(): number {
+    return new Set([...this.held.values()].flatMap((s) => [...s])).size;
   }
 
   /** The scheduler's report: remember what landed so the source can record its digest. */

@@ -2,12 +2,13 @@
 // is patched once for all of them, no sooner than the debounce window after the first ask and the
 // minimum interval after its last trigger. Nothing asked is dropped: a request waits, it is never
 // discarded, and the sources that asked are woken when their trigger landed (or could not).
-import type { EventRecorder } from './events.js';
+import { type EventRecorder, helmReleaseObject } from './events.js';
 import type { KubeWriter } from './kube/client.js';
-import { HELM_GROUP, HELM_VERSION } from './kube/client.js';
 import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import { shortDigest } from './rollout/facts.js';
+import { encodeRolloutRecord, parseRolloutRecord, snapshotBefore } from './rollout/health.js';
 import type { WorkQueue } from './queue.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
 import type { TokenBucket } from './throttle.js';
@@ -17,6 +18,24 @@ export interface TriggerRequest {
   source: Pick<SourceObject, 'key' | 'kind' | 'namespace' | 'name' | 'digest'>;
   /** When hrto first saw the change (performance.now()), for the latency histogram. */
   seenAt: number | undefined;
+  /** The keys that changed, by name (for the Event, the log line and the Flux event). */
+  changes?: string | undefined;
+  /** An operator let this content through at once (`rollout-now`): windows do not hold it. */
+  bypassWindows?: boolean | undefined;
+}
+
+/** How the rollout bears on the trigger itself: asked again when it is due, since debounce moves it in time. */
+export interface RolloutPolicy {
+  /** The annotation hrto keeps its trigger record in. */
+  recordAnnotation: string;
+  /** Whether to record the trigger on the release (its outcome is then read for waves and in-flight counting). */
+  tracks(release: ReleaseObject): boolean;
+  /** The release's windows are closed now (or cannot be read): a trigger must not go. */
+  windowsClosed(release: ReleaseObject): boolean;
+  /** --max-upgrades-in-flight; 0: unlimited. */
+  maxInFlight: number;
+  /** Triggered releases whose upgrade has not finished, as the cache shows them. */
+  inFlight(): number;
 }
 
 export interface SchedulerOptions {
@@ -37,7 +56,11 @@ export interface SchedulerOptions {
   metrics: Metrics;
   log: Logger;
   clock: () => bigint;
+  rollout: RolloutPolicy;
 }
+
+/** How often a trigger waiting for --max-upgrades-in-flight looks again. */
+const IN_FLIGHT_POLL_MS = 1_000;
 
 interface Pending {
   firstAt: number;
@@ -46,7 +69,14 @@ interface Pending {
   slot?: number;
 }
 
-const shortDigest = (digest: string): string => digest.slice(0, 'sha256:'.length + 12);
+
+/** A release fed by many sources keeps the record bounded: the newest entries win. */
+const MAX_RECORDED_SOURCES = 16;
+
+function newest(src: Record<string, string>, max: number): Record<string, string> {
+  const entries = Object.entries(src);
+  return Object.fromEntries(entries.slice(Math.max(0, entries.length - max)));
+}
 
 /** When a release may be triggered next: after the debounce window and its minimum interval. */
 export function dueAt(firstRequestAt: number, lastTriggeredAt: number | undefined, debounceMs: number, minIntervalMs: number): number {
@@ -59,6 +89,8 @@ export class TriggerScheduler {
   private readonly inFlight = new Map<string, readonly TriggerRequest[]>();
   /** Triggers this process made, until the cache shows the annotation. */
   private readonly lastTriggered = new Map<string, number>();
+  /** Tracked triggers this process sent (release -> requestedAt), until the cache shows their record. */
+  private readonly sentRecords = new Map<string, string>();
 
   constructor(private readonly opts: SchedulerOptions) {}
 
@@ -104,6 +136,19 @@ export class TriggerScheduler {
       this.opts.queue.addAfter(key, wait);
       return 'done';
     }
+    const { rollout } = this.opts;
+    if (![...pending.requests.values()].some((r) => r.bypassWindows) && rollout.windowsClosed(release)) {
+      // Debounce or the minimum interval carried it past the window's end: the sources decide again (held).
+      this.opts.log.info({ target: key }, 'trigger window closed while the trigger waited; the change is held');
+      this.pending.delete(key);
+      this.opts.onSettled(key, [...pending.requests.values()], false);
+      return 'done';
+    }
+    if (rollout.maxInFlight > 0 && this.upgradesInFlight() >= rollout.maxInFlight) {
+      this.opts.log.debug({ target: key, inFlight: this.upgradesInFlight(), max: rollout.maxInFlight }, 'trigger waits for --max-upgrades-in-flight');
+      this.opts.queue.addAfter(key, IN_FLIGHT_POLL_MS);
+      return 'done';
+    }
     if (this.opts.throttle) {
       if (pending.slot === undefined) {
         const reserved = this.opts.throttle.reserve(Date.now());
@@ -136,14 +181,34 @@ export class TriggerScheduler {
     return 'done';
   }
 
+  /** Tracked triggers not finished: the cache's reading, plus those sent that it does not show yet. */
+  upgradesInFlight(): number {
+    for (const [key, at] of this.sentRecords) {
+      const record = this.opts.getRelease(key)?.rolloutRecord;
+      if (record === undefined || record.includes(at)) this.sentRecords.delete(key);
+    }
+    return this.opts.rollout.inFlight() + this.sentRecords.size;
+  }
+
   /** One merge patch of the release's annotations; false when the release is gone. */
   private async fire(release: ReleaseObject, requests: readonly TriggerRequest[]): Promise<boolean> {
-    const { triggerMode, metrics, log, events, dryRun } = this.opts;
+    const { triggerMode, metrics, log, events, dryRun, rollout } = this.opts;
     const requestedAt = formatRFC3339Nano(this.opts.clock());
     const reset = this.opts.resetStalled && release.stalled;
+    const patch = triggerPatch(triggerMode, requestedAt, reset);
+    const tracked = rollout.tracks(release);
+    if (tracked) {
+      // In the same patch: what the release looked like before, so its outcome can be read later,
+      // by this process or by the next leader, and which contents the trigger carried.
+      const src = { ...parseRolloutRecord(release.rolloutRecord)?.src };
+      for (const r of requests) src[r.source.key] = shortDigest(r.source.digest);
+      const record = { at: requestedAt, ...snapshotBefore(release, reset), force: triggerMode === 'force', src: newest(src, MAX_RECORDED_SOURCES) };
+      patch.metadata.annotations[rollout.recordAnnotation] = encodeRolloutRecord(record);
+    }
     try {
       // In a dry run the writer patches nothing.
-      await this.opts.writer.patchRelease(release.namespace, release.name, triggerPatch(triggerMode, requestedAt, reset));
+      await this.opts.writer.patchRelease(release.namespace, release.name, patch);
+      if (tracked && !dryRun) this.sentRecords.set(release.key, requestedAt);
     } catch (err) {
       if (statusOf(err) === 404) {
         // Gone since the cache saw it: its sources decide again (missing, or asked once more).
@@ -157,13 +222,14 @@ export class TriggerScheduler {
     const now = performance.now();
     for (const r of requests) if (r.seenAt !== undefined) metrics.triggerLatency.observe((now - r.seenAt) / 1000);
     const what = `${triggerMode === 'force' ? 'forced upgrade' : 'reconcile'}${reset ? ' with a failure reset (Stalled)' : ''}`;
-    const sources = requests.map((r) => `${r.source.kind} ${r.source.namespace}/${r.source.name} changed (${shortDigest(r.source.digest)})`);
+    const sources = requests.map((r) => `${r.source.kind} ${r.source.namespace}/${r.source.name} changed (${shortDigest(r.source.digest)}${r.changes ? `; ${r.changes}` : ''})`);
     log.info(
       {
         sources: requests.map((r) => r.source.key),
         source: requests[0]?.source.key,
         target: `${release.namespace}/${release.name}`,
         digest: requests[0]?.source.digest,
+        changedKeys: requests.map((r) => r.changes ?? '').join('; ') || undefined,
         requestedAt,
         mode: triggerMode,
         reset,
@@ -172,19 +238,14 @@ export class TriggerScheduler {
       dryRun ? `dry run: would trigger HelmRelease (${what})` : `triggered HelmRelease (${what})`,
     );
     events.emit(
-      {
-        apiVersion: `${HELM_GROUP}/${HELM_VERSION}`,
-        kind: 'HelmRelease',
-        namespace: release.namespace,
-        name: release.name,
-        uid: release.uid,
-      },
+      helmReleaseObject(release),
       'Normal',
       dryRun ? 'DryRunTrigger' : 'Triggered',
       `${sources.join('; ')}: ${dryRun ? 'would request' : 'requested'} ${what}${dryRun ? '' : ` at ${requestedAt}`}`,
       {
         source: requests.map((r) => r.source.key).join(','),
         digest: requests.map((r) => r.source.digest).join(','),
+        keys: requests.map((r) => r.changes ?? '').join('; '),
         requestedAt,
         mode: triggerMode,
       },

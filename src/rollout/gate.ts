@@ -4,7 +4,6 @@
 // rollout. helm-controller's atomic release loop is the model: advance while healthy, stop at the
 // first failure, and let a new change (or an explicit resume) start again.
 import type { ObjectRef } from '../mapping/targets.js';
-import { refKey } from '../mapping/targets.js';
 
 /** What hrto's trigger of a release for this content became, read from helm-controller's status. */
 export type Outcome =
@@ -100,4 +99,16 @@ export function wakeAt(targets: readonly GateTarget[], gates: readonly Gate[]): 
   return times.length > 0 ? Math.min(...times) : undefined;
 }
 
-export const describeRefs = (refs: readonly ObjectRef[]): string => refs.map(refKey).join(', ');
+const when = (ms: number | undefined): string => (ms === undefined ? 'no window opens again' : new Date(ms).toISOString());
+
+/** One line for a log, an Event or explain: why a would-be trigger waits. */
+export function describeGate(g: Exclude<Gate, { gate: 'open' }>): string {
+  switch (g.gate) {
+    case 'held':
+      return g.by === 'window' ? `held until ${when(g.opensAt)}: outside its trigger windows` : `held: ${g.message}`;
+    case 'gated':
+      return `waiting for wave ${g.wave} to be healthy with this content: ${g.waitingFor.map((r) => `${r.namespace}/${r.name}`).join(', ')}`;
+    case 'halted':
+      return `halted: wave ${g.wave}'s ${g.failed.ref.namespace}/${g.failed.ref.name} failed (${g.failed.reason}${g.failed.message ? `: ${g.failed.message}` : ''})`;
+  }
+}

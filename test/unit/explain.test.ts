@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { decisionContext } from '../../src/assess.js';
+import { encodeKeyHashes } from '../../src/changes.js';
+import { resolveConfig } from '../../src/config.js';
+import { keyDigests } from '../../src/digest.js';
 import { explain, formatReport } from '../../src/explain.js';
 import { keysFor } from '../../src/keys.js';
 import { toRelease, toSource } from '../../src/sources/objects.js';
 
 const keys = keysFor();
-const ctx = { keys, defaultNamespace: 'flux-system', autodiscovery: true, deferToFluxWatch: true, noCrossNamespaceRefs: false, inScope: () => true };
+const NOW = Date.parse('2026-11-30T12:00:00Z');
+const ctx = { ...decisionContext(resolveConfig({}), keys), now: () => NOW };
 const source = (name: string, annotations: Record<string, string>, data: Record<string, string> = { 'values.yaml': 'a: 1\n' }) =>
   toSource('ConfigMap', keys)({ metadata: { name, namespace: 'apps', resourceVersion: '1', annotations, creationTimestamp: '2026-01-01T00:00:00Z' }, data });
 const release = (name: string, spec: Record<string, unknown> = {}) =>
@@ -27,13 +32,43 @@ describe('explain', () => {
       ],
     );
     const table = formatReport(report);
-    assert.match(table.split('\n')[0]!, /^HELMRELEASE +SOURCE +VIA +DIGEST +RECORDED +STATUS$/);
-    assert.match(table, /apps\/app +ConfigMap\/apps\/changed +annotation +sha256:[0-9a-f]{12}… +sha256:000000000000… +trigger pending/);
+    assert.match(table.split('\n')[0]!, /^HELMRELEASE +WAVE +SOURCE +VIA +DIGEST +RECORDED +STATUS$/);
+    assert.match(table, /apps\/app +- +ConfigMap\/apps\/changed +annotation +sha256:[0-9a-f]{12}… +sha256:000000000000… +trigger pending/);
   });
   it('reports refused sources and filters by namespace and name', () => {
     const report = explain([source('bad', { [keys.targetNames]: 'Bad_Name' })], [release('app'), release('other')], ctx, { name: 'app' });
     assert.deepEqual(report.releases.map((r) => r.release), ['apps/app']);
     assert.match(report.refused[0]!.reason, /Bad_Name/);
     assert.match(formatReport(report), /refused ConfigMap\/apps\/bad/);
+  });
+  it('previews a rollout: changed keys, waves, a held release until when, a halted one and why', () => {
+    const before = { 'values.yaml': 'a: 1\n', gone: 'x', same: 'y' };
+    const after = { 'values.yaml': 'a: 2\n', added: 'z', same: 'y' };
+    const src = source('shared', { [keys.configDigest]: `sha256:${'0'.repeat(64)}`, [keys.keyHashes]: encodeKeyHashes(keyDigests({ data: before })) }, after);
+    const reader = (name: string, annotations: Record<string, string>, status: Record<string, unknown> = {}) =>
+      toRelease({
+        metadata: { name, namespace: 'apps', resourceVersion: '1', generation: 1, annotations },
+        spec: { valuesFrom: [{ kind: 'ConfigMap', name: 'shared' }] },
+        status: { history: [{ status: 'deployed', lastDeployed: '2025-01-01T00:00:00Z', version: 1 }], ...status },
+      });
+    // The office-hours window of the third release opens at 08:00 Berlin time on Tuesday 1 December.
+    const officeHours = JSON.stringify([{ cron: '0 8 * * 1-5', timeZone: 'Europe/Berlin', window: '9h' }]);
+    const at = '2026-11-30T11:59:00.000000000Z';
+    const failedCanary = reader(
+      'canary',
+      { [keys.wave]: '1', 'reconcile.fluxcd.io/requestedAt': at, [keys.rolloutRecord]: JSON.stringify({ at, v: 1, f: 0, force: true, src: { [src.key]: src.digest.slice(0, 19) } }) },
+      { lastHandledReconcileAt: at, failures: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'UpgradeFailed', message: 'values schema', observedGeneration: 1 }] },
+    );
+    const report = explain([src], [failedCanary, reader('main', { [keys.wave]: '2' }), reader('night', { [keys.triggerWindows]: officeHours.replace('"0 8', '"0 20').replace('9h', '2h') })], ctx);
+    const row = (name: string) => report.releases.find((r) => r.release === `apps/${name}`)!.sources[0]!;
+    assert.equal(row('canary').state, 'done');
+    assert.equal(row('main').state, 'halted');
+    assert.equal(row('main').wave, 2);
+    assert.match(row('main').reason, /halted: wave 1's apps\/canary failed \(UpgradeFailed: values schema\)/);
+    assert.equal(row('main').changedKeys, 'changed values.yaml; added added; removed gone');
+    assert.equal(row('night').state, 'held');
+    assert.match(row('night').reason, /^held until 2026-11-30T19:00:00.000Z/);
+    const table = formatReport(report);
+    assert.match(table, /apps\/main +2 +ConfigMap\/apps\/shared .*halted.*\(keys: changed values.yaml; added added; removed gone\)/);
   });
 });

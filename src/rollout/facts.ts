@@ -1,0 +1,104 @@
+// A release's rollout facts for one source change, from the cached release and hrto's record on it:
+// its wave, whether its windows are open, whether an operator let this change through, and what
+// came of a trigger for this content. Pure: the time comes in as `now`.
+import type { ReleaseObject } from '../sources/objects.js';
+import type { RolloutFacts } from './gate.js';
+import { parseRolloutRecord, readHealth, type RolloutRecord } from './health.js';
+import { parseWindows, type Window, WindowError, windowState } from './window.js';
+
+/** The digest prefix shown in Events and explain, and kept in the rollout record. */
+export const SHORT_DIGEST = 'sha256:'.length + 12;
+export const shortDigest = (digest: string): string => digest.slice(0, SHORT_DIGEST);
+
+const CONTENT_REF = /^sha256:[0-9a-f]{12,64}$/;
+
+/** Whether an operator's `rollout-now`/`rollout-resume` value names this content (12 hex digits at least). */
+export function namesContent(value: string | undefined, digest: string): boolean {
+  const ref = value?.trim();
+  return ref !== undefined && CONTENT_REF.test(ref) && digest.startsWith(ref);
+}
+
+const WAVE = /^-?[0-9]{1,9}$/;
+
+export class WaveError extends Error {
+  override readonly name = 'WaveError';
+}
+
+export function parseWave(value: string, annotation: string): number {
+  if (!WAVE.test(value.trim())) throw new WaveError(`${annotation}: "${value.slice(0, 64)}" is not an integer`);
+  return Number(value.trim());
+}
+
+export interface FactsContext {
+  /** Annotation names, for messages. */
+  waveAnnotation: string;
+  windowsAnnotation: string;
+  /** --trigger-windows: for releases without their own annotation. */
+  triggerWindows: readonly Window[];
+  waveTimeoutMs: number;
+}
+
+/** hrto's last trigger of the release, when it carried this source's content. */
+export function triggeredFor(release: ReleaseObject, source: string, digest: string): RolloutRecord | undefined {
+  const record = parseRolloutRecord(release.rolloutRecord);
+  const sent = record?.src[source];
+  return sent !== undefined && digest.startsWith(sent) ? record : undefined;
+}
+
+/** A release's wave and windows, or what is wrong with them. */
+export function rolloutConfig(release: ReleaseObject, ctx: FactsContext): { wave: number | undefined; windows: readonly Window[] } | { invalid: string } {
+  try {
+    const wave = release.wave === undefined ? undefined : parseWave(release.wave, ctx.waveAnnotation);
+    const windows = release.triggerWindows === undefined ? ctx.triggerWindows : parseWindows(release.triggerWindows, ctx.windowsAnnotation);
+    return { wave, windows };
+  } catch (err) {
+    if (err instanceof WaveError || err instanceof WindowError) return { invalid: err.message };
+    throw err;
+  }
+}
+
+/** The facts, or undefined when none of it applies (today's behaviour, at no cost). */
+export function rolloutFacts(release: ReleaseObject, source: string, digest: string, ctx: FactsContext, now: number): RolloutFacts | undefined {
+  if (release.wave === undefined && release.triggerWindows === undefined && ctx.triggerWindows.length === 0 && release.rolloutRecord === undefined) return undefined;
+  const facts: RolloutFacts = { now: namesContent(release.rolloutNow, digest) };
+  const config = rolloutConfig(release, ctx);
+  if ('invalid' in config) facts.invalid = config.invalid;
+  else {
+    facts.wave = config.wave;
+    if (config.windows.length > 0) {
+      const state = windowState(config.windows, now);
+      facts.window = state.open ? { open: true } : state;
+    }
+  }
+  const record = triggeredFor(release, source, digest);
+  if (record) {
+    const health = readHealth(release, record, now, ctx.waveTimeoutMs);
+    facts.outcome = health.state === 'progressing' ? { state: 'progressing', deadline: Date.parse(record.at) + ctx.waveTimeoutMs } : health;
+  }
+  return facts;
+}
+
+/** A tracked trigger of this release has not finished: no outcome yet, and within the wave timeout. */
+export function upgradeInFlight(release: ReleaseObject, ctx: FactsContext, now: number): boolean {
+  const record = release.rolloutRecord === undefined ? undefined : parseRolloutRecord(release.rolloutRecord);
+  return record !== undefined && readHealth(release, record, now, ctx.waveTimeoutMs).state === 'progressing';
+}
+
+/** What a rollout decision reads of a release, so that a change of any of it wakes its sources. */
+function rolloutView(r: ReleaseObject): string {
+  const tracked = r.rolloutRecord !== undefined;
+  return JSON.stringify([
+    r.wave,
+    r.triggerWindows,
+    r.rolloutNow,
+    r.rolloutRecord,
+    // The status matters only for the outcome of a recorded trigger.
+    tracked ? [r.generation, r.requestedAt, r.lastHandledReconcileAt, r.lastAttemptedConfigDigest, r.failures, r.newest, r.badVersion, r.conditions] : undefined,
+  ]);
+}
+
+/** A release's rollout facts changed (its annotations, or the status of a recorded trigger). */
+export function rolloutChanged(old: ReleaseObject, release: ReleaseObject): boolean {
+  const involved = (r: ReleaseObject) => r.wave !== undefined || r.triggerWindows !== undefined || r.rolloutNow !== undefined || r.rolloutRecord !== undefined;
+  return (involved(old) || involved(release)) && rolloutView(old) !== rolloutView(release);
+}
