@@ -83,7 +83,7 @@ export function buildCaches(config: Config, keys: Keys, api: KubeApi, log: Logge
       name,
       api,
       path: `/apis/${HELM_GROUP}/${HELM_VERSION}${inScope(HELM_PLURAL, namespace)}`,
-      transform: (raw) => toRelease(raw, keys),
+      transform: (raw) => toRelease(raw, keys, config.maxUpgradesInFlight > 0),
       log,
       resyncMs,
       onError: onError(name),

@@ -258,7 +258,33 @@ function historyFacts(history: SnapshotRaw[]): { newest: HistoryEntry | undefine
   };
 }
 
-export function toRelease(raw: RawObject, keys: Keys = keysFor()): ReleaseObject {
+/** What the health reading of a trigger needs of a release: scalars only. */
+function outcomeFacts(obj: ReleaseRaw, conditions: ConditionRaw[]): Partial<ReleaseObject> {
+  const status = obj.status ?? {};
+  const { newest, badVersion } = historyFacts(Array.isArray(status.history) ? status.history : []);
+  return {
+    generation: count(obj.metadata?.generation),
+    lastHandledReconcileAt: status.lastHandledReconcileAt || undefined,
+    lastAttemptedConfigDigest: status.lastAttemptedConfigDigest || undefined,
+    failures: count(status.failures),
+    testEnabled: obj.spec?.test?.enable === true,
+    newest,
+    badVersion,
+    conditions: {
+      ready: conditionFacts(conditions, 'Ready'),
+      reconciling: conditionFacts(conditions, 'Reconciling'),
+      stalled: conditionFacts(conditions, 'Stalled'),
+      testSuccess: conditionFacts(conditions, 'TestSuccess'),
+      released: conditionFacts(conditions, 'Released'),
+    },
+  };
+}
+
+/**
+ * `trackAll` (--max-upgrades-in-flight): every trigger's outcome is read, so every release keeps the
+ * facts; otherwise only waved releases and those hrto recorded a trigger on.
+ */
+export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = false): ReleaseObject {
   const obj = raw as ReleaseRaw;
   const meta = obj.metadata ?? {};
   const status = obj.status ?? {};
@@ -266,7 +292,6 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor()): ReleaseObject
   const latest = status.history?.[0];
   const deployedAt = latest?.lastDeployed ?? latest?.firstDeployed;
   const conditions = Array.isArray(status.conditions) ? status.conditions : [];
-  const { newest, badVersion } = historyFacts(Array.isArray(status.history) ? status.history : []);
   return {
     key: `${meta.namespace ?? ''}/${meta.name ?? ''}`,
     resourceVersion: meta.resourceVersion ?? '',
@@ -284,23 +309,11 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor()): ReleaseObject
         : [],
     ),
     lastRelease: deployedAt ? { deployedAt, status: latest?.status ?? '' } : undefined,
-    generation: count(meta.generation),
     wave: annotations[keys.wave],
     triggerWindows: annotations[keys.triggerWindows],
     rolloutNow: annotations[keys.rolloutNow],
     rolloutRecord: annotations[keys.rolloutRecord],
-    lastHandledReconcileAt: status.lastHandledReconcileAt || undefined,
-    lastAttemptedConfigDigest: status.lastAttemptedConfigDigest || undefined,
-    failures: count(status.failures),
-    testEnabled: obj.spec?.test?.enable === true,
-    newest,
-    badVersion,
-    conditions: {
-      ready: conditionFacts(conditions, 'Ready'),
-      reconciling: conditionFacts(conditions, 'Reconciling'),
-      stalled: conditionFacts(conditions, 'Stalled'),
-      testSuccess: conditionFacts(conditions, 'TestSuccess'),
-      released: conditionFacts(conditions, 'Released'),
-    },
+    // The status is read for a trigger's outcome only: none of it is kept for the other releases.
+    ...(trackAll || annotations[keys.wave] !== undefined || annotations[keys.rolloutRecord] !== undefined ? outcomeFacts(obj, conditions) : {}),
   };
 }

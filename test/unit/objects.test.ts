@@ -111,7 +111,7 @@ describe('cached objects', () => {
     for (const absent of ['testHooks', 'chartName', 'Remediated', 'not kept', 'other domain', 'x'.repeat(200)]) assert.ok(!text.includes(absent), absent);
   });
   it('read a HelmRelease: the health facts of an object without status', () => {
-    const r = toRelease({ metadata: { name: 'x', namespace: 'ns' } });
+    const r = toRelease({ metadata: { name: 'x', namespace: 'ns' } }, keysFor(), true);
     assert.equal(r.generation, 0);
     assert.equal(r.wave, undefined);
     assert.equal(r.triggerWindows, undefined);
@@ -126,6 +126,14 @@ describe('cached objects', () => {
     assert.deepEqual(r.conditions, { ready: undefined, reconciling: undefined, stalled: undefined, testSuccess: undefined, released: undefined });
     // The default domain's annotations.
     assert.equal(toRelease({ metadata: { name: 'x', namespace: 'ns', annotations: { 'uburro.github.com/wave': '0' } } }).wave, '0');
+  });
+  it('read a HelmRelease: no status facts are kept for a release that is neither waved nor tracked', () => {
+    const status = { failures: 3, lastHandledReconcileAt: 'x', conditions: [{ type: 'Ready', status: 'True', reason: 'UpgradeSucceeded', message: 'm' }] };
+    const plain = toRelease({ metadata: { name: 'x', namespace: 'ns', generation: 2 }, status });
+    for (const field of ['generation', 'failures', 'lastHandledReconcileAt', 'conditions', 'newest', 'badVersion'] as const) assert.equal(plain[field], undefined, field);
+    const waved = toRelease({ metadata: { name: 'x', namespace: 'ns', generation: 2, annotations: { 'uburro.github.com/wave': '1' } }, status });
+    assert.equal(waved.failures, 3);
+    assert.equal(toRelease({ metadata: { name: 'x', namespace: 'ns' }, status }, keysFor(), true).failures, 3, 'with --max-upgrades-in-flight every release is tracked');
   });
 });
 
