@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { AuthorizationV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { parseWindows } from '../../src/rollout/window.js';
 import { deployBinaries, ensureBinary, projectRoot } from '../harness/binaries.js';
 import { apply, applyIdentity, docs, kustomize, NAME, type Obj, SYSTEM_NAMESPACE } from '../harness/manifests.js';
 import { startHrto, TriggerLog } from './hrto.js';
@@ -136,8 +137,11 @@ describe('install manifests', () => {
     const help = hrto(['--help']);
     assert.equal(await help.code, 0);
     const flags = new Set([...help.stdout().matchAll(/(--[a-z][a-z-]+)/g)].map((m) => m[1]!));
-    const all = await helmTemplate(['watchNamespaces={a,b}', 'watchLabelSelector=x=y', 'helmreleaseLabelSelector=z', 'metrics.service.enabled=true', 'metrics.serviceMonitor.enabled=true', 'metrics.prometheusRule.enabled=true', 'eventsAddr=http://notification-controller.flux-system.svc.cluster.local./']);
+    const all = await helmTemplate(['watchNamespaces={a,b}', 'watchLabelSelector=x=y', 'helmreleaseLabelSelector=z', 'metrics.service.enabled=true', 'metrics.serviceMonitor.enabled=true', 'metrics.prometheusRule.enabled=true', 'eventsAddr=http://notification-controller.flux-system.svc.cluster.local./', 'triggerWindows[0].cron=0 8 * * 1-5', 'triggerWindows[0].timeZone=Europe/Berlin', 'triggerWindows[0].window=8h']);
     const c = container(find(all, 'Deployment'));
+    // The windows reach hrto as the JSON its flag parses.
+    const windows = c.args.find((a) => a.startsWith('--trigger-windows='))!.slice('--trigger-windows='.length);
+    assert.deepEqual(parseWindows(windows, '--trigger-windows').map((w) => w.text), ['0 8 * * 1-5 Europe/Berlin 8h']);
     const set = new Set(c.args.map((a) => a.split('=')[0]!));
     const byEnv: Record<string, string> = { '--max-concurrency': 'MAX_CONCURRENCY', '--cache-sync-timeout': 'CACHE_SYNC_TIMEOUT', '--log-level': 'LOG_LEVEL' };
     // In-cluster identity and the Lease's namespace come from the pod; --help and --version are not settings.
@@ -151,7 +155,7 @@ describe('install manifests', () => {
     const shipped = docs(readFileSync(path.join(projectRoot, 'config', 'monitoring', 'prometheus-rules.yaml'), 'utf8'))[0] as unknown as { spec: unknown };
     assert.deepEqual(rulesDoc.spec, shipped.spec, 'the chart ships the same alert rules');
 
-    for (const bad of ['triggerMode=sometimes', 'maxConcurrency=0', 'debounce=soon', 'unknownValue=1', 'kubeApiBurst=0', 'eventsAddr=notification-controller:80']) {
+    for (const bad of ['triggerMode=sometimes', 'maxConcurrency=0', 'debounce=soon', 'unknownValue=1', 'kubeApiBurst=0', 'eventsAddr=notification-controller:80', 'waveTimeout=soon', 'maxUpgradesInFlight=-1', 'triggerWindows[0].cron=0 8 * * *']) {
       await assert.rejects(helmTemplate([bad]), /values don't meet the specifications|schema/i, bad);
     }
     await helm(['lint', chartDir, '--strict']);
