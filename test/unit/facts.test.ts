@@ -1,0 +1,79 @@
+// A release's rollout facts as the decision reads them, from cached releases.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { keysFor } from '../../src/keys.js';
+import { namesContent, parseWave, rolloutChanged, rolloutFacts, type FactsContext, upgradeInFlight, WaveError } from '../../src/rollout/facts.js';
+import { parseWindows } from '../../src/rollout/window.js';
+import { toRelease } from '../../src/sources/objects.js';
+
+const keys = keysFor();
+const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const SOURCE = 'ConfigMap/apps/shared';
+const NOW = Date.parse('2026-11-30T12:00:00Z');
+const ctx: FactsContext = { waveAnnotation: keys.wave, windowsAnnotation: keys.triggerWindows, triggerWindows: [], waveTimeoutMs: 600_000 };
+
+const release = (annotations: Record<string, string>, status: Record<string, unknown> = {}) =>
+  toRelease({ metadata: { name: 'app', namespace: 'apps', resourceVersion: '1', generation: 1, annotations }, status }, keys);
+const record = (at: string, src: Record<string, string> = { [SOURCE]: DIGEST.slice(0, 19) }) => JSON.stringify({ at, v: 1, f: 0, force: true, src });
+
+describe('rollout facts', () => {
+  it('cost nothing for a release with no wave, no window and no record', () => {
+    assert.equal(rolloutFacts(release({}), SOURCE, DIGEST, ctx, NOW), undefined);
+  });
+
+  it('read the wave, and fail closed on one that is not an integer', () => {
+    assert.equal(rolloutFacts(release({ [keys.wave]: '2' }), SOURCE, DIGEST, ctx, NOW)?.wave, 2);
+    assert.equal(rolloutFacts(release({ [keys.wave]: '-1' }), SOURCE, DIGEST, ctx, NOW)?.wave, -1);
+    const bad = rolloutFacts(release({ [keys.wave]: 'one' }), SOURCE, DIGEST, ctx, NOW);
+    assert.equal(bad?.wave, undefined);
+    assert.match(bad?.invalid ?? '', /uburro.github.com\/wave: "one" is not an integer/);
+    assert.throws(() => parseWave('1.5', 'w'), WaveError);
+  });
+
+  it('read windows from the annotation before the flag; [] opens what the flag closes', () => {
+    const closed = { ...ctx, triggerWindows: parseWindows('[{"cron": "0 0 1 1 *", "window": "1m"}]', '--trigger-windows') };
+    assert.deepEqual(rolloutFacts(release({}), SOURCE, DIGEST, closed, NOW)?.window, { open: false, opensAt: Date.parse('2027-01-01T00:00:00Z') });
+    assert.equal(rolloutFacts(release({ [keys.triggerWindows]: '[]' }), SOURCE, DIGEST, closed, NOW)?.window, undefined);
+    const open = rolloutFacts(release({ [keys.triggerWindows]: '[{"cron": "0 8 * * *", "timeZone": "Europe/Berlin", "window": "9h"}]' }), SOURCE, DIGEST, closed, NOW);
+    assert.deepEqual(open?.window, { open: true });
+    const unknownZone = rolloutFacts(release({ [keys.triggerWindows]: '[{"cron": "0 8 * * *", "timeZone": "Mars/Olympus", "window": "1h"}]' }), SOURCE, DIGEST, ctx, NOW);
+    assert.match(unknownZone?.invalid ?? '', /Mars\/Olympus/);
+  });
+
+  it('name one content for rollout-now and resume: 12 hex digits at least, a prefix of the digest', () => {
+    assert.ok(namesContent(DIGEST.slice(0, 19), DIGEST));
+    assert.ok(namesContent(` ${DIGEST} `, DIGEST));
+    assert.ok(!namesContent(DIGEST.slice(0, 18), DIGEST), 'too short to name one content');
+    assert.ok(!namesContent(`sha256:${'cd'.repeat(6)}`, DIGEST));
+    assert.ok(!namesContent('true', DIGEST));
+    assert.equal(rolloutFacts(release({ [keys.wave]: '1', [keys.rolloutNow]: DIGEST.slice(0, 19) }), SOURCE, DIGEST, ctx, NOW)?.now, true);
+  });
+
+  it("read the outcome only of a trigger that carried this source's content", () => {
+    const at = '2026-11-30T11:59:00Z';
+    const progressing = rolloutFacts(release({ [keys.wave]: '1', [keys.rolloutRecord]: record(at) }), SOURCE, DIGEST, ctx, NOW);
+    assert.deepEqual(progressing?.outcome, { state: 'progressing', deadline: Date.parse(at) + 600_000 });
+    const other = rolloutFacts(release({ [keys.wave]: '1', [keys.rolloutRecord]: record(at, { [SOURCE]: 'sha256:000000000000' }) }), SOURCE, DIGEST, ctx, NOW);
+    assert.equal(other?.outcome, undefined, 'triggered for another content: this one is still to come');
+    const timedOut = rolloutFacts(release({ [keys.wave]: '1', [keys.rolloutRecord]: record('2026-11-30T11:00:00Z') }), SOURCE, DIGEST, ctx, NOW);
+    assert.equal(timedOut?.outcome?.state === 'failed' && timedOut.outcome.reason, 'Timeout');
+  });
+
+  it('count a tracked upgrade as in flight until it has an outcome', () => {
+    const at = '2026-11-30T11:59:00Z';
+    assert.ok(upgradeInFlight(release({ [keys.rolloutRecord]: record(at) }), ctx, NOW));
+    assert.ok(!upgradeInFlight(release({}), ctx, NOW));
+    const failed = release({ [keys.rolloutRecord]: record(at) }, { failures: 1 });
+    assert.ok(!upgradeInFlight(failed, ctx, NOW));
+  });
+
+  it('wake the sources of a release when what a rollout reads of it changes, and only then', () => {
+    const at = '2026-11-30T11:59:00Z';
+    const waved = release({ [keys.wave]: '1', [keys.rolloutRecord]: record(at) });
+    const handled = release({ [keys.wave]: '1', [keys.rolloutRecord]: record(at) }, { lastHandledReconcileAt: at });
+    assert.ok(rolloutChanged(waved, handled), 'a status change of a tracked release');
+    assert.ok(!rolloutChanged(waved, release({ [keys.wave]: '1', [keys.rolloutRecord]: record(at) })));
+    assert.ok(rolloutChanged(release({}), release({ [keys.wave]: '1' })), 'a wave added');
+    assert.ok(!rolloutChanged(release({}, { failures: 1 }), release({}, { failures: 2 })), 'an untracked release: status is not read');
+  });
+});
