@@ -2,27 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { contentNewerThanRelease, decide, type DecideInput } from '../../src/decide.js';
 import type { ReleaseObject } from '../../src/sources/objects.js';
+import { releaseObject } from './releases.js';
 
 const OURS = `sha256:${'a'.repeat(64)}`;
 const NEW = `sha256:${'b'.repeat(64)}`;
 
-function release(overrides: Partial<ReleaseObject> = {}): ReleaseObject {
-  return {
-    key: 'ns/app',
-    resourceVersion: '1',
-    namespace: 'ns',
-    name: 'app',
-    uid: 'u',
-    suspended: false,
-    labels: {},
-    requestedAt: undefined,
-    paused: false,
-    stalled: false,
-    valuesFrom: [],
-    lastRelease: { deployedAt: '2026-01-01T00:00:00Z', status: 'deployed' },
-    ...overrides,
-  };
-}
+const release = (overrides: Partial<ReleaseObject> = {}): ReleaseObject => releaseObject('app', overrides);
 
 function input(overrides: Partial<DecideInput> = {}, target: Partial<DecideInput['targets'][number]> = {}): DecideInput {
   return {

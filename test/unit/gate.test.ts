@@ -4,27 +4,11 @@ import { describe, it } from 'node:test';
 import { decide, type DecideInput, type TargetInput } from '../../src/decide.js';
 import type { Outcome, RolloutFacts } from '../../src/rollout/gate.js';
 import type { ReleaseObject } from '../../src/sources/objects.js';
+import { releaseObject } from './releases.js';
 
 const OURS = `sha256:${'a'.repeat(64)}`;
 const NEW = `sha256:${'b'.repeat(64)}`;
 
-function release(name: string, overrides: Partial<ReleaseObject> = {}): ReleaseObject {
-  return {
-    key: `ns/${name}`,
-    resourceVersion: '1',
-    namespace: 'ns',
-    name,
-    uid: name,
-    suspended: false,
-    labels: {},
-    requestedAt: undefined,
-    paused: false,
-    stalled: false,
-    valuesFrom: [],
-    lastRelease: { deployedAt: '2026-01-01T00:00:00Z', status: 'deployed' },
-    ...overrides,
-  };
-}
 
 interface T {
   name: string;
@@ -45,7 +29,7 @@ function input(targets: T[], overrides: Partial<DecideInput> = {}): DecideInput 
     contentChangedAt: '2026-06-01T00:00:00Z',
     targets: targets.map((t) => ({
       ref: { namespace: 'ns', name: t.name },
-      release: t.release === null ? undefined : release(t.name, t.release ?? {}),
+      release: t.release === null ? undefined : releaseObject(t.name, t.release ?? {}),
       triggeredDigest: t.outcome ? NEW : undefined,
       rollout: { wave: t.wave, outcome: t.outcome, ...t.facts },
       ...t.extra,
