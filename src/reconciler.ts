@@ -201,11 +201,13 @@ export class Reconciler {
     const { log, events, metrics } = this.opts;
     const what = `${src.kind} ${src.namespace}/${src.name} (${shortDigest(src.digest)}; ${changes})`;
     const held = new Set<string>();
+    // One log line per distinct reason, however many releases wait for it.
+    const waits = new Map<string, ObjectRef[]>();
     for (const t of plan.targets) {
       if (!t.gate) continue;
       const release = this.opts.getRelease(refKey(t.ref));
       const reason = describeGate(t.gate);
-      log.info({ source: key, target: refKey(t.ref), wave: t.wave, digest: src.digest, changedKeys: changes }, `${src.kind} change ${reason}`);
+      waits.set(reason, [...(waits.get(reason) ?? []), t.ref]);
       if (t.gate.gate === 'held') {
         held.add(refKey(t.ref));
         if (!release) continue;
@@ -231,6 +233,7 @@ export class Reconciler {
         if (failed) events.emit(helmReleaseObject(failed), 'Warning', 'RolloutHalted', message, meta);
       }
     }
+    for (const [reason, refs] of waits) log.info({ source: key, targets: sample(refs), count: refs.length, digest: src.digest, changedKeys: changes }, `${src.kind} change ${reason}`);
     if (held.size > 0) this.held.set(key, held);
     else this.held.delete(key);
     for (const t of plan.skipped) {
