@@ -16,6 +16,12 @@ export function backoffDelay(failures: number, { baseDelayMs, maxDelayMs }: Back
   return Math.min(maxDelayMs, baseDelayMs * 2 ** Math.min(failures, 40));
 }
 
+/**
+ * The longest delay a Node timer keeps (2^31-1 ms, about 24.8 days); longer ones fire after 1 ms.
+ * A longer delay fires at this bound instead: the key is looked at early and asks again.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class WorkQueue<K> {
   private readonly queue: K[] = [];
   private readonly urgent: K[] = [];
@@ -84,7 +90,7 @@ export class WorkQueue<K> {
       timer: setTimeout(() => {
         this.timers.delete(key);
         this.add(key, entry.urgent);
-      }, delayMs),
+      }, Math.min(delayMs, MAX_TIMER_MS)),
     };
     this.timers.set(key, entry);
   }
