@@ -216,7 +216,8 @@ export class Reconciler {
             metrics.invalidRollouts.inc();
             events.emit(helmReleaseObject(release), 'Warning', 'InvalidRollout', `${t.gate.message}: changes of ${what} are held until it is fixed`, { source: key, digest: src.digest });
           }
-        } else if (this.once(key, `held\u0000${refKey(t.ref)}\u0000${src.digest}`)) {
+        } else if (this.once(key, `held\u0000${refKey(t.ref)}\u0000${src.digest}\u0000${t.gate.opensAt}`)) {
+          // Once per change and opening: a new window annotation that moves the opening says so again.
           events.emit(helmReleaseObject(release), 'Normal', 'Held', `${what} ${reason}`, { source: key, digest: src.digest, keys: changes });
         }
       } else if (t.gate.gate === 'halted' && this.once(key, `halted\u0000${src.digest}\u0000${refKey(t.gate.failed.ref)}`)) {

@@ -35,6 +35,19 @@ describe('WorkQueue', () => {
     assert.deepEqual(await Promise.all([q.get(), q.get(), q.get(), q.get(), q.get()]), ['x', 'c', 'a', 'b', 'd']);
     assert.equal(q.depth, 0);
   });
+  it("a delay past a timer's limit (a window months away) waits out the limit instead of firing at once", () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const q = new WorkQueue<string>();
+      q.addAfter('held', 90 * 24 * 3600_000);
+      mock.timers.tick(1000);
+      assert.equal(q.depth, 0, 'not after a millisecond, as a bare setTimeout would');
+      mock.timers.tick(2 ** 31 - 1);
+      assert.equal(q.depth, 1, 'looked at after the limit, to ask again');
+    } finally {
+      mock.timers.reset();
+    }
+  });
   it('a key added urgent while processed, or whose urgent turn is retried, comes back urgent', async () => {
     mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     try {
