@@ -69,7 +69,6 @@ interface Pending {
   slot?: number;
 }
 
-
 /** A release fed by many sources keeps the record bounded: the newest entries win. */
 const MAX_RECORDED_SOURCES = 16;
 
@@ -144,8 +143,9 @@ export class TriggerScheduler {
       this.opts.onSettled(key, [...pending.requests.values()], false);
       return 'done';
     }
-    if (rollout.maxInFlight > 0 && this.upgradesInFlight() >= rollout.maxInFlight) {
-      this.opts.log.debug({ target: key, inFlight: this.upgradesInFlight(), max: rollout.maxInFlight }, 'trigger waits for --max-upgrades-in-flight');
+    const inFlight = rollout.maxInFlight > 0 ? this.upgradesInFlight() : 0;
+    if (rollout.maxInFlight > 0 && inFlight >= rollout.maxInFlight) {
+      this.opts.log.debug({ target: key, inFlight, max: rollout.maxInFlight }, 'trigger waits for --max-upgrades-in-flight');
       this.opts.queue.addAfter(key, IN_FLIGHT_POLL_MS);
       return 'done';
     }
@@ -184,8 +184,9 @@ export class TriggerScheduler {
   /** Tracked triggers not finished: the cache's reading, plus those sent that it does not show yet. */
   upgradesInFlight(): number {
     for (const [key, at] of this.sentRecords) {
-      const record = this.opts.getRelease(key)?.rolloutRecord;
-      if (record === undefined || record.includes(at)) this.sentRecords.delete(key);
+      const release = this.opts.getRelease(key);
+      // Counted by the cache from when it shows the record; a release deleted meanwhile upgrades nothing.
+      if (!release || parseRolloutRecord(release.rolloutRecord)?.at === at) this.sentRecords.delete(key);
     }
     return this.opts.rollout.inFlight() + this.sentRecords.size;
   }
