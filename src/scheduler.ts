@@ -206,11 +206,13 @@ export class TriggerScheduler {
       const record = { at: requestedAt, ...snapshotBefore(release, reset), force: triggerMode === 'force', src: newest(src, MAX_RECORDED_SOURCES) };
       patch.metadata.annotations[rollout.recordAnnotation] = encodeRolloutRecord(record);
     }
+    // Counted before the patch leaves: workers deciding meanwhile must see it (--max-upgrades-in-flight).
+    if (tracked && !dryRun) this.sentRecords.set(release.key, requestedAt);
     try {
       // In a dry run the writer patches nothing.
       await this.opts.writer.patchRelease(release.namespace, release.name, patch);
-      if (tracked && !dryRun) this.sentRecords.set(release.key, requestedAt);
     } catch (err) {
+      if (this.sentRecords.get(release.key) === requestedAt) this.sentRecords.delete(release.key);
       if (statusOf(err) === 404) {
         // Gone since the cache saw it: its sources decide again (missing, or asked once more).
         log.warn({ target: `${release.namespace}/${release.name}`, status: 404 }, 'HelmRelease not found when triggering; its sources decide again');

@@ -336,7 +336,7 @@ describe('waves (helm-controller simulated)', () => {
     await triggers.waitFor('w1', 1);
     await triggers.waitFor('free', 1);
     await eventually('wave 2 waiting for wave 1', () =>
-      Promise.resolve(h.logs.find((l) => String(l.msg).includes('waiting for wave 1 to be healthy') && JSON.stringify(l.targets ?? l.target).includes(`${ns}/w2`))),
+      Promise.resolve(h.logs.find((l) => String(l.msg).includes('waiting for wave 1 to be healthy') && JSON.stringify(l.targets).includes(`${ns}/w2`))),
     );
     assert.equal(triggers.count('w2'), 0, 'wave 2 waits');
     const hr = await getHelmRelease(ns, 'w1');
@@ -424,5 +424,34 @@ describe('waves (helm-controller simulated)', () => {
     await sleep(1_000);
     assert.deepEqual([triggers.count('w1'), triggers.count('w2'), triggers.count('free')], [1, 1, 1]);
     assert.equal((await events(ns)).filter((e) => e.reason === 'RolloutHalted').reduce((n, e) => n + e.count, 0), 2, 'halted reported once, on two objects');
+  });
+
+  it('--max-upgrades-in-flight: no more releases are triggered while that many have not finished', async (t) => {
+    const ns = await createNamespace('ro-inflight');
+    const triggers = await triggerLog(t, ns);
+    const names = ['a', 'b', 'c'];
+    for (const name of names) await createRelease(ns, name);
+    await createConfigMap(labeledConfigMap(ns, 'values', { targets: names.join(','), targetNamespace: ns }));
+    const h = await start(t, ns, { maxUpgradesInFlight: '1' });
+    await waitForRecordedDigest(ns, 'values');
+    await patchConfigMap(ns, 'values', { data: { 'values.yaml': 'replicas: 3\n' } });
+    const done: string[] = [];
+    for (let step = 1; step <= names.length; step++) {
+      const next = await eventually(`trigger ${step} of ${names.length}`, () => Promise.resolve(names.find((n) => !done.includes(n) && triggers.count(n) > 0)));
+      await sleep(2_000); // settle: the limit holds the others back
+      assert.deepEqual(names.filter((n) => !done.includes(n) && triggers.count(n) > 0), [next], `only ${next} in flight`);
+      assert.equal(await metricValue(h.metrics, 'hrto_upgrades_in_flight'), 1);
+      const record = JSON.parse((await getHelmRelease(ns, next)).metadata.annotations![ROLLOUT]!) as Record_;
+      await writeStatus(ns, next, {
+        lastHandledReconcileAt: record.at,
+        conditions: [{ type: 'Ready', status: 'True', reason: 'UpgradeSucceeded', message: 'ok', observedGeneration: await generationOf(ns, next), lastTransitionTime: rfc3339(new Date()) }],
+        history: [history(ns, next, record.v + 1, 'upgrade', CONFIG)],
+        lastAttemptedConfigDigest: CONFIG,
+        failures: 0,
+      });
+      done.push(next);
+    }
+    await waitForRecordedDigest(ns, 'values');
+    assert.deepEqual(names.map((n) => triggers.count(n)), [1, 1, 1]);
   });
 });
