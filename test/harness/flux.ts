@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { deployBinaries, ensureBinaries, ensureBinary, fluxBinaries, moduleSource } from './binaries.js';
 import { installCrds } from './cluster.js';
 import { freePort, ProcessGroup } from './processes.js';
@@ -17,12 +17,46 @@ const run = promisify(execFile);
 export const DEMO_CHART = 'hrto-demo';
 export const DEMO_CHART_VERSION = '0.1.0';
 
+/**
+ * The chart's values schema: `message` a string, `replicas` an integer >= 0 (other keys are free).
+ * Helm validates the merged values against it before it renders or stores anything, so values
+ * breaking it (DEMO_INVALID_VALUES) fail an install or upgrade at once, every time, with no history
+ * entry: the deterministic failure of the end-to-end tests.
+ */
+export const DEMO_VALUES_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  type: 'object',
+  properties: {
+    message: { type: 'string' },
+    replicas: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+/** A values.yaml the schema rejects (`replicas` below its minimum). */
+export const DEMO_INVALID_VALUES = 'replicas: -1\n';
+
+/**
+ * How helm-controller v1.6 ends an upgrade to values the schema rejects (measured): within about
+ * 0.3 s of the trigger, no history entry, `Released`/`Ready` False/UpgradeFailed, `failures` 1,
+ * `lastHandledReconcileAt` set, never Stalled, and `Reconciling` left True. What follows depends on
+ * the strategy only (`spec.upgrade.remediation` and `spec.timeout` change nothing: nothing is stored
+ * to remediate or wait for):
+ *  - the default (RemediateOnFailure): helm-controller retries with its error backoff (0.75 s
+ *    doubling) for as long as the values stay bad, each retry failures + 1 and Ready flipping
+ *    Unknown/Progressing then False/UpgradeFailed again; `Reconciling` True/Progressing throughout;
+ *  - with this `spec.upgrade`: one attempt, then quiet for an hour, `Reconciling`
+ *    True/ProgressingWithRetry.
+ * Both end at once when changed values upgrade fine (the failures are reset).
+ */
+export const DEMO_UPGRADE_FAIL_ONCE = { strategy: { name: 'RetryOnFailure', retryInterval: '1h' } } as const;
+
 /** A chart whose only object is a ConfigMap showing `.Values.message`: installable without nodes. */
 function writeChart(dir: string): string {
   const chart = path.join(dir, DEMO_CHART);
   mkdirSync(path.join(chart, 'templates'), { recursive: true });
   writeFileSync(path.join(chart, 'Chart.yaml'), `apiVersion: v2\nname: ${DEMO_CHART}\nversion: ${DEMO_CHART_VERSION}\n`);
   writeFileSync(path.join(chart, 'values.yaml'), 'message: default\nreplicas: 1\n');
+  writeFileSync(path.join(chart, 'values.schema.json'), `${JSON.stringify(DEMO_VALUES_SCHEMA, null, 2)}\n`);
   writeFileSync(
     path.join(chart, 'templates', 'rendered.yaml'),
     [
@@ -37,6 +71,38 @@ function writeChart(dir: string): string {
     ].join('\n'),
   );
   return chart;
+}
+
+export interface DemoReleaseOptions {
+  /** A ConfigMap of the namespace read through spec.valuesFrom (key values.yaml). */
+  valuesFrom?: string;
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** Merged over the spec (e.g. `upgrade`, `timeout`, `values`). */
+  spec?: Record<string, unknown>;
+}
+
+/**
+ * A HelmRelease of the demo chart from the namespace's HelmRepository `demo` (FluxControllers.createRepository).
+ * Its schedules are an hour long, so every upgrade in a test comes from a trigger.
+ */
+export function demoHelmRelease(namespace: string, name: string, options: DemoReleaseOptions = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'helm.toolkit.fluxcd.io/v2',
+    kind: 'HelmRelease',
+    metadata: {
+      name,
+      namespace,
+      ...(options.annotations ? { annotations: options.annotations } : {}),
+      ...(options.labels ? { labels: options.labels } : {}),
+    },
+    spec: {
+      interval: '1h',
+      chart: { spec: { chart: DEMO_CHART, version: DEMO_CHART_VERSION, sourceRef: { kind: 'HelmRepository', name: 'demo' }, interval: '1h' } },
+      ...(options.valuesFrom ? { valuesFrom: [{ kind: 'ConfigMap', name: options.valuesFrom }] } : {}),
+      ...options.spec,
+    },
+  };
 }
 
 export interface FluxVersions {
@@ -113,6 +179,17 @@ export class FluxControllers {
       await this.stop();
       throw err;
     }
+  }
+
+  /** The HelmRepository `demo` in a namespace, serving the demo chart: what demoHelmRelease points at. */
+  async createRepository(namespace: string, name = 'demo'): Promise<void> {
+    await this.kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      group: 'source.toolkit.fluxcd.io',
+      version: 'v1',
+      plural: 'helmrepositories',
+      namespace,
+      body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'HelmRepository', metadata: { name, namespace }, spec: { url: this.repositoryUrl, interval: '10m' } },
+    });
   }
 
   private async ensureNamespace(name: string): Promise<void> {

@@ -1,0 +1,549 @@
+// Safe config rollouts (issue 19) end to end with Flux's own source-controller, helm-controller and
+// notification-controller: six HelmReleases in three waves read one labeled ConfigMap through
+// valuesFrom. A good change reaches wave n+1 only after every release of wave n upgraded to a new
+// revision and reports it Ready; a change the chart's values schema rejects fails wave 1 and halts
+// the rollout (waves 2 and 3 are never patched, RolloutHalted is reported as an Event and through an
+// Alert); a fixed change then rolls out through all three waves; and a standby that takes over after
+// the leader is SIGKILLed between waves carries the rollout on, patching no release twice.
+// The order is read from the API server's audit log (when each trigger patch was received) against
+// the helm-controller status write the watch saw the new revision Ready in.
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { createLogger } from '../../src/log.js';
+import { type Cached, Informer } from '../../src/sources/informer.js';
+import { DEMO_INVALID_VALUES, demoHelmRelease, FluxControllers } from '../harness/flux.js';
+import { type Webhook, webhook } from '../harness/webhook.js';
+import { events, type EventSummary, REQUESTED_AT, startHrto, TriggerLog } from './hrto.js';
+import { clusterArgs, leaderAndStandby, logLines, type Run, waitForLog } from './process.js';
+import {
+  api,
+  auditEvents,
+  auditLogPath,
+  core,
+  createConfigMap,
+  createNamespace,
+  custom,
+  eventually,
+  HR,
+  kc,
+  NAMES,
+  NAMESPACE,
+  patchConfigMap,
+  sleep,
+  waitForRecordedDigest,
+  WATCH_LABEL,
+} from './support.js';
+
+const onTestControlPlane = { skip: auditLogPath ? false : 'starts Flux controllers and reads the audit log: needs the test control plane' };
+
+const WAVE = 'uburro.github.com/wave';
+const ROLLOUT = 'uburro.github.com/rollout';
+const SOURCE = 'values';
+/** Release name -> wave, in wave order. */
+const RELEASES: readonly (readonly [string, number])[] = [
+  ['w1-a', 1],
+  ['w1-b', 1],
+  ['w2-a', 2],
+  ['w2-b', 2],
+  ['w3-a', 3],
+  ['w3-b', 3],
+];
+const NAMES_OF = (wave: number): string[] => RELEASES.filter(([, w]) => w === wave).map(([name]) => name);
+const ALL = RELEASES.map(([name]) => name);
+/** One wave: a forced upgrade of a one-ConfigMap chart takes seconds; three waves well within this. */
+const ROLLOUT_TIMEOUT = 180_000;
+/** How long a halted rollout is watched for a patch it must never make. */
+const SETTLE_MS = 20_000;
+
+// --- what the watch saw of each HelmRelease ------------------------------------------------------
+
+interface Condition {
+  status: string;
+  reason: string;
+  observedGeneration?: number;
+}
+
+interface Seen extends Cached {
+  name: string;
+  /** When the watch delivered this state (this process's clock, as the audit log's). */
+  at: number;
+  generation: number;
+  requestedAt?: string;
+  rollout?: string;
+  lastHandledReconcileAt?: string;
+  failures: number;
+  ready?: Condition;
+  reconciling?: Condition;
+  stalled?: Condition;
+  latest?: { version: number; status: string; action?: string; configDigest?: string };
+  lastAttemptedConfigDigest?: string;
+}
+
+function seen(raw: Record<string, unknown>): Seen {
+  const meta = (raw.metadata ?? {}) as { name?: string; resourceVersion?: string; generation?: number; annotations?: Record<string, string> };
+  const status = (raw.status ?? {}) as {
+    lastHandledReconcileAt?: string;
+    failures?: number;
+    conditions?: (Condition & { type: string })[];
+    history?: { version: number; status: string; action?: string; configDigest?: string }[];
+    lastAttemptedConfigDigest?: string;
+  };
+  const condition = (type: string): Condition | undefined => {
+    const c = status.conditions?.find((x) => x.type === type);
+    return c && { status: c.status, reason: c.reason, ...(c.observedGeneration === undefined ? {} : { observedGeneration: c.observedGeneration }) };
+  };
+  const latest = status.history?.[0];
+  return {
+    key: meta.name ?? '',
+    name: meta.name ?? '',
+    resourceVersion: meta.resourceVersion ?? '',
+    at: Date.now(),
+    generation: meta.generation ?? 0,
+    requestedAt: meta.annotations?.[REQUESTED_AT],
+    rollout: meta.annotations?.[ROLLOUT],
+    lastHandledReconcileAt: status.lastHandledReconcileAt,
+    failures: status.failures ?? 0,
+    ready: condition('Ready'),
+    reconciling: condition('Reconciling'),
+    stalled: condition('Stalled'),
+    latest: latest && { version: latest.version, status: latest.status, action: latest.action, configDigest: latest.configDigest },
+    lastAttemptedConfigDigest: status.lastAttemptedConfigDigest,
+  };
+}
+
+/** Every state of the namespace's HelmReleases the watch delivered, in order, with when. */
+class ReleaseWatch {
+  readonly states = new Map<string, Seen[]>();
+  private informer?: Informer<Seen>;
+
+  static async start(namespace: string): Promise<ReleaseWatch> {
+    const watch = new ReleaseWatch();
+    const informer = new Informer<Seen>({
+      name: `test-rollout[${namespace}]`,
+      api,
+      path: `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${namespace}/helmreleases`,
+      log: createLogger('error', new Writable({ write: (_c, _e, cb) => cb() })),
+      transform: (raw) => seen(raw),
+    });
+    const record = (s: Seen): void => {
+      const list = watch.states.get(s.name) ?? [];
+      list.push(s);
+      watch.states.set(s.name, list);
+    };
+    informer.addHandlers({ add: record, update: (_old, s) => record(s) });
+    informer.start();
+    await informer.waitForSync();
+    watch.informer = informer;
+    return watch;
+  }
+
+  current(name: string): Seen | undefined {
+    return this.states.get(name)?.at(-1);
+  }
+
+  /** The first state after `since` that `match` accepts. */
+  first(name: string, since: number, match: (s: Seen) => boolean): Seen | undefined {
+    return this.states.get(name)?.find((s) => s.at >= since && match(s));
+  }
+
+  /** A release's states since a time, one compact line each: the failure message of a test. */
+  timeline(name: string, since: number): string {
+    return (this.states.get(name) ?? [])
+      .filter((s) => s.at >= since)
+      .map((s) =>
+        JSON.stringify({
+          t: s.at - since,
+          req: s.requestedAt,
+          handled: s.lastHandledReconcileAt,
+          f: s.failures,
+          ready: s.ready && `${s.ready.status}/${s.ready.reason}@${s.ready.observedGeneration}`,
+          reconciling: s.reconciling && `${s.reconciling.status}/${s.reconciling.reason}`,
+          stalled: s.stalled?.status,
+          latest: s.latest && `v${s.latest.version} ${s.latest.status} ${s.latest.action ?? ''}`,
+        }),
+      )
+      .join('\n');
+  }
+
+  async stop(): Promise<void> {
+    await this.informer?.shutdown();
+  }
+}
+
+/** What a release was before a change: its newest revision, failures and reconcile request. */
+interface Baseline {
+  version: number;
+  failures: number;
+  requestedAt: string | undefined;
+}
+
+function baselines(watch: ReleaseWatch): Map<string, Baseline> {
+  return new Map(
+    ALL.map((name) => {
+      const s = watch.current(name);
+      assert.ok(s, `the watch has seen ${name}`);
+      return [name, { version: s.latest?.version ?? 0, failures: s.failures, requestedAt: s.requestedAt }];
+    }),
+  );
+}
+
+/** Triggered anew since the baseline, and helm-controller reports that trigger upgraded and Ready. */
+function upgradedAndReady(s: Seen, base: Baseline): boolean {
+  return (
+    s.requestedAt !== undefined &&
+    s.requestedAt !== base.requestedAt &&
+    s.lastHandledReconcileAt === s.requestedAt &&
+    (s.latest?.version ?? 0) > base.version &&
+    s.latest?.status === 'deployed' &&
+    s.ready?.status === 'True' &&
+    s.ready.observedGeneration === s.generation
+  );
+}
+
+/** Triggered anew since the baseline, and helm-controller reports the upgrade failed. */
+function upgradeFailed(s: Seen, base: Baseline): boolean {
+  return (
+    s.requestedAt !== undefined &&
+    s.requestedAt !== base.requestedAt &&
+    s.lastHandledReconcileAt === s.requestedAt &&
+    (s.failures > base.failures || (s.ready?.status === 'False' && s.ready.reason === 'UpgradeFailed'))
+  );
+}
+
+// --- what the API server recorded ----------------------------------------------------------------
+
+/** hrto's patches of HelmReleases (its trigger) received since `since`, by release, oldest first. */
+function triggerPatches(ns: string, since: number): Map<string, string[]> {
+  const byRelease = new Map<string, string[]>();
+  for (const e of auditEvents(ns)) {
+    if (e.verb !== 'patch' || e.objectRef?.resource !== 'helmreleases' || e.objectRef.subresource !== undefined) continue;
+    if (!e.userAgent?.startsWith('hrto/') || (e.responseStatus?.code ?? 0) >= 300) continue;
+    if (Date.parse(e.requestReceivedTimestamp) < since) continue;
+    const list = byRelease.get(e.objectRef.name!) ?? [];
+    list.push(e.requestReceivedTimestamp);
+    byRelease.set(e.objectRef.name!, list);
+  }
+  for (const list of byRelease.values()) list.sort();
+  return byRelease;
+}
+
+/**
+ * When the API server received the helm-controller status write that the watch saw a state in: the
+ * newest status write of the release received no later than the watch delivered it. (The write that
+ * produced the state came before its watch event, so this is that write or, rarely, a later one.)
+ * Audit timestamps have microseconds and one format: they compare as strings.
+ */
+function statusWrittenAt(ns: string, name: string, watchedAt: number): string {
+  const writes = auditEvents(ns)
+    .filter(
+      (e) =>
+        (e.verb === 'patch' || e.verb === 'update') &&
+        e.objectRef?.resource === 'helmreleases' &&
+        e.objectRef.name === name &&
+        e.objectRef.subresource === 'status' &&
+        Date.parse(e.requestReceivedTimestamp) <= watchedAt,
+    )
+    .map((e) => e.requestReceivedTimestamp)
+    .sort();
+  const last = writes.at(-1);
+  assert.ok(last, `an audited status write of ${name} before the watch saw it Ready`);
+  return last;
+}
+
+// --- fixtures ------------------------------------------------------------------------------------
+
+/** The labeled ConfigMap naming all six releases, the six releases in their waves, all installed. */
+async function sixReleases(ns: string, flux: FluxControllers): Promise<void> {
+  await flux.createRepository(ns);
+  await createConfigMap({
+    metadata: { name: SOURCE, namespace: ns, labels: { [WATCH_LABEL]: 'true' }, annotations: { [NAMES]: ALL.join(','), [NAMESPACE]: ns } },
+    data: { 'values.yaml': 'message: one\n' },
+  });
+  for (const [name, wave] of RELEASES) {
+    await custom.createNamespacedCustomObject({ ...HR, namespace: ns, body: demoHelmRelease(ns, name, { valuesFrom: SOURCE, annotations: { [WAVE]: String(wave) } }) });
+  }
+  await eventually(
+    'six releases installed',
+    async () => {
+      for (const name of ALL) {
+        const hr = (await custom.getNamespacedCustomObject({ ...HR, namespace: ns, name })) as { status?: { history?: { version: number; status: string }[] } };
+        const latest = hr.status?.history?.[0];
+        if (latest?.version !== 1 || latest.status !== 'deployed') return false;
+      }
+      return true;
+    },
+    ROLLOUT_TIMEOUT,
+  );
+}
+
+async function rendered(ns: string, release: string): Promise<string | undefined> {
+  const cm = await core.readNamespacedConfigMap({ namespace: ns, name: `${release}-rendered` }).catch(() => undefined);
+  return cm?.data?.message;
+}
+
+interface Rollout {
+  /** When the watch saw each release's new revision Ready, and the status write that made it so. */
+  ready: Map<string, { watchedAt: number; writtenAt: string; requestedAt: string }>;
+  /** hrto's trigger patches since the change, by release. */
+  patches: Map<string, string[]>;
+}
+
+/**
+ * Changes the source and waits for all six releases to be upgraded and Ready; then checks from the
+ * audit log that no release of wave n+1 was patched before every release of wave n was Ready.
+ */
+async function goodChange(t: TestContext, ns: string, watch: ReleaseWatch, values: string): Promise<Rollout> {
+  const base = baselines(watch);
+  const changed = Date.now();
+  await patchConfigMap(ns, SOURCE, { data: { 'values.yaml': values } });
+  const ready = new Map<string, { watchedAt: number; writtenAt: string; requestedAt: string }>();
+  try {
+    for (const name of ALL) {
+      const s = await eventually(`${name} upgraded and Ready`, () => Promise.resolve(watch.first(name, changed, (x) => upgradedAndReady(x, base.get(name)!))), ROLLOUT_TIMEOUT);
+      ready.set(name, { watchedAt: s.at, writtenAt: statusWrittenAt(ns, name, s.at), requestedAt: s.requestedAt! });
+    }
+  } catch (err) {
+    for (const name of ALL) t.diagnostic(`${name}:\n${watch.timeline(name, changed)}`);
+    throw err;
+  }
+  const patches = triggerPatches(ns, changed);
+  t.diagnostic(
+    `rollout: ${ALL.map((name) => `${name} patched ${patches.get(name)?.[0]?.slice(11) ?? '-'}, Ready written ${ready.get(name)!.writtenAt.slice(11)} (seen +${ready.get(name)!.watchedAt - changed} ms)`).join('; ')}`,
+  );
+  for (const wave of [2, 3]) {
+    const firstPatch = NAMES_OF(wave)
+      .map((name) => patches.get(name)?.[0])
+      .filter((p): p is string => p !== undefined)
+      .sort()[0];
+    assert.ok(firstPatch, `wave ${wave} was patched`);
+    for (const earlier of NAMES_OF(wave - 1)) {
+      const r = ready.get(earlier)!;
+      assert.ok(
+        firstPatch > r.writtenAt,
+        `the first patch of wave ${wave} (${firstPatch}) came after ${earlier} of wave ${wave - 1} reported its new revision Ready (${r.writtenAt})`,
+      );
+    }
+  }
+  for (const name of ALL) {
+    assert.equal(patches.get(name)?.length, 1, `${name} patched once for the change`);
+  }
+  for (const name of ALL) {
+    const base0 = base.get(name)!;
+    const record = watch.current(name)?.rollout;
+    assert.ok(record, `${name} carries the ${ROLLOUT} record of its trigger`);
+    const parsed = JSON.parse(record) as { at?: string; v?: number; f?: number; force?: boolean; src?: Record<string, string> };
+    assert.equal(parsed.at, ready.get(name)!.requestedAt, `${name}: the record is of the trigger that upgraded it`);
+    // (After a failed change helm-controller's own retries may have upgraded once more before the trigger.)
+    assert.ok(typeof parsed.v === 'number' && parsed.v >= base0.version && parsed.v < watch.current(name)!.latest!.version, `${name}: the record holds the newest revision before the trigger (${parsed.v})`);
+    // helm-controller may count one more retry of a failed release between the baseline and the trigger.
+    assert.ok(typeof parsed.f === 'number' && parsed.f >= base0.failures, `${name}: the record holds the failures before the trigger (${parsed.f})`);
+    assert.equal(parsed.force, true);
+    assert.match(parsed.src?.[`ConfigMap/${ns}/${SOURCE}`] ?? '', /^sha256:[0-9a-f]{12}$/);
+  }
+  return { ready, patches };
+}
+
+// --- the tests -----------------------------------------------------------------------------------
+
+interface FluxEventBody {
+  involvedObject: { kind: string; name: string; namespace: string };
+  severity: string;
+  message: string;
+  reason: string;
+  metadata?: Record<string, string>;
+  reportingController: string;
+}
+
+/** A generic Provider posting to the webhook and an Alert on every HelmRelease of the namespace. */
+async function notificationObjects(ns: string, address: string): Promise<void> {
+  const group = { group: 'notification.toolkit.fluxcd.io', version: 'v1beta3', namespace: ns };
+  const apiVersion = 'notification.toolkit.fluxcd.io/v1beta3';
+  await custom.createNamespacedCustomObject({
+    ...group,
+    plural: 'providers',
+    body: { apiVersion, kind: 'Provider', metadata: { name: 'webhook', namespace: ns }, spec: { type: 'generic', address } },
+  });
+  await custom.createNamespacedCustomObject({
+    ...group,
+    plural: 'alerts',
+    body: {
+      apiVersion,
+      kind: 'Alert',
+      metadata: { name: 'releases', namespace: ns },
+      spec: { providerRef: { name: 'webhook' }, eventSeverity: 'info', eventSources: [{ kind: 'HelmRelease', name: '*' }] },
+    },
+  });
+}
+
+function halted(list: EventSummary[], kind: string, names: readonly string[]): EventSummary | undefined {
+  return list.find((e) => e.reason === 'RolloutHalted' && e.kind === kind && names.includes(e.name));
+}
+
+describe('safe rollouts end to end with Flux', onTestControlPlane, () => {
+  let flux: FluxControllers;
+  before(async () => {
+    flux = new FluxControllers(process.env.HRTO_TEST_KUBECONFIG!, kc);
+    await flux.start({ notifications: true });
+  });
+  after(() => flux?.stop());
+
+  describe('three waves of two releases, one source', () => {
+    let ns: string;
+    let watch: ReleaseWatch;
+    let triggers: TriggerLog;
+    let hook: Webhook<FluxEventBody>;
+    let stopHrto: (() => Promise<void>) | undefined;
+    before(async () => {
+      ns = await createNamespace('rollout');
+      hook = await webhook<FluxEventBody>();
+      await notificationObjects(ns, hook.url);
+      await sixReleases(ns, flux);
+      watch = await ReleaseWatch.start(ns);
+      triggers = await TriggerLog.start(ns);
+      const h = await startHrto({ watchNamespaces: ns, debounce: '0s', waveTimeout: '2m', eventsAddr: flux.eventsAddress });
+      stopHrto = () => h.stop();
+      await waitForRecordedDigest(ns, SOURCE); // adopted: every release already has this content
+    });
+    after(async () => {
+      await stopHrto?.();
+      await triggers?.stop();
+      await watch?.stop();
+      await hook?.close();
+    });
+
+    it('a good change rolls out wave by wave: no wave is patched before the one before it reports the new revision Ready', async (t) => {
+      await goodChange(t, ns, watch, 'message: two\n');
+      for (const name of ALL) assert.equal(await rendered(ns, name), 'two', `${name} renders the new values`);
+    });
+
+    it('a change the chart rejects fails wave 1 and halts: waves 2 and 3 are never patched, RolloutHalted is reported', async (t) => {
+      const base = baselines(watch);
+      const triggersBefore = new Map(ALL.map((name) => [name, triggers.count(name)]));
+      const changed = Date.now();
+      await patchConfigMap(ns, SOURCE, { data: { 'values.yaml': `message: bad\n${DEMO_INVALID_VALUES}` } });
+      try {
+        for (const name of NAMES_OF(1)) {
+          await eventually(`${name} triggered and failed`, () => Promise.resolve(watch.first(name, changed, (s) => upgradeFailed(s, base.get(name)!))), ROLLOUT_TIMEOUT);
+        }
+        const early = triggerPatches(ns, changed);
+        for (const name of [...NAMES_OF(2), ...NAMES_OF(3)]) {
+          assert.equal(early.get(name), undefined, `${name} not patched while wave 1 upgrades and fails: ${JSON.stringify(early.get(name))}`);
+        }
+        // Within the wave timeout (2m) at the latest, though the failure is read at once.
+        await eventually('RolloutHalted on the source', async () => halted(await events(ns), 'ConfigMap', [SOURCE]), ROLLOUT_TIMEOUT);
+      } catch (err) {
+        for (const name of ALL) t.diagnostic(`${name}:\n${watch.timeline(name, changed)}`);
+        throw err;
+      }
+      const haltedAt = Date.now();
+      await sleep(SETTLE_MS);
+
+      const list = await events(ns);
+      const onSource = halted(list, 'ConfigMap', [SOURCE])!;
+      assert.equal(onSource.type, 'Warning');
+      assert.ok(NAMES_OF(1).some((name) => onSource.message.includes(name)), `the source's Event names the failed release: ${onSource.message}`);
+      assert.ok(onSource.message.includes('values.yaml'), `the source's Event names the changed key: ${onSource.message}`);
+      const onRelease = halted(list, 'HelmRelease', NAMES_OF(1));
+      assert.ok(onRelease, `RolloutHalted on a failed release of wave 1; events: ${JSON.stringify(list.filter((e) => e.reason === 'RolloutHalted'))}`);
+      assert.equal(onRelease.type, 'Warning');
+      assert.ok(onRelease.message.includes('values.yaml'), onRelease.message);
+
+      const patches = triggerPatches(ns, changed);
+      for (const name of NAMES_OF(1)) assert.equal(patches.get(name)?.length, 1, `${name} of wave 1 was triggered once`);
+      for (const name of [...NAMES_OF(2), ...NAMES_OF(3)]) {
+        assert.equal(patches.get(name), undefined, `${name} never patched, ${SETTLE_MS / 1000}s after the rollout halted: ${JSON.stringify(patches.get(name))}`);
+        assert.equal(triggers.count(name), triggersBefore.get(name), `${name} has no new reconcile request`);
+        const now = watch.current(name)!;
+        assert.equal(now.latest?.version, base.get(name)!.version, `${name} still at its revision`);
+        assert.equal(now.ready?.status, 'True', `${name} still Ready with the last good values`);
+      }
+      assert.ok(Date.now() - haltedAt >= SETTLE_MS);
+
+      // Through notification-controller: the Alert on HelmReleases posts hrto's Warning.
+      const fromHrto = await eventually('the webhook to receive RolloutHalted', () =>
+        Promise.resolve(hook.bodies.find((e) => e.reportingController === 'helmrelease-trigger-operator' && e.reason === 'RolloutHalted')),
+      );
+      assert.equal(fromHrto.involvedObject.kind, 'HelmRelease');
+      assert.equal(fromHrto.involvedObject.namespace, ns);
+      assert.ok(NAMES_OF(1).includes(fromHrto.involvedObject.name), `about a release of wave 1: ${fromHrto.involvedObject.name}`);
+      assert.equal(fromHrto.severity, 'error');
+      assert.ok(fromHrto.message.includes(fromHrto.involvedObject.name), `names the failed release: ${fromHrto.message}`);
+      assert.match(fromHrto.message, /UpgradeFailed/, 'names the reason');
+      assert.ok(fromHrto.message.includes('values.yaml'), `names the changed key: ${fromHrto.message}`);
+      t.diagnostic(`received from hrto: ${JSON.stringify(fromHrto)}`);
+    });
+
+    it('a fixed change then rolls out through all three waves', async (t) => {
+      await goodChange(t, ns, watch, 'message: fixed\n');
+      for (const name of ALL) assert.equal(await rendered(ns, name), 'fixed', `${name} renders the fixed values`);
+    });
+  });
+
+  it('leader SIGKILLed between waves: the standby triggers wave 2 only after wave 1 is healthy, then wave 3, and patches no release twice', async (t) => {
+    const ns = await createNamespace('rollout-ha');
+    await sixReleases(ns, flux);
+    const watch = await ReleaseWatch.start(ns);
+    t.after(() => watch.stop());
+    const triggers = await TriggerLog.start(ns);
+    t.after(() => triggers.stop());
+    const args = clusterArgs(ns, [
+      '--leader-elect',
+      `--leader-election-namespace=${ns}`,
+      '--leader-elect-lease-duration=4s',
+      '--leader-elect-renew-deadline=3s',
+      '--leader-elect-retry-period=500ms',
+      '--min-trigger-interval=0s',
+      '--debounce=0s',
+      '--wave-timeout=2m',
+    ]);
+    const { leader, standby } = await leaderAndStandby(t, args);
+    await waitForRecordedDigest(ns, SOURCE);
+    const base = baselines(watch);
+    const counts = new Map(ALL.map((name) => [name, triggers.count(name)]));
+    const changed = Date.now();
+    await patchConfigMap(ns, SOURCE, { data: { 'values.yaml': 'message: two\n' } });
+
+    // Both of wave 1 patched by the leader: kill it there, before it can see them healthy.
+    for (const name of NAMES_OF(1)) await triggers.waitFor(name, counts.get(name)! + 1, 60_000);
+    leader.kill('SIGKILL');
+    const killed = Date.now();
+    for (const name of [...NAMES_OF(2), ...NAMES_OF(3)]) {
+      assert.equal(triggers.count(name), counts.get(name), `${name} not triggered before the leader was killed (wave 1 cannot be healthy yet)`);
+    }
+    await waitForLog(standby, 'the standby to take over', (l) => l.msg === 'became the leader', 60_000);
+
+    const ready = new Map<string, string>();
+    try {
+      for (const name of ALL) {
+        const s = await eventually(`${name} upgraded and Ready`, () => Promise.resolve(watch.first(name, changed, (x) => upgradedAndReady(x, base.get(name)!))), ROLLOUT_TIMEOUT);
+        ready.set(name, statusWrittenAt(ns, name, s.at));
+      }
+    } catch (err) {
+      for (const name of ALL) t.diagnostic(`${name}:\n${watch.timeline(name, changed)}`);
+      throw err;
+    }
+    await sleep(2000); // a second trigger of any release would land by now
+
+    const patches = triggerPatches(ns, changed);
+    for (const wave of [2, 3]) {
+      const firstPatch = NAMES_OF(wave)
+        .map((name) => patches.get(name)?.[0])
+        .filter((p): p is string => p !== undefined)
+        .sort()[0];
+      assert.ok(firstPatch, `wave ${wave} was patched`);
+      assert.ok(Date.parse(firstPatch) > killed, `wave ${wave} patched by the new leader, after the kill`);
+      for (const earlier of NAMES_OF(wave - 1)) {
+        assert.ok(firstPatch > ready.get(earlier)!, `the first patch of wave ${wave} (${firstPatch}) came after ${earlier} reported Ready (${ready.get(earlier)})`);
+      }
+    }
+    for (const name of ALL) {
+      const requests = (triggers.requests.get(name) ?? []).slice(counts.get(name));
+      assert.equal(requests.length, 1, `${name}: one reconcile request for the change, got ${JSON.stringify(requests)}`);
+    }
+    const triggeredBy = (run: Run, name: string): boolean => logLines(run).some((l) => l.msg.startsWith('triggered HelmRelease') && l.target === `${ns}/${name}`);
+    for (const name of NAMES_OF(1)) assert.ok(triggeredBy(leader, name) && !triggeredBy(standby, name), `${name} triggered by the first leader only`);
+    for (const name of [...NAMES_OF(2), ...NAMES_OF(3)]) assert.ok(triggeredBy(standby, name) && !triggeredBy(leader, name), `${name} triggered by the new leader only`);
+    t.diagnostic(`killed +${killed - changed} ms; patches: ${JSON.stringify(Object.fromEntries(patches))}`);
+  });
+});
