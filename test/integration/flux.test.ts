@@ -169,8 +169,9 @@ describe('end to end with Flux', onTestControlPlane, () => {
     );
     assert.equal(fromHrto.reason, 'Triggered');
     assert.equal(fromHrto.severity, 'info');
-    assert.match(fromHrto.message, new RegExp(`^ConfigMap ${ns}/alert-values changed \\(sha256:[0-9a-f]{12}\\): requested forced upgrade at `));
+    assert.match(fromHrto.message, new RegExp(`^ConfigMap ${ns}/alert-values changed \\(sha256:[0-9a-f]{12}; changed values.yaml\\): requested forced upgrade at `));
     assert.equal(fromHrto.metadata?.['uburro.github.com/source'], `ConfigMap/${ns}/alert-values`);
+    assert.equal(fromHrto.metadata?.['uburro.github.com/keys'], 'changed values.yaml', 'the Alert says which keys changed');
     assert.equal(fromHrto.metadata?.['uburro.github.com/digest'], digest);
     const fromHelm = await eventually("helm-controller's upgrade event", () =>
       Promise.resolve(received.find((e) => e.reportingController === 'helm-controller' && /upgrade/i.test(e.reason))),
