@@ -105,6 +105,16 @@ export function demoHelmRelease(namespace: string, name: string, options: DemoRe
   };
 }
 
+/** An event as notification-controller's generic provider posts it. */
+export interface FluxEventBody {
+  involvedObject: { kind: string; name: string; namespace: string };
+  severity: string;
+  message: string;
+  reason: string;
+  metadata?: Record<string, string>;
+  reportingController: string;
+}
+
 export interface FluxVersions {
   sourceController: string;
   helmController: string;
@@ -189,6 +199,28 @@ export class FluxControllers {
       plural: 'helmrepositories',
       namespace,
       body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'HelmRepository', metadata: { name, namespace }, spec: { url: this.repositoryUrl, interval: '10m' } },
+    });
+  }
+
+  /** A Provider of type generic posting to `address`, and an Alert on every HelmRelease of the namespace. */
+  async alertTo(namespace: string, address: string): Promise<void> {
+    const custom = this.kc.makeApiClient(CustomObjectsApi);
+    const group = { group: 'notification.toolkit.fluxcd.io', version: 'v1beta3', namespace };
+    const apiVersion = 'notification.toolkit.fluxcd.io/v1beta3';
+    await custom.createNamespacedCustomObject({
+      ...group,
+      plural: 'providers',
+      body: { apiVersion, kind: 'Provider', metadata: { name: 'webhook', namespace }, spec: { type: 'generic', address } },
+    });
+    await custom.createNamespacedCustomObject({
+      ...group,
+      plural: 'alerts',
+      body: {
+        apiVersion,
+        kind: 'Alert',
+        metadata: { name: 'releases', namespace },
+        spec: { providerRef: { name: 'webhook' }, eventSeverity: 'info', eventSources: [{ kind: 'HelmRelease', name: '*' }] },
+      },
     });
   }
 

@@ -4,7 +4,7 @@
 // release tells a webhook why. Flux's own watch label is measured beside it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../harness/flux.js';
+import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers, type FluxEventBody } from '../harness/flux.js';
 import { webhook } from '../harness/webhook.js';
 import { metricValue, startHrto } from './hrto.js';
 import {
@@ -147,7 +147,7 @@ describe('end to end with Flux', onTestControlPlane, () => {
     t.after(() => hook.close());
     const received = hook.bodies;
     const ns = await createNamespace('e2e-alert');
-    await notificationObjects(ns, hook.url);
+    await flux.alertTo(ns, hook.url);
     await helmRepository(ns, flux.repositoryUrl);
     await createConfigMap({
       metadata: { name: 'alert-values', namespace: ns, labels: { [WATCH_LABEL]: 'true' }, annotations: { [NAMES]: 'alerted', [NAMESPACE]: ns } },
@@ -184,32 +184,3 @@ describe('end to end with Flux', onTestControlPlane, () => {
   });
 });
 
-interface FluxEventBody {
-  involvedObject: { kind: string; name: string; namespace: string };
-  severity: string;
-  message: string;
-  reason: string;
-  metadata?: Record<string, string>;
-  reportingController: string;
-}
-
-/** A Provider of type generic posting to the receiver, and an Alert on every HelmRelease of the namespace. */
-async function notificationObjects(ns: string, address: string): Promise<void> {
-  const group = { group: 'notification.toolkit.fluxcd.io', version: 'v1beta3', namespace: ns };
-  const apiVersion = 'notification.toolkit.fluxcd.io/v1beta3';
-  await custom.createNamespacedCustomObject({
-    ...group,
-    plural: 'providers',
-    body: { apiVersion, kind: 'Provider', metadata: { name: 'webhook', namespace: ns }, spec: { type: 'generic', address } },
-  });
-  await custom.createNamespacedCustomObject({
-    ...group,
-    plural: 'alerts',
-    body: {
-      apiVersion,
-      kind: 'Alert',
-      metadata: { name: 'releases', namespace: ns },
-      spec: { providerRef: { name: 'webhook' }, eventSeverity: 'info', eventSources: [{ kind: 'HelmRelease', name: '*' }] },
-    },
-  });
-}

@@ -9,7 +9,7 @@ import { microTime } from '../../src/leader.js';
 import { freePort } from '../harness/controlplane.js';
 import { fixture } from './fixture.js';
 import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto.js';
-import { clusterArgs, hrto, leaderAndStandby, logLines, unreachableKubeconfig, waitForLog } from './process.js';
+import { clusterArgs, fastLeaderElection, hrto, leaderAndStandby, logLines, unreachableKubeconfig, waitForLog } from './process.js';
 import {
   api,
   auditedWrites,
@@ -38,14 +38,7 @@ const hrPatches = (namespace: string, name: string) => auditedWrites({ verb: 'pa
 describe('high availability', () => {
   it('kill the leader: the standby takes over and a change made during the failover is triggered exactly once', needsAudit, async (t) => {
     const ns = await oneSource('ha-kill');
-    const args = clusterArgs(ns, [
-      '--leader-elect',
-      `--leader-election-namespace=${ns}`,
-      '--leader-elect-lease-duration=4s',
-      '--leader-elect-renew-deadline=3s',
-      '--leader-elect-retry-period=500ms',
-      '--min-trigger-interval=0s',
-    ]);
+    const args = clusterArgs(ns, [...fastLeaderElection(ns), '--min-trigger-interval=0s']);
     const { leader: a, standby: b } = await leaderAndStandby(t, args);
     await waitForRecordedDigest(ns, 'values'); // first sight, newer than the release: triggered by a
     assert.equal(hrPatches(ns, 'app').length, 1);
@@ -274,7 +267,7 @@ describe('explain', () => {
     const table = hrto(['explain', '--kubeconfig', process.env.HRTO_TEST_KUBECONFIG!, `--watch-namespaces=${ns}`, '-n', ns, 'app']);
     assert.equal(await table.code, 0);
     const lines = table.stdout().split('\n');
-    assert.match(lines[0] ?? '', /^HELMRELEASE\s+SOURCE\s+VIA\s+DIGEST\s+RECORDED\s+STATUS$/);
+    assert.match(lines[0] ?? '', /^HELMRELEASE\s+WAVE\s+SOURCE\s+VIA\s+DIGEST\s+RECORDED\s+STATUS$/);
     assert.ok(lines.some((l) => l.includes(`${ns}/app`) && l.includes('trigger pending')));
     assert.ok(!lines.some((l) => l.includes(`${ns}/paused`)), 'filtered to the named release');
   });

@@ -71,6 +71,11 @@ export async function unreachableKubeconfig(t: { after: (fn: () => void) => void
   return file;
 }
 
+/** Leader election with a lease short enough for a failover test: a standby takes over within seconds. */
+export function fastLeaderElection(ns: string): string[] {
+  return ['--leader-elect', `--leader-election-namespace=${ns}`, '--leader-elect-lease-duration=4s', '--leader-elect-renew-deadline=3s', '--leader-elect-retry-period=500ms'];
+}
+
 /** Two replicas with leader election: the first leads, the second has synced and campaigns. */
 export async function leaderAndStandby(t: { after: (fn: () => void) => void }, args: string[]): Promise<{ leader: Run; standby: Run }> {
   const leader = hrto(args);

@@ -12,10 +12,10 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { type Cached, Informer } from '../../src/sources/informer.js';
-import { DEMO_INVALID_VALUES, demoHelmRelease, FluxControllers } from '../harness/flux.js';
+import { DEMO_INVALID_VALUES, demoHelmRelease, FluxControllers, type FluxEventBody } from '../harness/flux.js';
 import { type Webhook, webhook } from '../harness/webhook.js';
 import { events, type EventSummary, REQUESTED_AT, startHrto, TriggerLog } from './hrto.js';
-import { clusterArgs, leaderAndStandby, logLines, type Run, waitForLog } from './process.js';
+import { clusterArgs, fastLeaderElection, leaderAndStandby, logLines, type Run, waitForLog } from './process.js';
 import {
   api,
   auditEvents,
@@ -346,36 +346,6 @@ async function goodChange(t: TestContext, ns: string, watch: ReleaseWatch, value
 
 // --- the tests -----------------------------------------------------------------------------------
 
-interface FluxEventBody {
-  involvedObject: { kind: string; name: string; namespace: string };
-  severity: string;
-  message: string;
-  reason: string;
-  metadata?: Record<string, string>;
-  reportingController: string;
-}
-
-/** A generic Provider posting to the webhook and an Alert on every HelmRelease of the namespace. */
-async function notificationObjects(ns: string, address: string): Promise<void> {
-  const group = { group: 'notification.toolkit.fluxcd.io', version: 'v1beta3', namespace: ns };
-  const apiVersion = 'notification.toolkit.fluxcd.io/v1beta3';
-  await custom.createNamespacedCustomObject({
-    ...group,
-    plural: 'providers',
-    body: { apiVersion, kind: 'Provider', metadata: { name: 'webhook', namespace: ns }, spec: { type: 'generic', address } },
-  });
-  await custom.createNamespacedCustomObject({
-    ...group,
-    plural: 'alerts',
-    body: {
-      apiVersion,
-      kind: 'Alert',
-      metadata: { name: 'releases', namespace: ns },
-      spec: { providerRef: { name: 'webhook' }, eventSeverity: 'info', eventSources: [{ kind: 'HelmRelease', name: '*' }] },
-    },
-  });
-}
-
 function halted(list: EventSummary[], kind: string, names: readonly string[]): EventSummary | undefined {
   return list.find((e) => e.reason === 'RolloutHalted' && e.kind === kind && names.includes(e.name));
 }
@@ -397,7 +367,7 @@ describe('safe rollouts end to end with Flux', onTestControlPlane, () => {
     before(async () => {
       ns = await createNamespace('rollout');
       hook = await webhook<FluxEventBody>();
-      await notificationObjects(ns, hook.url);
+      await flux.alertTo(ns, hook.url);
       await sixReleases(ns, flux);
       watch = await ReleaseWatch.start(ns);
       triggers = await TriggerLog.start(ns);
@@ -487,16 +457,7 @@ describe('safe rollouts end to end with Flux', onTestControlPlane, () => {
     t.after(() => watch.stop());
     const triggers = await TriggerLog.start(ns);
     t.after(() => triggers.stop());
-    const args = clusterArgs(ns, [
-      '--leader-elect',
-      `--leader-election-namespace=${ns}`,
-      '--leader-elect-lease-duration=4s',
-      '--leader-elect-renew-deadline=3s',
-      '--leader-elect-retry-period=500ms',
-      '--min-trigger-interval=0s',
-      '--debounce=0s',
-      '--wave-timeout=2m',
-    ]);
+    const args = clusterArgs(ns, [...fastLeaderElection(ns), '--min-trigger-interval=0s', '--debounce=0s', '--wave-timeout=2m']);
     const { leader, standby } = await leaderAndStandby(t, args);
     await waitForRecordedDigest(ns, SOURCE);
     const base = baselines(watch);
