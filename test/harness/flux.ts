@@ -32,10 +32,9 @@ export const DEMO_VALUES_SCHEMA = {
   },
 } as const;
 
-/** A values.yaml the schema rejects (`replicas` below its minimum). */
-export const DEMO_INVALID_VALUES = 'replicas: -1\n';
-
 /**
+ * A values.yaml the schema rejects (`replicas` below its minimum).
+ *
  * How helm-controller v1.6 ends an upgrade to values the schema rejects (measured): within about
  * 0.3 s of the trigger, no history entry, `Released`/`Ready` False/UpgradeFailed, `failures` 1,
  * `lastHandledReconcileAt` set, never Stalled, and `Reconciling` left True. What follows depends on
@@ -44,11 +43,11 @@ export const DEMO_INVALID_VALUES = 'replicas: -1\n';
  *  - the default (RemediateOnFailure): helm-controller retries with its error backoff (0.75 s
  *    doubling) for as long as the values stay bad, each retry failures + 1 and Ready flipping
  *    Unknown/Progressing then False/UpgradeFailed again; `Reconciling` True/Progressing throughout;
- *  - with this `spec.upgrade`: one attempt, then quiet for an hour, `Reconciling`
- *    True/ProgressingWithRetry.
+ *  - with `spec.upgrade.strategy: {name: RetryOnFailure, retryInterval: 1h}`: one attempt, then
+ *    quiet for an hour, `Reconciling` True/ProgressingWithRetry.
  * Both end at once when changed values upgrade fine (the failures are reset).
  */
-export const DEMO_UPGRADE_FAIL_ONCE = { strategy: { name: 'RetryOnFailure', retryInterval: '1h' } } as const;
+export const DEMO_INVALID_VALUES = 'replicas: -1\n';
 
 /** A chart whose only object is a ConfigMap showing `.Values.message`: installable without nodes. */
 function writeChart(dir: string): string {

@@ -4,7 +4,7 @@
 // release tells a webhook why. Flux's own watch label is measured beside it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers, type FluxEventBody } from '../harness/flux.js';
+import { demoHelmRelease, FluxControllers, type FluxEventBody } from '../harness/flux.js';
 import { webhook } from '../harness/webhook.js';
 import { metricValue, startHrto } from './hrto.js';
 import {
@@ -54,32 +54,9 @@ async function rendered(ns: string, release: string): Promise<string | undefined
   return cm?.data?.message;
 }
 
-async function helmRepository(ns: string, url: string): Promise<void> {
-  await custom.createNamespacedCustomObject({
-    group: 'source.toolkit.fluxcd.io',
-    version: 'v1',
-    plural: 'helmrepositories',
-    namespace: ns,
-    body: { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'HelmRepository', metadata: { name: 'demo', namespace: ns }, spec: { url, interval: '10m' } },
-  });
-}
-
+/** A HelmRelease of the demo chart reading one ConfigMap. */
 async function helmRelease(ns: string, name: string, valuesConfigMap: string): Promise<void> {
-  await custom.createNamespacedCustomObject({
-    ...HR,
-    namespace: ns,
-    body: {
-      apiVersion: 'helm.toolkit.fluxcd.io/v2',
-      kind: 'HelmRelease',
-      metadata: { name, namespace: ns },
-      spec: {
-        // Long: every upgrade in these tests comes from a trigger, not from the schedule.
-        interval: '1h',
-        chart: { spec: { chart: DEMO_CHART, version: DEMO_CHART_VERSION, sourceRef: { kind: 'HelmRepository', name: 'demo' }, interval: '1h' } },
-        valuesFrom: [{ kind: 'ConfigMap', name: valuesConfigMap }],
-      },
-    },
-  });
+  await custom.createNamespacedCustomObject({ ...HR, namespace: ns, body: demoHelmRelease(ns, name, { valuesFrom: valuesConfigMap }) });
 }
 
 describe('end to end with Flux', onTestControlPlane, () => {
@@ -92,7 +69,7 @@ describe('end to end with Flux', onTestControlPlane, () => {
 
   it('hrto triggers and helm-controller upgrades the release with the edited values', async (t) => {
     const ns = await createNamespace('e2e');
-    await helmRepository(ns, flux.repositoryUrl);
+    await flux.createRepository(ns);
     await createConfigMap({
       metadata: { name: 'demo-values', namespace: ns, labels: { [WATCH_LABEL]: 'true' }, annotations: { [NAMES]: 'demo', [NAMESPACE]: ns } },
       data: { 'values.yaml': 'message: one\n' },
@@ -119,7 +96,7 @@ describe('end to end with Flux', onTestControlPlane, () => {
 
   it("Flux's own watch label: helm-controller upgrades by itself, and hrto leaves that release to it", async (t) => {
     const ns = await createNamespace('e2e-watch');
-    await helmRepository(ns, flux.repositoryUrl);
+    await flux.createRepository(ns);
     await createConfigMap({
       metadata: { name: 'watched-values', namespace: ns, labels: { [FLUX_WATCH]: 'Enabled' } },
       data: { 'values.yaml': 'message: one\n' },
@@ -148,7 +125,7 @@ describe('end to end with Flux', onTestControlPlane, () => {
     const received = hook.bodies;
     const ns = await createNamespace('e2e-alert');
     await flux.alertTo(ns, hook.url);
-    await helmRepository(ns, flux.repositoryUrl);
+    await flux.createRepository(ns);
     await createConfigMap({
       metadata: { name: 'alert-values', namespace: ns, labels: { [WATCH_LABEL]: 'true' }, annotations: { [NAMES]: 'alerted', [NAMESPACE]: ns } },
       data: { 'values.yaml': 'message: one\n' },
