@@ -151,3 +151,20 @@ export function reactionTimes(
   }
   return { ms, writes: writes.length, unmatched, early, strictRule: { ms: strict, unmatched: strictUnmatched } };
 }
+
+const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete']);
+
+/**
+ * What an operator wrote in `ns` (requests accepted by `sent`): its triggers (HelmRelease patches)
+ * and every write, by resource, so a figure can say what one trigger costs in requests.
+ */
+export function operatorWrites(events: readonly AuditEvent[], ns: string, sent: (e: AuditEvent) => boolean): { triggers: number; writes: number; byResource: Record<string, number>; perTrigger: number } {
+  const mine = events.filter((e) => e.objectRef?.namespace === ns && WRITE_VERBS.has(e.verb) && sent(e));
+  const byResource: Record<string, number> = {};
+  for (const e of mine) {
+    const what = `${e.verb} ${e.objectRef?.resource ?? '?'}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}`;
+    byResource[what] = (byResource[what] ?? 0) + 1;
+  }
+  const triggers = mine.filter(isReleasePatch).length;
+  return { triggers, writes: mine.length, byResource, perTrigger: triggers === 0 ? NaN : Number((mine.length / triggers).toFixed(2)) };
+}

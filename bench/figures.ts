@@ -1,7 +1,8 @@
 // Issue 12's figures: each a value, the floor or baseline it is compared with (measured in the same
 // run where one exists, else the original Go operator's figure from the issue), the ratio, the goal
 // and whether it is met. Scenarios return them; run.ts prints them all in one summary table and
-// stores them in the JSON result.
+// stores them in the JSON result. With the Go original as a peer (HRTO_BENCH_GO_PEER), the compared
+// scenarios also return what they measured for both (Versus), printed in a table of their own.
 
 export type Unit = 'MiB' | 'ms' | 's' | '%' | 'count';
 
@@ -81,5 +82,31 @@ export function figureRows(figures: readonly Figure[]): Record<string, string>[]
     'vs goal': f.goal?.ratioToGoal === undefined ? '-' : `${f.goal.ratioToGoal.toFixed(2)}x`,
     'met?': f.goal ? (f.goal.met ? 'yes' : 'NO') : '-',
     'original (Go, issue 12)': f.original ?? '-',
+  }));
+}
+
+/** A figure measured for hrto and for the original Go operator in the same run (HRTO_BENCH_GO_PEER). */
+export interface Versus {
+  scenario: string;
+  figure: string;
+  unit: Unit;
+  original: number;
+  hrto: number;
+  /** hrto / original */
+  ratio?: number;
+}
+
+export function versus(scenario: string, label: string, unit: Unit, original: number, hrto: number): Versus {
+  const out: Versus = { scenario, figure: label, unit, original: round(original), hrto: round(hrto) };
+  if (original !== 0 && !Number.isNaN(original) && !Number.isNaN(hrto)) out.ratio = round(hrto / original);
+  return out;
+}
+
+export function versusRows(rows: readonly Versus[]): Record<string, string>[] {
+  return rows.map((v) => ({
+    figure: v.figure,
+    'original (Go)': fmt(v.original, v.unit),
+    hrto: fmt(v.hrto, v.unit),
+    'hrto / original': v.ratio === undefined ? '-' : `${v.ratio.toFixed(2)}x`,
   }));
 }

@@ -1,20 +1,16 @@
 // What the scenarios share: the context, fixtures (namespaces of source/HelmRelease pairs), watches
 // that see triggers and recorded digests as they happen, and small helpers.
 import type { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { contentDigest } from '../src/digest.js';
 import type { ControlPlane } from '../test/harness/controlplane.js';
 import type { AuditLog } from './audit.js';
-import type { Figure } from './figures.js';
+import type { Figure, Versus } from './figures.js';
 import { statusOf } from '../src/kube/api.js';
-import { HrtoProcess } from './hrto.js';
 import { MERGE_PATCH, type RawKube, type RawObject } from './kube.js';
+import { DEFAULT_WORKLOAD, HRTO, hrtoOn, type Operator, type OperatorProcess, PEER_WORKLOAD, type Workload } from './operators.js';
 
 export const HR_API = '/apis/helm.toolkit.fluxcd.io/v2';
 export const HR = { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' } as const;
-export const WATCH = 'uburro.github.com/helmrelease-trigger-operator';
-export const NAMES = 'uburro.github.com/helmreleases-name';
-export const NAMESPACE = 'uburro.github.com/helmreleases-namespace';
-export const DIGEST = 'uburro.github.com/config-digest';
+export const { watch: WATCH, names: NAMES, namespace: NAMESPACE, digest: DIGEST } = DEFAULT_WORKLOAD.keys;
 export const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
 export const FORCE_AT = 'reconcile.fluxcd.io/forceAt';
 /** The bench's field manager on its own writes, so the audit log tells them apart. */
@@ -37,10 +33,22 @@ export interface Ctx {
   custom: CustomObjectsApi;
   kube: RawKube;
   audit: AuditLog;
+  /** The original Go operator, when HRTO_BENCH_GO_PEER names its binary. */
+  peer?: Operator;
 }
 
 export interface ScenarioResult extends Record<string, unknown> {
   figures?: Figure[];
+  /** With a peer: figures measured for both in this run. */
+  versus?: Versus[];
+}
+
+/**
+ * The operators a compared scenario measures, one after the other: hrto alone on the default
+ * workload (no peer: as before), or hrto and the Go original, both on the peer's workload.
+ */
+export function compared(ctx: Ctx): Operator[] {
+  return ctx.peer ? [hrtoOn(PEER_WORKLOAD), ctx.peer] : [HRTO];
 }
 
 export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 600_000, everyMs = 100): Promise<T> {
@@ -82,6 +90,11 @@ export function table(rows: Record<string, string | number>[]): void {
   for (const c of cells) say(`  ${c.map((v, i) => v.padEnd(widths[i]!)).join('  ')}`);
 }
 
+/** A table row, named by its operator when the Go original is measured too (no peer: as before). */
+export function byOperator<R extends Record<string, unknown>>(ctx: Ctx, op: Operator, row: R): R | ({ operator: string } & R) {
+  return ctx.peer ? { operator: op.label, ...row } : row;
+}
+
 /** Some text of about `bytes` bytes (for 4 KiB values). */
 export function filler(bytes: number, seed: number): string {
   const line = `k${seed}: ${'x'.repeat(60)}\n`;
@@ -103,22 +116,69 @@ export function helmRelease(ns: string, name: string, spec: Record<string, unkno
   };
 }
 
-/** A namespace with `n` HelmReleases r0..r<n-1>, each with its own labeled ConfigMap of the same name. */
-export async function namespaceWithPairs(ctx: Ctx, ns: string, n: number, opts: { parallelism?: number } = {}): Promise<string[]> {
+/**
+ * A namespace with `n` HelmReleases r0..r<n-1>, each with its own labeled ConfigMap of the same name,
+ * keyed for `workload` (default: hrto's default domain); with `workload.deployed`, each release is
+ * then marked deployed after its source was written.
+ */
+export async function namespaceWithPairs(ctx: Ctx, ns: string, n: number, opts: { parallelism?: number; workload?: Workload } = {}): Promise<string[]> {
   await createNamespace(ctx, ns);
   const names = Array.from({ length: n }, (_, i) => `r${i}`);
   const parallelism = opts.parallelism ?? 64;
+  const { keys, deployed } = opts.workload ?? DEFAULT_WORKLOAD;
   await inBatches(names, parallelism, (name) => ctx.kube.request('POST', `${HR_API}/namespaces/${ns}/helmreleases`, { body: helmRelease(ns, name) }));
   await inBatches(names, parallelism, (name) =>
     ctx.kube.request('POST', `/api/v1/namespaces/${ns}/configmaps`, {
       query: { fieldManager: BENCH_MANAGER },
       body: {
-        metadata: { name, namespace: ns, labels: { [WATCH]: 'true' }, annotations: { [NAMES]: name, [NAMESPACE]: ns } },
+        metadata: { name, namespace: ns, labels: { [keys.watch]: 'true' }, annotations: { [keys.names]: name, [keys.namespace]: ns } },
         data: { 'values.yaml': 'v: 0\n' },
       },
     }),
   );
+  if (deployed) await markDeployed(ctx, ns, names, Date.now());
   return names;
+}
+
+/**
+ * Marks each HelmRelease as helm-controller leaves a deployed one: status.history[0] (every field the
+ * v2 CRD requires, status `deployed`) and Ready=True, through the status subresource, more than a
+ * second after `sourcesWrittenAt` (managedFields times have one-second resolution and hrto counts a
+ * tie as newer). Returns the deploy time.
+ */
+export async function markDeployed(ctx: Ctx, ns: string, names: readonly string[], sourcesWrittenAt: number): Promise<string> {
+  const wait = sourcesWrittenAt + 1100 - Date.now();
+  if (wait > 0) await sleep(wait);
+  const deployed = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const hex = (seed: string) => Buffer.from(seed.padEnd(32, '0').slice(0, 32)).toString('hex');
+  await inBatches(names, 64, (name) =>
+    ctx.kube.request('PATCH', `${HR_API}/namespaces/${ns}/helmreleases/${name}/status`, {
+      contentType: MERGE_PATCH,
+      body: {
+        status: {
+          observedGeneration: 1,
+          history: [
+            {
+              name,
+              namespace: ns,
+              version: 1,
+              chartName: 'c',
+              chartVersion: '1.0.0',
+              configDigest: `sha256:${hex(`config-${name}`)}`,
+              digest: `sha256:${hex(`release-${name}`)}`,
+              firstDeployed: deployed,
+              lastDeployed: deployed,
+              status: 'deployed',
+            },
+          ],
+          conditions: [{ type: 'Ready', status: 'True', reason: 'InstallSucceeded', message: `Helm install succeeded for release ${ns}/${name}.v1 with chart c@1.0.0`, lastTransitionTime: deployed, observedGeneration: 1 }],
+        },
+      },
+    }),
+  );
+  const sample = await ctx.kube.request<{ status?: { history?: { lastDeployed?: string }[] } }>('GET', `${HR_API}/namespaces/${ns}/helmreleases/${names[0]}`);
+  if (sample.status?.history?.[0]?.lastDeployed !== deployed) throw new Error(`bench: the HelmRelease status did not stick: ${JSON.stringify(sample.status)}`);
+  return deployed;
 }
 
 /** A content write of a source by the bench (a merge patch of `data`, as a user's edit). */
@@ -139,14 +199,10 @@ export function triggerRelease(ctx: Ctx, ns: string, name: string, at: string, m
   });
 }
 
-function recorded(cm: RawObject): boolean {
-  return cm.metadata?.annotations?.[DIGEST] === contentDigest({ data: cm.data, binaryData: cm.binaryData });
-}
-
-/** Labeled ConfigMaps of a namespace whose recorded digest matches their content (one list). */
-export async function recordedCount(ctx: Ctx, ns: string): Promise<number> {
-  const { items } = await ctx.kube.list(`/api/v1/namespaces/${ns}/configmaps`, { labelSelector: `${WATCH}=true` });
-  return items.filter(recorded).length;
+/** Labeled ConfigMaps of a namespace whose digest, as `op` records it, matches their content (one list). */
+export async function recordedCount(ctx: Ctx, ns: string, op: Operator = HRTO): Promise<number> {
+  const { items } = await ctx.kube.list(`/api/v1/namespaces/${ns}/configmaps`, { labelSelector: `${op.workload.keys.watch}=true` });
+  return items.filter((cm) => op.recorded(cm)).length;
 }
 
 /**
@@ -155,7 +211,7 @@ export async function recordedCount(ctx: Ctx, ns: string): Promise<number> {
  * a source counts only once it is recorded AND shows the expected `values.yaml` (its final write),
  * so a watch lagging behind the writes cannot count a digest of an earlier content.
  */
-export async function trackRecorded(ctx: Ctx, ns: string): Promise<{
+export async function trackRecorded(ctx: Ctx, ns: string, op: Operator = HRTO): Promise<{
   count: () => number;
   expect: (finalValues: ReadonlyMap<string, string>) => void;
   waitFor: (n: number, timeoutMs?: number) => Promise<number>;
@@ -176,11 +232,11 @@ export async function trackRecorded(ctx: Ctx, ns: string): Promise<{
       }
     }
   };
-  const informer = await ctx.kube.informer(`/api/v1/namespaces/${ns}/configmaps`, { labelSelector: `${WATCH}=true` }, (type, obj) => {
+  const informer = await ctx.kube.informer(`/api/v1/namespaces/${ns}/configmaps`, { labelSelector: `${op.workload.keys.watch}=true` }, (type, obj) => {
     const name = obj.metadata?.name ?? '';
     const before = counts(state.get(name), name);
     if (type === 'DELETED') state.delete(name);
-    else state.set(name, { recorded: recorded(obj), values: obj.data?.['values.yaml'] });
+    else state.set(name, { recorded: op.recorded(obj), values: obj.data?.['values.yaml'] });
     count += (counts(state.get(name), name) ? 1 : 0) - (before ? 1 : 0);
     settle();
   });
@@ -308,20 +364,21 @@ export async function pacedWrites(ctx: Ctx, ns: string, names: readonly string[]
 export type Tracker = Awaited<ReturnType<typeof trackRecorded>>;
 
 /**
- * Most scenarios' frame: `pairs` labeled sources and their HelmReleases in `ns`, hrto started with
- * `args` and every source adopted; then `measure` runs, and whatever happens the tracker and hrto
- * are stopped and the namespace deleted.
+ * Most scenarios' frame: `pairs` labeled sources and their HelmReleases in `ns` (keyed for `op`'s
+ * workload), `op` started (hrto with `args`) and every source adopted; then `measure` runs, and
+ * whatever happens the tracker and the operator are stopped and the namespace cleaned up.
  */
-export async function withAdoptedPairs<T>(
+export async function withAdoptedPairs<T, P extends OperatorProcess>(
   ctx: Ctx,
   ns: string,
   pairs: number,
+  op: Operator<P>,
   args: readonly string[],
-  measure: (run: { names: string[]; tracker: Tracker; h: HrtoProcess }) => Promise<T>,
+  measure: (run: { names: string[]; tracker: Tracker; h: P }) => Promise<T>,
 ): Promise<T> {
-  const names = await namespaceWithPairs(ctx, ns, pairs);
-  const tracker = await trackRecorded(ctx, ns);
-  const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, ...args]);
+  const names = await namespaceWithPairs(ctx, ns, pairs, { workload: op.workload });
+  const tracker = await trackRecorded(ctx, ns, op);
+  const h = op.process(ctx, [`--watch-namespaces=${ns}`, ...args]);
   try {
     await h.start();
     await h.ready();

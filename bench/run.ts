@@ -35,6 +35,12 @@
 // hrto runs as the built CLI in its own process: HRTO_ENTRY in bench/hrto.ts (HRTO_BENCH_ENTRY
 // overrides it). Memory and CPU are read from /proc/<pid>, never from hrto's /metrics. Every
 // scenario works in its own namespace and deletes what it created when it ends.
+//
+// HRTO_BENCH_GO_PEER=<binary>: the original Go operator (nebius/helmrelease-trigger-operator, built
+// outside the project with `go build ./cmd`) as a peer. idle, reaction, cpu, burst and memory then
+// run it too, after hrto, on the same control plane and workload (sources keyed nebius.ai/...,
+// hrto with --key-domain=nebius.ai; releases marked deployed, the only ones it patches), and a last
+// table prints what both measured with the ratio (bench/operators.ts). Without it: hrto alone, as before.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -44,10 +50,11 @@ import { projectRoot } from '../test/harness/binaries.js';
 import { installHelmReleaseCrd } from '../test/harness/cluster.js';
 import { ControlPlane } from '../test/harness/controlplane.js';
 import { AuditLog } from './audit.js';
-import { type Figure, figureRows } from './figures.js';
+import { type Figure, figureRows, type Versus, versusRows } from './figures.js';
 import { hrtoEntry } from './hrto.js';
 import { RawKube } from './kube.js';
 import { type Ctx, say, type ScenarioResult, table } from './lib.js';
+import { GO_PEER_PATH, goOriginal, goPeerInfo } from './operators.js';
 import { clkTck } from './proc.js';
 import { runtimeScenarios } from './scenarios/runtime.js';
 import { throughputScenarios } from './scenarios/throughput.js';
@@ -60,6 +67,9 @@ const selected = process.argv.slice(2).filter((a) => a !== '--');
 const names = selected.length === 0 ? DEFAULT : selected.includes('all') ? ALL : selected;
 for (const name of names) if (!scenarios[name]) throw new Error(`unknown scenario ${name}; one of ${Object.keys(scenarios).join(', ')}, all`);
 
+// The peer's binary is checked before the control plane starts.
+const peer = GO_PEER_PATH === undefined ? undefined : goOriginal(GO_PEER_PATH);
+
 // One audit log file for the whole run: kube-apiserver would rotate it at 100 MB (the memory
 // scenario alone writes more), and the scenarios read it from byte offsets.
 const cp = new ControlPlane({ log: (m) => say(`[controlplane] ${m}`), apiserverFlags: ['--audit-log-maxsize=0'] });
@@ -70,7 +80,7 @@ try {
   kc.loadFromFile(cp.kubeconfigPath);
   const crd = await installHelmReleaseCrd(kc);
   kube = await RawKube.connect(kc);
-  const ctx: Ctx = { cp, kc, core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi), kube, audit: new AuditLog(cp.auditLogPath) };
+  const ctx: Ctx = { cp, kc, core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi), kube, audit: new AuditLog(cp.auditLogPath), ...(peer ? { peer } : {}) };
   const commit = (() => {
     try {
       const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: projectRoot }).toString().trim();
@@ -95,10 +105,13 @@ try {
     clkTck: clkTck(),
     os: `${os.type()} ${os.release()}`,
     scenarios: names,
+    ...(GO_PEER_PATH === undefined ? {} : { goPeer: goPeerInfo(GO_PEER_PATH) }),
   };
   say(`machine: ${environment.cpu}, ${environment.memoryGiB} GiB, load ${environment.loadAverageAtStart.join(' ')}; node ${environment.node}; kube-apiserver ${environment.kubeApiserver}; hrto ${environment.hrto} from ${environment.hrtoEntry}${environment.hrtoEntryOverridden ? ' (HRTO_BENCH_ENTRY; the work tree is at ' + commit + ')' : ` (${commit})`}\n`);
+  if (environment.goPeer) say(`peer: the original Go operator ${environment.goPeer.path} (sha256 ${environment.goPeer.sha256.slice(0, 12)}), ${environment.goPeer.flags}\n`);
   const results: Record<string, unknown> = {};
   const summary: Figure[] = [];
+  const sideBySide: Versus[] = [];
   const durations: Record<string, number> = {};
   // The machine is shared: the 1-minute load average around each scenario says how noisy it was.
   const load = () => Number(os.loadavg()[0]!.toFixed(2));
@@ -111,6 +124,7 @@ try {
     loads[name] = { start: loadAtStart, end: load() };
     results[name] = result;
     summary.push(...(result.figures ?? []));
+    sideBySide.push(...(result.versus ?? []));
     say(`  (${name}: ${durations[name]} s; 1-minute load average ${loads[name].start} -> ${loads[name].end} on ${os.cpus().length} cores)\n`);
   }
   if (summary.length > 0) {
@@ -118,9 +132,14 @@ try {
     table(figureRows(summary));
     say('');
   }
+  if (sideBySide.length > 0) {
+    say('side by side: the original Go operator (HRTO_BENCH_GO_PEER) and hrto, this run, one after the other on the same control plane and workload (ratio = hrto / original)');
+    table(versusRows(sideBySide));
+    say('');
+  }
   mkdirSync(path.join(projectRoot, 'bench', 'results'), { recursive: true });
   const file = path.join(projectRoot, 'bench', 'results', `${environment.date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ environment: { ...environment, loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))), scenarioSeconds: durations, scenarioLoadAverage: loads }, results, summary }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ environment: { ...environment, loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))), scenarioSeconds: durations, scenarioLoadAverage: loads }, results, summary, ...(sideBySide.length > 0 ? { sideBySide } : {}) }, null, 2)}\n`);
   say(`written to ${path.relative(projectRoot, file)}`);
 } finally {
   kube?.close();

@@ -1,12 +1,16 @@
 // Issue 12's figures: hrto's runtime cost beside a floor measured in the same run or the original Go
 // operator's figure from the issue. Memory and CPU come from /proc/<pid> (bench/proc.ts), reaction
-// times from the API server's audit log (bench/audit.ts).
+// times from the API server's audit log (bench/audit.ts). With the Go original as a peer
+// (HRTO_BENCH_GO_PEER), idle, memory, reaction and cpu measure it too, after hrto (bench/operators.ts).
 import { spawn } from 'node:child_process';
-import { byHrto, fieldManagerOf, isReleasePatch, reactionTimes } from '../audit.js';
-import { figure, type Figure } from '../figures.js';
+import { type AuditEvent, byHrto, fieldManagerOf, isReleasePatch, operatorWrites, reactionTimes } from '../audit.js';
+import { figure, type Figure, type Versus, versus } from '../figures.js';
 import { HrtoProcess } from '../hrto.js';
+import { HRTO, type Operator, type OperatorProcess } from '../operators.js';
 import {
   BENCH_MANAGER,
+  byOperator,
+  compared,
   type Ctx,
   cleanup,
   clientLatencies,
@@ -16,6 +20,7 @@ import {
   helmRelease,
   HR_API,
   inBatches,
+  markDeployed,
   mib,
   NAMES,
   NAMESPACE,
@@ -51,11 +56,31 @@ async function cpuOver(pid: number, windowMs: number): Promise<{ cpu: number; el
   return { cpu, elapsed, percent: (cpu / elapsed) * 100 };
 }
 
-/** hrto's RSS after `IDLE_SETTLE_MS` of nothing happening, with its start-up peak. */
-async function settledMemory(h: HrtoProcess): Promise<{ rssMiB: number; hwmMiB: number }> {
+/** An operator's RSS after `IDLE_SETTLE_MS` of nothing happening, with its start-up peak. */
+async function settledMemory(h: OperatorProcess): Promise<{ rssMiB: number; hwmMiB: number }> {
   await sleep(IDLE_SETTLE_MS);
   const m = memory(h.pid);
   return { rssMiB: mib(m.rssMiB), hwmMiB: mib(m.hwmMiB) };
+}
+
+type IdleFigures = { readyMs: number; rssMiB: number; hwmMiB: number; cpuS: number };
+
+/** Starts `h`; its time to ready, then its settled RSS, start-up peak and CPU over the settling. */
+async function idleFigures(h: OperatorProcess): Promise<IdleFigures> {
+  await h.start();
+  const readyMs = await h.ready();
+  const cpu0 = cpuSeconds(h.pid);
+  const settled = await settledMemory(h);
+  return { readyMs, ...settled, cpuS: cpuSeconds(h.pid) - cpu0 };
+}
+
+/** `measure(h)`, then `h` stopped whatever happens. */
+async function stopAfter<P extends OperatorProcess, T>(h: P, measure: (h: P) => Promise<T>): Promise<T> {
+  try {
+    return await measure(h);
+  } finally {
+    await h.stop();
+  }
 }
 
 export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
@@ -72,48 +97,50 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       bare.kill('SIGTERM');
       await exited;
     }
-    // hrto as installed: the whole cluster, default flags.
+    // hrto as installed: the whole cluster, default flags; then the same with a kubeconfig (a
+    // workstation, or the bench's old way: its reader is a worker thread), started beside it.
     const h = new HrtoProcess(ctx.cp.kubeconfigPath, []);
+    let settled: IdleFigures;
+    let withKubeconfig: IdleFigures;
     try {
-      await h.start();
-      const readyMs = await h.ready();
-      const cpu0 = cpuSeconds(h.pid);
-      const settled = await settledMemory(h);
-      const idleCpuS = cpuSeconds(h.pid) - cpu0;
-      // The same with a kubeconfig (a workstation, or the bench's old way): its reader is a worker thread.
-      const k = new HrtoProcess(ctx.cp.kubeconfigPath, [], { credentials: 'kubeconfig' });
-      let withKubeconfig: Awaited<ReturnType<typeof settledMemory>>;
-      try {
-        await k.start();
-        await k.ready();
-        withKubeconfig = await settledMemory(k);
-      } finally {
-        await k.stop();
-      }
-      const result = {
-        cluster,
-        bareNodeRssMiB: bareMiB,
-        hrtoRssMiB: settled.rssMiB,
-        hrtoPeakRssMiB: settled.hwmMiB,
-        withKubeconfig: { rssMiB: withKubeconfig.rssMiB, peakRssMiB: withKubeconfig.hwmMiB },
-        readyMs,
-        cpuSecondsOver10sIdle: Number(idleCpuS.toFixed(2)),
-      };
-      const figures: Figure[] = [
-        figure('idle', 'RSS, idle, empty cluster (in-cluster credentials)', settled.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' }, goal: { max: 64 }, original: '60 MiB' }),
-        figure('idle', 'RSS, idle, empty cluster (kubeconfig)', withKubeconfig.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' }, goal: { max: 64 }, original: '60 MiB' }),
-      ];
-      say(`idle: VmRSS ${IDLE_SETTLE_MS / 1000} s after start, empty cluster (${JSON.stringify(cluster)})`);
-      table([
-        { process: 'bare node -e "setInterval(()=>{},1000)"', 'RSS MiB': bareMiB, 'peak MiB': '-', 'ready ms': '-' },
-        { process: 'hrto (cluster-wide, defaults, in-cluster credentials)', 'RSS MiB': settled.rssMiB, 'peak MiB': settled.hwmMiB, 'ready ms': readyMs },
-        { process: 'hrto (the same, with a kubeconfig)', 'RSS MiB': withKubeconfig.rssMiB, 'peak MiB': withKubeconfig.hwmMiB, 'ready ms': '-' },
-      ]);
-      say(`  hrto / bare node = ${(settled.rssMiB / bareMiB).toFixed(2)}x; hrto / goal 64 MiB = ${(settled.rssMiB / 64).toFixed(2)}x`);
-      return { ...result, figures };
+      settled = await idleFigures(h);
+      withKubeconfig = await stopAfter(new HrtoProcess(ctx.cp.kubeconfigPath, [], { credentials: 'kubeconfig' }), idleFigures);
     } finally {
       await h.stop();
     }
+    // The Go original (a kubeconfig: it has no in-cluster path outside a pod), alone.
+    const original = ctx.peer ? await stopAfter(ctx.peer.process(ctx), idleFigures) : undefined;
+    const result = {
+      cluster,
+      bareNodeRssMiB: bareMiB,
+      hrtoRssMiB: settled.rssMiB,
+      hrtoPeakRssMiB: settled.hwmMiB,
+      withKubeconfig: { rssMiB: withKubeconfig.rssMiB, peakRssMiB: withKubeconfig.hwmMiB },
+      readyMs: settled.readyMs,
+      cpuSecondsOver10sIdle: Number(settled.cpuS.toFixed(2)),
+      ...(original ? { original: { rssMiB: original.rssMiB, peakRssMiB: original.hwmMiB, cpuSecondsOver10sIdle: Number(original.cpuS.toFixed(2)) } } : {}),
+    };
+    const figures: Figure[] = [
+      figure('idle', 'RSS, idle, empty cluster (in-cluster credentials)', settled.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' }, goal: { max: 64 }, original: '60 MiB' }),
+      figure('idle', 'RSS, idle, empty cluster (kubeconfig)', withKubeconfig.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' }, goal: { max: 64 }, original: '60 MiB' }),
+    ];
+    say(`idle: VmRSS ${IDLE_SETTLE_MS / 1000} s after start, empty cluster (${JSON.stringify(cluster)})`);
+    table([
+      { process: 'bare node -e "setInterval(()=>{},1000)"', 'RSS MiB': bareMiB, 'peak MiB': '-', 'ready ms': '-' },
+      { process: 'hrto (cluster-wide, defaults, in-cluster credentials)', 'RSS MiB': settled.rssMiB, 'peak MiB': settled.hwmMiB, 'ready ms': settled.readyMs },
+      { process: 'hrto (the same, with a kubeconfig)', 'RSS MiB': withKubeconfig.rssMiB, 'peak MiB': withKubeconfig.hwmMiB, 'ready ms': '-' },
+      ...(original ? [{ process: 'original (Go), kubeconfig (ready: its lists done, per the audit log)', 'RSS MiB': original.rssMiB, 'peak MiB': original.hwmMiB, 'ready ms': original.readyMs }] : []),
+    ]);
+    say(`  hrto / bare node = ${(settled.rssMiB / bareMiB).toFixed(2)}x; hrto / goal 64 MiB = ${(settled.rssMiB / 64).toFixed(2)}x`);
+    const versusRows = original
+      ? [
+          versus('idle', 'RSS, idle, empty cluster (hrto in-cluster; Go with a kubeconfig)', 'MiB', original.rssMiB, settled.rssMiB),
+          versus('idle', 'RSS, idle, empty cluster (both with a kubeconfig)', 'MiB', original.rssMiB, withKubeconfig.rssMiB),
+          versus('idle', 'peak RSS from start to 10 s idle (hrto in-cluster)', 'MiB', original.hwmMiB, settled.hwmMiB),
+          versus('idle', 'CPU over 10 s idle (hrto in-cluster)', 's', original.cpuS, settled.cpuS),
+        ]
+      : undefined;
+    return { ...result, figures, ...(versusRows ? { versus: versusRows } : {}) };
   },
 
   async memory(ctx) {
@@ -122,23 +149,35 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
     await createNamespace(ctx, ns);
     const rows: Record<string, string | number>[] = [];
     const measurements: Record<string, unknown>[] = [];
-    // Each measurement: a fresh cluster-wide hrto with default flags, VmRSS once settled (every
-    // source adopted, then IDLE_SETTLE_MS idle), and its peak since start (VmHWM).
-    const measure = async (label: string, adopt?: { ns: string; n: number }) => {
-      const tracker = adopt ? await trackRecorded(ctx, adopt.ns) : undefined;
-      const h = new HrtoProcess(ctx.cp.kubeconfigPath, []);
+    const ops = compared(ctx);
+    // Each measurement: a fresh cluster-wide hrto with default flags (then the Go original, with a
+    // peer), VmRSS once settled (every source adopted, then IDLE_SETTLE_MS idle), and its peak since
+    // start (VmHWM).
+    const measureOne = async (op: Operator, label: string, adopt?: { ns: string; n: number }) => {
+      const tracker = adopt ? await trackRecorded(ctx, adopt.ns, op) : undefined;
+      const h = op.process(ctx, []);
       try {
         await h.start();
         const readyMs = await h.ready();
         const adoptedMs = tracker && adopt ? Math.round((await tracker.waitFor(adopt.n, 900_000)) - h.startedPerf) : undefined;
         const m = await settledMemory(h);
-        rows.push({ cluster: label, 'RSS MiB': m.rssMiB, 'peak MiB': m.hwmMiB, 'ready ms': readyMs, 'adopted ms': adoptedMs ?? '-' });
-        measurements.push({ cluster: label, rssMiB: m.rssMiB, peakRssMiB: m.hwmMiB, readyMs, adoptedMs });
-        return m.rssMiB;
+        rows.push(byOperator(ctx, op, { cluster: label, 'RSS MiB': m.rssMiB, 'peak MiB': m.hwmMiB, 'ready ms': readyMs, 'adopted ms': adoptedMs ?? '-' }));
+        measurements.push(byOperator(ctx, op, { cluster: label, rssMiB: m.rssMiB, peakRssMiB: m.hwmMiB, readyMs, adoptedMs }));
+        return m;
       } finally {
         tracker?.stop();
         await h.stop();
       }
+    };
+    const versusRows: Versus[] = [];
+    /** hrto's settled RSS on this cluster (the Go original's beside it, with a peer). */
+    const measure = async (label: string, adopt?: { ns: string; n: number }) => {
+      const byOp = new Map<string, { rssMiB: number; hwmMiB: number }>();
+      for (const op of ops) byOp.set(op.id, await measureOne(op, label, adopt));
+      const hrto = byOp.get('hrto')!;
+      const original = byOp.get('original');
+      if (original) versusRows.push(versus('memory', `RSS settled: ${label}`, 'MiB', original.rssMiB, hrto.rssMiB), versus('memory', `peak RSS from start: ${label}`, 'MiB', original.hwmMiB, hrto.hwmMiB));
+      return hrto.rssMiB;
     };
     let created = 0;
     const value = filler(4096, 0);
@@ -161,7 +200,7 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       await grow(50_000);
       const unlabeled = await measure('50,000 unlabeled 4 KiB ConfigMaps and Secrets');
       const t0 = Date.now();
-      await namespaceWithPairs(ctx, watchedNs, 10_000);
+      await namespaceWithPairs(ctx, watchedNs, 10_000, { workload: ops[0]!.workload });
       say(`  created 10,000 HelmReleases and 10,000 labeled sources in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       const watched = await measure('+ 10,000 watched sources and 10,000 HelmReleases (all adopted)', { ns: watchedNs, n: 10_000 });
       const base = { value: idle, what: "hrto's own idle, this scenario" };
@@ -169,9 +208,9 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
         figure('memory', 'RSS with 50,000 unlabeled 4 KiB ConfigMaps/Secrets', unlabeled, 'MiB', { baseline: base, goal: { maxRatio: 1.15 }, original: '311 MiB at 20,000 (peak 391)' }),
         figure('memory', 'RSS with 10,000 watched sources + 10,000 HelmReleases', watched, 'MiB', { baseline: base, goal: { max: 120 }, original: '385 MiB at 2,000 + 2,000' }),
       ];
-      say('memory: hrto VmRSS (cluster-wide, defaults), settled; peak = VmHWM since start');
+      say(`memory: ${ops.map((op) => op.label).join(' and ')} VmRSS (cluster-wide, defaults), settled; peak = VmHWM since start`);
       table(rows);
-      return { measurements, figures };
+      return { measurements, figures, ...(ctx.peer ? { versus: versusRows } : {}) };
     } finally {
       await cleanup(ctx, ns);
       await cleanup(ctx, watchedNs);
@@ -180,39 +219,29 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
 
   async reaction(ctx) {
     const ns = 'bench-reaction';
-    const names = await namespaceWithPairs(ctx, ns, 50);
-    const changes = 500;
-    const rate = 25;
-    const tracker = await trackRecorded(ctx, ns);
+    const ops = compared(ctx);
+    const { keys } = ops[0]!.workload;
+    const names = await namespaceWithPairs(ctx, ns, 50, { workload: ops[0]!.workload });
     const watch = await watchTriggers(ctx, ns);
-    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, ...UNTHROTTLED]);
     const waitSeen = (writes: Write[], what: string) => until(what, () => Promise.resolve(clientLatencies(writes, watch.seen).unmatched === 0 || undefined), 120_000).catch(() => undefined);
     try {
-      // 1. hrto.
-      await h.start();
-      await h.ready();
-      await tracker.waitFor(names.length);
-      await sleep(1000);
-      const markHrto = ctx.audit.mark();
-      const hrtoWrites = await pacedWrites(ctx, ns, names, changes, rate, 'hrto');
-      await waitSeen(hrtoWrites, 'every change triggered by hrto');
-      tracker.expect(new Map(hrtoWrites.map((w, i) => [w.name, `v: hrto-${i}\n`])));
-      await tracker.waitFor(names.length, 60_000);
-      await sleep(1500);
-      const hrtoEvents = ctx.audit.since(markHrto);
-      await h.stop();
+      // 1. hrto (then the Go original, with a peer), one after the other on the same pairs.
+      const runs: ReactionRun[] = [];
+      for (const op of ops) runs.push(await reactionRun(ctx, ns, names, op, waitSeen));
+      const hrto = runs[0]!;
+      const original = runs.find((run) => run.op.id === 'original');
 
       // 2. The client-side floor (no operator): on each write's response the bench itself patches
       // the HelmRelease as hrto would, and the same watch sees it.
       const floorManager = `${BENCH_MANAGER}-floor`;
-      const floorWrites = await pacedWrites(ctx, ns, names, changes, rate, 'floor', (w) => triggerRelease(ctx, ns, w.name, new Date().toISOString(), floorManager));
+      const floorWrites = await pacedWrites(ctx, ns, names, REACTION_CHANGES, REACTION_RATE, 'floor', (w) => triggerRelease(ctx, ns, w.name, new Date().toISOString(), floorManager));
       await waitSeen(floorWrites, 'every floor trigger seen');
 
       // 3. The reaction floor: a minimal watch -> PATCH operator inside the bench (one watch on the
       // labeled ConfigMaps, a merge patch on every content change, nothing else).
       const watchFloorManager = `${BENCH_MANAGER}-watch-floor`;
       const lastValues = new Map<string, string | undefined>();
-      const cmWatch = await ctx.kube.informer(`/api/v1/namespaces/${ns}/configmaps`, { labelSelector: `${WATCH}=true` }, (type, obj) => {
+      const cmWatch = await ctx.kube.informer(`/api/v1/namespaces/${ns}/configmaps`, { labelSelector: `${keys.watch}=true` }, (type, obj) => {
         const name = obj.metadata?.name ?? '';
         const values = obj.data?.['values.yaml'];
         const before = lastValues.get(name);
@@ -221,26 +250,29 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       });
       await sleep(500);
       const markWatchFloor = ctx.audit.mark();
-      const watchFloorWrites = await pacedWrites(ctx, ns, names, changes, rate, 'watchfloor');
+      const watchFloorWrites = await pacedWrites(ctx, ns, names, REACTION_CHANGES, REACTION_RATE, 'watchfloor');
       await waitSeen(watchFloorWrites, 'every watch-floor trigger seen');
       cmWatch.stop();
       await sleep(1500);
       const watchFloorEvents = ctx.audit.since(markWatchFloor);
 
-      const reaction = reactionTimes(hrtoEvents, ns, BENCH_MANAGER, byHrto);
       const reactionFloor = reactionTimes(watchFloorEvents, ns, BENCH_MANAGER, (e) => fieldManagerOf(e) === watchFloorManager);
-      const r = percentiles(reaction.ms);
       const rf = percentiles(reactionFloor.ms);
-      const hrtoClient = clientLatencies(hrtoWrites, watch.seen);
       const floorClient = clientLatencies(floorWrites, watch.seen);
       const watchFloorClient = clientLatencies(watchFloorWrites, watch.seen);
-      const c = percentiles(hrtoClient.latencies);
       const cf = percentiles(floorClient.latencies);
       const cwf = percentiles(watchFloorClient.latencies);
-      const hrtoTriggers = hrtoEvents.filter((e) => isReleasePatch(e) && e.objectRef?.namespace === ns && byHrto(e));
+      const figuresOf = (run: ReactionRun) => {
+        const reaction = reactionTimes(run.events, ns, BENCH_MANAGER, run.op.sent);
+        const client = clientLatencies(run.writes, watch.seen);
+        return { reaction, r: percentiles(reaction.ms), client, c: percentiles(client.latencies), triggers: run.events.filter((e) => isReleasePatch(e) && e.objectRef?.namespace === ns && run.op.sent(e)), writes: operatorWrites(run.events, ns, run.op.sent) };
+      };
+      const h = figuresOf(hrto);
+      const { reaction, r, c } = h;
+      const g = original && figuresOf(original);
       const result = {
-        changes,
-        ratePerSecond: rate,
+        changes: REACTION_CHANGES,
+        ratePerSecond: REACTION_RATE,
         settings: UNTHROTTLED.join(' '),
         reactionMs: {
           hrto: { ...r, writes: reaction.writes, unmatched: reaction.unmatched, triggeredBeforeWriteCompleted: reaction.early },
@@ -248,12 +280,25 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
           // Matching only triggers received after the write's ResponseComplete (see reactionTimes).
           strictRule: { hrto: { ...percentiles(reaction.strictRule.ms), unmatched: reaction.strictRule.unmatched }, watchFloor: { ...percentiles(reactionFloor.strictRule.ms), unmatched: reactionFloor.strictRule.unmatched } },
         },
-        clientMs: { hrto: { ...c, unmatched: hrtoClient.unmatched }, floor: { ...cf, unmatched: floorClient.unmatched }, watchFloor: { ...cwf, unmatched: watchFloorClient.unmatched } },
+        clientMs: { hrto: { ...c, unmatched: h.client.unmatched }, floor: { ...cf, unmatched: floorClient.unmatched }, watchFloor: { ...cwf, unmatched: watchFloorClient.unmatched } },
         // Steady slowness or a backlog that builds up: the median of each successive 100 writes.
         hrtoReactionP50By100Writes: Array.from({ length: Math.ceil(reaction.ms.length / 100) }, (_, k) => percentiles(reaction.ms.slice(k * 100, k * 100 + 100)).p50),
         hrtoMinusFloorP50Ms: Number((c.p50 - cf.p50).toFixed(3)),
-        hrtoTriggerPatches: hrtoTriggers.length,
-        hrtoUserAgents: [...new Set(hrtoTriggers.map((e) => e.userAgent ?? ''))],
+        hrtoTriggerPatches: h.triggers.length,
+        hrtoUserAgents: [...new Set(h.triggers.map((e) => e.userAgent ?? ''))],
+        ...(g
+          ? {
+              workload: `${keys.watch} sources, deployed releases`,
+              hrtoWrites: h.writes,
+              original: {
+                reactionMs: { ...g.r, writes: g.reaction.writes, unmatched: g.reaction.unmatched, triggeredBeforeWriteCompleted: g.reaction.early, strictRule: { ...percentiles(g.reaction.strictRule.ms), unmatched: g.reaction.strictRule.unmatched } },
+                clientMs: { ...g.c, unmatched: g.client.unmatched },
+                triggerPatches: g.triggers.length,
+                userAgents: [...new Set(g.triggers.map((e) => e.userAgent ?? ''))],
+                writes: g.writes,
+              },
+            }
+          : {}),
       };
       const watchFloor = 'watch->PATCH floor, this run';
       const floor = 'write+PATCH floor, this run';
@@ -265,70 +310,69 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
         figure('reaction', 'client-side p50: write -> requestedAt seen on a watch', c.p50, 'ms', { baseline: { value: cf.p50, what: floor }, goal: { maxOver: 2 }, original: 'p50 12 ms (floor 11 ms)' }),
         figure('reaction', 'client-side p99', c.p99, 'ms', { baseline: { value: cf.p99, what: floor }, original: 'p99 17 ms' }),
       ];
-      say(`reaction: ${changes} changes at ${rate}/s over ${names.length} source/HelmRelease pairs, ${UNTHROTTLED.join(' ')}`);
+      say(`reaction: ${REACTION_CHANGES} changes at ${REACTION_RATE}/s over ${names.length} source/HelmRelease pairs, ${UNTHROTTLED.join(' ')}${g ? `; the original (Go) has no such settings (${keys.watch} sources, deployed releases for both)` : ''}`);
       table([
         { measured: 'audit: write completed -> PATCH received, hrto', ...pcols(r), unmatched: reaction.unmatched, 'before write completed': reaction.early },
+        ...(g ? [{ measured: 'audit: same, original (Go)', ...pcols(g.r), unmatched: g.reaction.unmatched, 'before write completed': g.reaction.early }] : []),
         { measured: 'audit: same, bench watch->PATCH floor', ...pcols(rf), unmatched: reactionFloor.unmatched, 'before write completed': reactionFloor.early },
-        { measured: 'client: write response -> seen on watch, hrto', ...pcols(c), unmatched: hrtoClient.unmatched, 'before write completed': '-' },
+        { measured: 'client: write response -> seen on watch, hrto', ...pcols(c), unmatched: h.client.unmatched, 'before write completed': '-' },
+        ...(g ? [{ measured: 'client: same, original (Go)', ...pcols(g.c), unmatched: g.client.unmatched, 'before write completed': '-' }] : []),
         { measured: 'client: same, write+PATCH floor (no operator)', ...pcols(cf), unmatched: floorClient.unmatched, 'before write completed': '-' },
         { measured: 'client: same, bench watch->PATCH floor', ...pcols(cwf), unmatched: watchFloorClient.unmatched, 'before write completed': '-' },
       ]);
       say(`  hrto - floor at p50 (client-side): ${result.hrtoMinusFloorP50Ms} ms; hrto user agents: ${result.hrtoUserAgents.join(', ')}`);
-      return { ...result, figures };
+      if (g) say(`  writes per trigger (audit): hrto ${h.writes.perTrigger} ${JSON.stringify(h.writes.byResource)}; original (Go) ${g.writes.perTrigger} ${JSON.stringify(g.writes.byResource)}; its user agents: ${result.original?.userAgents.join(', ')}`);
+      const versusRows = g
+        ? [
+            versus('reaction', 'reaction p50: CM write completed -> HR PATCH received (audit)', 'ms', g.r.p50, r.p50),
+            versus('reaction', 'reaction p90 (audit)', 'ms', g.r.p90, r.p90),
+            versus('reaction', 'reaction p99 (audit)', 'ms', g.r.p99, r.p99),
+            versus('reaction', 'client-side p50: write -> requestedAt seen on a watch', 'ms', g.c.p50, c.p50),
+            versus('reaction', 'client-side p99', 'ms', g.c.p99, c.p99),
+            versus('reaction', `triggers (HelmRelease patches) for ${REACTION_CHANGES} changes`, 'count', g.triggers.length, h.triggers.length),
+            versus('reaction', 'writes per trigger (audit)', 'count', g.writes.perTrigger, h.writes.perTrigger),
+          ]
+        : undefined;
+      return { ...result, figures, ...(versusRows ? { versus: versusRows } : {}) };
     } finally {
-      tracker.stop();
       watch.stop();
-      await h.stop();
       await cleanup(ctx, ns);
     }
   },
 
   async cpu(ctx) {
-    const ns = 'bench-cpu';
-    return withAdoptedPairs(ctx, ns, 100, UNTHROTTLED, async ({ names, tracker, h }) => {
-      // Adoption complete; 2 s more for its tail (the last digest patches) to leave the measured window.
-      await sleep(2000);
-      const mark = ctx.audit.mark();
-      const cpu0 = cpuSeconds(h.pid);
-      const sampler = new RssSampler(h.pid, 50);
-      const t0 = performance.now();
-      // 10 rounds, each writing every source once (50 writes in flight), so each source's last
-      // write is known to be round 10's.
-      const rounds = 10;
-      for (let round = 1; round <= rounds; round++) await inBatches(names, 50, (name) => writeSource(ctx, ns, name, `v: ${round}\n`));
-      const writtenMs = performance.now() - t0;
-      tracker.expect(new Map(names.map((n) => [n, `v: ${rounds}\n`])));
-      const doneAt = await tracker.waitFor(names.length, 300_000);
-      const cpu = cpuSeconds(h.pid) - cpu0;
-      const peak = sampler.stop();
-      await sleep(1500);
-      const triggers = ctx.audit.since(mark).filter((e) => isReleasePatch(e) && e.objectRef?.namespace === ns && byHrto(e)).length;
-      const result = {
-        changes: rounds * names.length,
-        releases: names.length,
-        settings: UNTHROTTLED.join(' '),
-        writtenInMs: Math.round(writtenMs),
-        allRecordedInMs: Math.round(doneAt - t0),
-        cpuSeconds: Number(cpu.toFixed(2)),
-        peakRssMiB: mib(peak.maxMiB),
-        peakRssHwmMiB: peak.hwmMiB === undefined ? undefined : mib(peak.hwmMiB),
-        rssSamples: peak.samples,
-        triggers,
-      };
-      const figures: Figure[] = [
-        figure('cpu', 'CPU for 1,000 changes over 100 releases', cpu, 's', { baseline: { value: 0.5, what: GO }, goal: { max: 0.6 }, original: '0.5 s' }),
-        figure('cpu', 'peak RSS during that burst', peak.maxMiB, 'MiB', { baseline: { value: 56, what: GO }, goal: { max: 80 }, original: '56 MiB' }),
-      ];
-      say(`cpu: 1,000 changes over 100 releases (${UNTHROTTLED.join(' ')}), from adoption complete to every final state recorded`);
-      table([{ 'written in s': (writtenMs / 1000).toFixed(1), 'recorded in s': ((doneAt - t0) / 1000).toFixed(1), 'CPU s': result.cpuSeconds, 'peak RSS MiB (50 ms samples)': result.peakRssMiB, 'VmHWM MiB': result.peakRssHwmMiB ?? '-', triggers }]);
-      return { ...result, figures };
-    });
+    const runs: CpuRun[] = [];
+    for (const op of compared(ctx)) runs.push(await cpuRun(ctx, op));
+    const hrto = runs[0]!;
+    const original = runs.find((run) => run.op.id === 'original');
+    const result = hrto.result;
+    const figures: Figure[] = [
+      figure('cpu', 'CPU for 1,000 changes over 100 releases', hrto.cpu, 's', { baseline: { value: 0.5, what: GO }, goal: { max: 0.6 }, original: '0.5 s' }),
+      figure('cpu', 'peak RSS during that burst', hrto.peakMiB, 'MiB', { baseline: { value: 56, what: GO }, goal: { max: 80 }, original: '56 MiB' }),
+    ];
+    say(`cpu: 1,000 changes over 100 releases (${UNTHROTTLED.join(' ')}${original ? '; the original (Go) has no such settings' : ''}), from adoption complete to every final state recorded`);
+    table(
+      runs.map(({ op, result: x }) =>
+        byOperator(ctx, op, { 'written in s': (x.writtenInMs / 1000).toFixed(1), 'recorded in s': (x.allRecordedInMs / 1000).toFixed(1), 'CPU s': x.cpuSeconds, 'peak RSS MiB (50 ms samples)': x.peakRssMiB, 'VmHWM MiB': x.peakRssHwmMiB ?? '-', triggers: x.triggers }),
+      ),
+    );
+    if (!original) return { ...result, figures };
+    const g = original.result;
+    say(`  writes per trigger (audit): hrto ${result.writes.perTrigger} ${JSON.stringify(result.writes.byResource)}; original (Go) ${g.writes.perTrigger} ${JSON.stringify(g.writes.byResource)}`);
+    const versusRows = [
+      versus('cpu', 'CPU for 1,000 changes over 100 releases', 's', g.cpuSeconds, result.cpuSeconds),
+      versus('cpu', 'peak RSS during that burst (50 ms samples)', 'MiB', g.peakRssMiB, result.peakRssMiB),
+      versus('cpu', 'triggers for those 1,000 changes', 'count', g.triggers, result.triggers),
+      versus('cpu', 'writes per trigger (audit)', 'count', g.writes.perTrigger, result.writes.perTrigger),
+      versus('cpu', 'every final state recorded after the first write', 's', g.allRecordedInMs / 1000, result.allRecordedInMs / 1000),
+    ];
+    return { ...result, original: g, figures, versus: versusRows };
   },
 
   async idlecpu(ctx) {
     const ns = 'bench-idlecpu';
     const pairs = 1700;
-    return withAdoptedPairs(ctx, ns, pairs, [], async ({ h }) => {
+    return withAdoptedPairs(ctx, ns, pairs, HRTO, [], async ({ h }) => {
       await sleep(IDLE_SETTLE_MS);
       const windowMs = 60_000;
       const { cpu, elapsed, percent } = await cpuOver(h.pid, windowMs);
@@ -356,7 +400,7 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
     const pairs = 200;
     const durationMs = 240_000;
     // The defaults users run (--debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10).
-    return withAdoptedPairs(ctx, ns, pairs, [], async ({ names, h }) => {
+    return withAdoptedPairs(ctx, ns, pairs, HRTO, [], async ({ names, h }) => {
       await sleep(5000);
       const mark = ctx.audit.mark();
       const samples: { s: number; rssMiB: number }[] = [];
@@ -492,14 +536,112 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
   },
 };
 
+interface CpuRun {
+  op: Operator;
+  /** Unrounded, for the figures. */
+  cpu: number;
+  peakMiB: number;
+  result: {
+    changes: number;
+    releases: number;
+    settings: string;
+    writtenInMs: number;
+    allRecordedInMs: number;
+    cpuSeconds: number;
+    peakRssMiB: number;
+    peakRssHwmMiB: number | undefined;
+    rssSamples: number;
+    triggers: number;
+    writes: ReturnType<typeof operatorWrites>;
+  };
+}
+
+/**
+ * One operator's `cpu`: 100 fresh pairs, every source adopted (+2 s for its tail), then 10 rounds
+ * each writing every source once (50 writes in flight, so each source's last write is known to be
+ * round 10's); CPU-seconds and peak RSS from the first write until every final state is recorded.
+ */
+async function cpuRun(ctx: Ctx, op: Operator): Promise<CpuRun> {
+  const ns = 'bench-cpu';
+  return withAdoptedPairs(ctx, ns, 100, op, UNTHROTTLED, async ({ names, tracker, h }) => {
+    await sleep(2000);
+    const mark = ctx.audit.mark();
+    const cpu0 = cpuSeconds(h.pid);
+    const sampler = new RssSampler(h.pid, 50);
+    const t0 = performance.now();
+    const rounds = 10;
+    for (let round = 1; round <= rounds; round++) await inBatches(names, 50, (name) => writeSource(ctx, ns, name, `v: ${round}\n`));
+    const writtenMs = performance.now() - t0;
+    tracker.expect(new Map(names.map((n) => [n, `v: ${rounds}\n`])));
+    const doneAt = await tracker.waitFor(names.length, 300_000);
+    const cpu = cpuSeconds(h.pid) - cpu0;
+    const peak = sampler.stop();
+    await sleep(1500);
+    const writes = operatorWrites(ctx.audit.since(mark), ns, op.sent);
+    return {
+      op,
+      cpu,
+      peakMiB: peak.maxMiB,
+      result: {
+        changes: rounds * names.length,
+        releases: names.length,
+        settings: op.id === 'hrto' ? UNTHROTTLED.join(' ') : 'its own: no debounce, throttle or client-side limit to lift',
+        writtenInMs: Math.round(writtenMs),
+        allRecordedInMs: Math.round(doneAt - t0),
+        cpuSeconds: Number(cpu.toFixed(2)),
+        peakRssMiB: mib(peak.maxMiB),
+        peakRssHwmMiB: peak.hwmMiB === undefined ? undefined : mib(peak.hwmMiB),
+        rssSamples: peak.samples,
+        triggers: writes.triggers,
+        writes,
+      },
+    };
+  });
+}
+
+const REACTION_CHANGES = 500;
+const REACTION_RATE = 25;
+
+interface ReactionRun {
+  op: Operator;
+  writes: Write[];
+  /** The audit log from just before the first write until 1.5 s after the last digest was recorded. */
+  events: AuditEvent[];
+}
+
+/**
+ * One operator's phase of `reaction`: started (hrto UNTHROTTLED) on the pairs, every source adopted,
+ * then REACTION_CHANGES paced writes; ends once every change was seen triggered on the watch and
+ * every final content carries its digest, and stops the operator.
+ */
+async function reactionRun(ctx: Ctx, ns: string, names: readonly string[], op: Operator, waitSeen: (writes: Write[], what: string) => Promise<unknown>): Promise<ReactionRun> {
+  const tracker = await trackRecorded(ctx, ns, op);
+  const h = op.process(ctx, [`--watch-namespaces=${ns}`, ...UNTHROTTLED]);
+  try {
+    await h.start();
+    await h.ready();
+    await tracker.waitFor(names.length);
+    await sleep(1000);
+    const mark = ctx.audit.mark();
+    const writes = await pacedWrites(ctx, ns, names, REACTION_CHANGES, REACTION_RATE, op.id);
+    await waitSeen(writes, `every change triggered by ${op.label}`);
+    tracker.expect(new Map(writes.map((w, i) => [w.name, `v: ${op.id}-${i}\n`])));
+    await tracker.waitFor(names.length, 60_000);
+    await sleep(1500);
+    return { op, writes, events: ctx.audit.since(mark) };
+  } finally {
+    tracker.stop();
+    await h.stop();
+  }
+}
+
 function pcols(p: { p50: number; p90: number; p99: number; max: number }): Record<string, number> {
   return { 'p50 ms': p.p50, 'p90 ms': p.p90, 'p99 ms': p.p99, 'max ms': p.max };
 }
 
 /**
  * `n` labeled sources (named in an annotation, as users write them) and `n` HelmReleases whose
- * status says helm-controller deployed them after the sources were written: status.history[0]
- * (every field the v2 CRD requires) and Ready=True, set through the status subresource.
+ * status says helm-controller deployed them after the sources were written (markDeployed).
  */
 async function deployedFleet(ctx: Ctx, ns: string, n: number): Promise<Record<string, unknown>> {
   await createNamespace(ctx, ns);
@@ -513,37 +655,6 @@ async function deployedFleet(ctx: Ctx, ns: string, n: number): Promise<Record<st
   );
   const sourcesWrittenAt = Date.now();
   await inBatches(names, 64, (name) => ctx.kube.request('POST', `${HR_API}/namespaces/${ns}/helmreleases`, { body: helmRelease(ns, name) }));
-  // managedFields times have one-second resolution and hrto counts a tie as newer: deploy > 1 s later.
-  const wait = sourcesWrittenAt + 1100 - Date.now();
-  if (wait > 0) await sleep(wait);
-  const deployed = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const hex = (seed: string) => Buffer.from(seed.padEnd(32, '0').slice(0, 32)).toString('hex');
-  await inBatches(names, 64, (name) =>
-    ctx.kube.request('PATCH', `${HR_API}/namespaces/${ns}/helmreleases/${name}/status`, {
-      contentType: 'application/merge-patch+json',
-      body: {
-        status: {
-          observedGeneration: 1,
-          history: [
-            {
-              name,
-              namespace: ns,
-              version: 1,
-              chartName: 'c',
-              chartVersion: '1.0.0',
-              configDigest: `sha256:${hex(`config-${name}`)}`,
-              digest: `sha256:${hex(`release-${name}`)}`,
-              firstDeployed: deployed,
-              lastDeployed: deployed,
-              status: 'deployed',
-            },
-          ],
-          conditions: [{ type: 'Ready', status: 'True', reason: 'InstallSucceeded', message: `Helm install succeeded for release ${ns}/${name}.v1 with chart c@1.0.0`, lastTransitionTime: deployed, observedGeneration: 1 }],
-        },
-      },
-    }),
-  );
-  const sample = await ctx.kube.request<{ status?: { history?: { lastDeployed?: string }[] } }>('GET', `${HR_API}/namespaces/${ns}/helmreleases/r0`);
-  if (sample.status?.history?.[0]?.lastDeployed !== deployed) throw new Error(`bench: the HelmRelease status did not stick: ${JSON.stringify(sample.status)}`);
+  const deployed = await markDeployed(ctx, ns, names, sourcesWrittenAt);
   return { releases: n, sourcesWrittenAt: new Date(sourcesWrittenAt).toISOString(), deployedAt: deployed, createdInMs: Date.now() - t0 };
 }

@@ -1,8 +1,13 @@
 // The first bench's scenarios: latency (hrto's trigger latency seen by a client), burst (defaults
-// under 1,000 changes), upgrade (with Flux's real controllers), coldstart (10,000 + 10,000 adopted).
+// under 1,000 changes; with a peer, the Go original's too), upgrade (with Flux's real controllers),
+// coldstart (10,000 + 10,000 adopted).
 import { type AuditMark, byHrto } from '../audit.js';
+import { versus } from '../figures.js';
 import { HrtoProcess } from '../hrto.js';
+import { HRTO, type Operator } from '../operators.js';
 import {
+  byOperator,
+  compared,
   type Ctx,
   cleanup,
   clientLatencies,
@@ -26,7 +31,7 @@ import {
   withAdoptedPairs,
   writeSource,
 } from '../lib.js';
-import { memory } from '../proc.js';
+import { cpuSeconds, memory } from '../proc.js';
 import { MERGE_PATCH } from '../kube.js';
 import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../../test/harness/flux.js';
 
@@ -39,7 +44,7 @@ export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioR
   async latency(ctx) {
     const ns = 'bench-latency';
     // hrto's own latency: no debounce, interval or throttle in the way.
-    return withAdoptedPairs(ctx, ns, 50, UNTHROTTLED, async ({ names, h }) => {
+    return withAdoptedPairs(ctx, ns, 50, HRTO, UNTHROTTLED, async ({ names, h }) => {
       const watch = await watchTriggers(ctx, ns);
       const mark = ctx.audit.mark();
       const changes = 500;
@@ -70,38 +75,28 @@ export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioR
   },
 
   async burst(ctx) {
-    const ns = 'bench-burst';
-    const names = await namespaceWithPairs(ctx, ns, 100);
-    const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`]); // the defaults users get
-    try {
-      await h.start();
-      await h.ready();
-      await until('adoption', async () => (await recordedCount(ctx, ns)) === names.length);
-      const watch = await watchTriggers(ctx, ns);
-      const started = Date.now();
-      const edits = Array.from({ length: 1000 }, (_, i) => ({ name: names[i % names.length]!, round: Math.floor(i / names.length) + 1 }));
-      await inBatches(edits, 50, (e) => writeSource(ctx, ns, e.name, `v: ${e.round}\n`));
-      const written = Date.now() - started;
-      await until('every final state recorded', async () => (await recordedCount(ctx, ns)) === names.length, 300_000);
-      const drained = Date.now() - started;
-      const perRelease = names.map((n) => (watch.seen.get(n) ?? []).length);
-      watch.stop();
-      const result = {
-        changes: edits.length,
-        releases: names.length,
-        writtenInMs: written,
-        allTriggeredAndRecordedInMs: drained,
-        patchesPerRelease: { min: Math.min(...perRelease), max: Math.max(...perRelease), total: perRelease.reduce((a, b) => a + b, 0) },
-        lost: perRelease.filter((n) => n === 0).length,
-        settings: 'defaults: --debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10',
-      };
-      say('burst: 1,000 changes over 100 HelmReleases, default settings');
-      table([{ changes: edits.length, 'written in s': (written / 1000).toFixed(1), 'all triggered in s': (drained / 1000).toFixed(1), 'patches/release min..max': `${result.patchesPerRelease.min}..${result.patchesPerRelease.max}`, lost: result.lost }]);
-      return result;
-    } finally {
-      await h.stop();
-      await cleanup(ctx, ns);
-    }
+    const runs: { op: Operator; result: BurstResult }[] = [];
+    for (const op of compared(ctx)) runs.push({ op, result: await burstRun(ctx, op) });
+    const hrto = runs[0]!;
+    const original = runs.find((run) => run.op.id === 'original');
+    say(`burst: 1,000 changes over 100 HelmReleases, default settings${original ? ' (each its own)' : ''}`);
+    table(
+      runs.map(({ op, result: x }) =>
+        byOperator(ctx, op, { changes: x.changes, 'written in s': (x.writtenInMs / 1000).toFixed(1), 'all triggered in s': (x.allTriggeredAndRecordedInMs / 1000).toFixed(1), 'patches/release min..max': `${x.patchesPerRelease.min}..${x.patchesPerRelease.max}`, lost: x.lost }),
+      ),
+    );
+    if (!original) return hrto.result;
+    const [h, g] = [hrto.result, original.result];
+    return {
+      ...h,
+      original: g,
+      versus: [
+        versus('burst', 'burst (defaults): every final state triggered and recorded', 's', g.allTriggeredAndRecordedInMs / 1000, h.allTriggeredAndRecordedInMs / 1000),
+        versus('burst', 'burst (defaults): triggers seen for 1,000 changes', 'count', g.patchesPerRelease.total, h.patchesPerRelease.total),
+        versus('burst', 'burst (defaults): releases never triggered', 'count', g.lost, h.lost),
+        versus('burst', 'burst (defaults): CPU from the first write to all recorded', 's', g.cpuSeconds, h.cpuSeconds),
+      ],
+    };
   },
 
   async upgrade(ctx) {
@@ -218,6 +213,40 @@ export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioR
     }
   },
 };
+
+type BurstResult = Awaited<ReturnType<typeof burstRun>>;
+
+/**
+ * One operator's `burst`: 100 fresh pairs, every source adopted, then 1,000 writes (50 in flight) with
+ * the operator's defaults, until every final state is recorded; triggers seen per release on a watch.
+ */
+async function burstRun(ctx: Ctx, op: Operator) {
+  const ns = 'bench-burst';
+  // hrto with the defaults users get.
+  return withAdoptedPairs(ctx, ns, 100, op, [], async ({ names, h }) => {
+    const watch = await watchTriggers(ctx, ns);
+    const cpu0 = cpuSeconds(h.pid);
+    const started = Date.now();
+    const edits = Array.from({ length: 1000 }, (_, i) => ({ name: names[i % names.length]!, round: Math.floor(i / names.length) + 1 }));
+    await inBatches(edits, 50, (e) => writeSource(ctx, ns, e.name, `v: ${e.round}\n`));
+    const written = Date.now() - started;
+    await until('every final state recorded', async () => (await recordedCount(ctx, ns, op)) === names.length, 300_000);
+    const drained = Date.now() - started;
+    const cpu = cpuSeconds(h.pid) - cpu0;
+    const perRelease = names.map((n) => (watch.seen.get(n) ?? []).length);
+    watch.stop();
+    return {
+      changes: edits.length,
+      releases: names.length,
+      writtenInMs: written,
+      allTriggeredAndRecordedInMs: drained,
+      patchesPerRelease: { min: Math.min(...perRelease), max: Math.max(...perRelease), total: perRelease.reduce((a, b) => a + b, 0) },
+      lost: perRelease.filter((n) => n === 0).length,
+      cpuSeconds: Number(cpu.toFixed(2)),
+      settings: op.id === 'hrto' ? 'defaults: --debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10' : 'its defaults (no debounce or throttle)',
+    };
+  });
+}
 
 /** Removes hrto's digests, so the next start adopts every source again. */
 async function forgetDigests(ctx: Ctx, ns: string, names: readonly string[]): Promise<void> {
