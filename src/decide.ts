@@ -190,6 +190,17 @@ export function decide(input: DecideInput): Plan {
   }
   const firstSight = !isOwnDigest(input.recorded);
   const base = input.targets.map((t) => baseAction(input, firstSight, t));
+  const { targets, skipped, wake } = applyGates(input, base);
+  const record = targets.every((t) => ACTIONS[t.action].handled);
+  return { upToDate: false, firstSight, targets, record, keyDigests, skipped, wakeAt: wake };
+}
+
+/** Windows and waves turn would-be triggers into held, gated or halted ones. */
+function applyGates(input: DecideInput, base: readonly TargetAction[]): { targets: TargetPlan[]; skipped: TargetPlan[]; wake: number | undefined } {
+  // No window, wave or record anywhere: today's behaviour, without asking the gate.
+  if (!input.rolloutNow && input.targets.every((t) => t.rollout === undefined)) {
+    return { targets: input.targets.map((t, i) => ({ ref: t.ref, action: base[i]! })), skipped: [], wake: undefined };
+  }
   // Releases left to helm-controller's own watch are not hrto's to order: never part of a wave.
   const gateTargets = input.targets.map(
     (t, i): GateTarget => ({
@@ -207,6 +218,5 @@ export function decide(input: DecideInput): Plan {
   });
   const highest = Math.max(...targets.map((t) => t.wave ?? -Infinity));
   const skipped = targets.filter((t) => t.wave !== undefined && t.wave < highest && CANNOT_ACT.has(t.action));
-  const record = targets.every((t) => ACTIONS[t.action].handled);
-  return { upToDate: false, firstSight, targets, record, keyDigests, skipped, wakeAt: wakeAt(gateTargets, gates) };
+  return { targets, skipped, wake: wakeAt(gateTargets, gates) };
 }
