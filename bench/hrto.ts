@@ -8,6 +8,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { projectRoot } from '../test/harness/binaries.js';
 import { mountServiceAccount, type ServiceAccountMount } from '../test/harness/incluster.js';
 import { freePort } from '../test/harness/processes.js';
+import { killChild, stopChild } from './proc.js';
 
 // THE hrto entry the bench runs: the production bundle. HRTO_BENCH_ENTRY overrides it for one run (for
 // example a build of another commit in a scratch directory) without editing the file.
@@ -121,18 +122,11 @@ export class HrtoProcess {
     );
   }
 
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
-    await exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return stopChild(this.child);
   }
 
   killNow(): void {
-    const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    killChild(this.child);
   }
 }

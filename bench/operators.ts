@@ -13,6 +13,7 @@ import { type AuditEvent, type AuditLog, type AuditMark, byHrto } from './audit.
 import { type HrtoOptions, HrtoProcess } from './hrto.js';
 import type { RawObject } from './kube.js';
 import type { Ctx } from './lib.js';
+import { killChild, stopChild } from './proc.js';
 import { freePort } from '../test/harness/processes.js';
 
 /** The label and annotation keys of a fixture's sources. */
@@ -190,19 +191,12 @@ export class GoPeerProcess implements OperatorProcess {
     }
   }
 
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
-    await exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return stopChild(this.child);
   }
 
   killNow(): void {
-    const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    killChild(this.child);
   }
 }
 

@@ -1,6 +1,6 @@
 // A process's memory and CPU read from /proc, never from its own /metrics (a scrape allocates and
 // runs code in the measured process). Linux only.
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const MiB = 2 ** 20;
@@ -84,4 +84,19 @@ export class RssSampler {
     }
     return { maxMiB: this.max, hwmMiB, samples: this.samples.length };
   }
+}
+
+/** SIGTERM, then SIGKILL after 40 s; resolves when the child has exited (at once if it had). */
+export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** SIGKILL, if still running. */
+export function killChild(child: ChildProcess | undefined): void {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
