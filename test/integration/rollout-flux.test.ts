@@ -228,6 +228,16 @@ function triggerPatches(ns: string, since: number): Map<string, string[]> {
   return byRelease;
 }
 
+/** When the API server received the first trigger of any release of the wave (asserted to exist). */
+function firstPatchOf(patches: Map<string, string[]>, wave: number): string {
+  const first = NAMES_OF(wave)
+    .map((name) => patches.get(name)?.[0])
+    .filter((p): p is string => p !== undefined)
+    .sort()[0];
+  assert.ok(first, `wave ${wave} was patched`);
+  return first;
+}
+
 /**
  * When the API server received the helm-controller status write that the watch saw a state in: the
  * newest status write of the release received no later than the watch delivered it. (The write that
@@ -312,11 +322,7 @@ async function goodChange(t: TestContext, ns: string, watch: ReleaseWatch, value
     `rollout: ${ALL.map((name) => `${name} patched ${patches.get(name)?.[0]?.slice(11) ?? '-'}, Ready written ${ready.get(name)!.writtenAt.slice(11)} (seen +${ready.get(name)!.watchedAt - changed} ms)`).join('; ')}`,
   );
   for (const wave of [2, 3]) {
-    const firstPatch = NAMES_OF(wave)
-      .map((name) => patches.get(name)?.[0])
-      .filter((p): p is string => p !== undefined)
-      .sort()[0];
-    assert.ok(firstPatch, `wave ${wave} was patched`);
+    const firstPatch = firstPatchOf(patches, wave);
     for (const earlier of NAMES_OF(wave - 1)) {
       const r = ready.get(earlier)!;
       assert.ok(
@@ -488,11 +494,7 @@ describe('safe rollouts end to end with Flux', onTestControlPlane, () => {
 
     const patches = triggerPatches(ns, changed);
     for (const wave of [2, 3]) {
-      const firstPatch = NAMES_OF(wave)
-        .map((name) => patches.get(name)?.[0])
-        .filter((p): p is string => p !== undefined)
-        .sort()[0];
-      assert.ok(firstPatch, `wave ${wave} was patched`);
+      const firstPatch = firstPatchOf(patches, wave);
       assert.ok(Date.parse(firstPatch) > killed, `wave ${wave} patched by the new leader, after the kill`);
       for (const earlier of NAMES_OF(wave - 1)) {
         assert.ok(firstPatch > ready.get(earlier)!, `the first patch of wave ${wave} (${firstPatch}) came after ${earlier} reported Ready (${ready.get(earlier)})`);

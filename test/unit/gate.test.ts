@@ -9,7 +9,6 @@ import { releaseObject } from './releases.js';
 const OURS = `sha256:${'a'.repeat(64)}`;
 const NEW = `sha256:${'b'.repeat(64)}`;
 
-
 interface T {
   name: string;
   wave?: number;
