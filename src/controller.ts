@@ -17,8 +17,7 @@ import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { TriggerScheduler } from './scheduler.js';
-import { rolloutChanged, rolloutConfig, upgradeInFlight } from './rollout/facts.js';
-import { windowState } from './rollout/window.js';
+import { rolloutChanged, upgradeInFlight, windowsClosed } from './rollout/facts.js';
 import { TokenBucket } from './throttle.js';
 import { parseSelector } from './selector.js';
 import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
@@ -104,10 +103,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
       recordAnnotation: keys.rolloutRecord,
       // Waved releases gate the waves above them; with an in-flight limit every trigger is counted.
       tracks: (release) => release.wave !== undefined || config.maxUpgradesInFlight > 0,
-      windowsClosed: (release) => {
-        const rollout = rolloutConfig(release, decision.rollout);
-        return 'invalid' in rollout || (rollout.windows.length > 0 && !windowState(rollout.windows, Date.now()).open);
-      },
+      windowsClosed: (release) => windowsClosed(release, decision.rollout, Date.now()),
       maxInFlight: config.maxUpgradesInFlight,
       inFlight: () => {
         const now = Date.now();

@@ -45,6 +45,8 @@ export interface ActionFacts {
   wait?: { level: 'info' | 'debug'; msg: string };
 }
 
+const LEFT_TO_FLUX = `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled`;
+
 export const ACTIONS: Readonly<Record<TargetAction, ActionFacts>> = {
   current: { handled: true, pending: false, reason: 'up to date: the recorded digest is the content' },
   trigger: { handled: false, pending: true, reason: 'trigger pending: the content changed since the recorded digest' },
@@ -59,8 +61,8 @@ export const ACTIONS: Readonly<Record<TargetAction, ActionFacts>> = {
   deferred: {
     handled: true,
     pending: false,
-    reason: `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled`,
-    wait: { level: 'info', msg: `left to helm-controller: the source is labeled ${FLUX_WATCH_LABEL}=Enabled` },
+    reason: LEFT_TO_FLUX,
+    wait: { level: 'info', msg: LEFT_TO_FLUX },
   },
   outOfScope: {
     handled: true,

@@ -207,7 +207,9 @@ export class Reconciler {
       if (!t.gate) continue;
       const release = this.opts.getRelease(refKey(t.ref));
       const reason = describeGate(t.gate);
-      waits.set(reason, [...(waits.get(reason) ?? []), t.ref]);
+      const same = waits.get(reason);
+      if (same) same.push(t.ref);
+      else waits.set(reason, [t.ref]);
       if (t.gate.gate === 'held') {
         held.add(refKey(t.ref));
         if (!release) continue;

@@ -57,6 +57,12 @@ export function rolloutConfig(release: ReleaseObject, ctx: FactsContext): { wave
   }
 }
 
+/** A trigger must not go now: the release's windows are all closed, or cannot be read (fail closed). */
+export function windowsClosed(release: ReleaseObject, ctx: FactsContext, now: number): boolean {
+  const config = rolloutConfig(release, ctx);
+  return 'invalid' in config || (config.windows.length > 0 && !windowState(config.windows, now).open);
+}
+
 /** The facts, or undefined when none of it applies (today's behaviour, at no cost). */
 export function rolloutFacts(release: ReleaseObject, source: string, digest: string, ctx: FactsContext, now: number): RolloutFacts | undefined {
   if (release.wave === undefined && release.triggerWindows === undefined && ctx.triggerWindows.length === 0 && release.rolloutRecord === undefined) return undefined;
@@ -80,7 +86,7 @@ export function rolloutFacts(release: ReleaseObject, source: string, digest: str
 
 /** A tracked trigger of this release has not finished: no outcome yet, and within the wave timeout. */
 export function upgradeInFlight(release: ReleaseObject, ctx: FactsContext, now: number): boolean {
-  const record = release.rolloutRecord === undefined ? undefined : parseRolloutRecord(release.rolloutRecord);
+  const record = parseRolloutRecord(release.rolloutRecord);
   return record !== undefined && readHealth(release, record, now, ctx.waveTimeoutMs).state === 'progressing';
 }
 

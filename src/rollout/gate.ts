@@ -3,7 +3,7 @@
 // now, which are held by a window, which wait for a lower wave, and whether a failure halted the
 // rollout. helm-controller's atomic release loop is the model: advance while healthy, stop at the
 // first failure, and let a new change (or an explicit resume) start again.
-import type { ObjectRef } from '../mapping/targets.js';
+import { type ObjectRef, refKey } from '../mapping/targets.js';
 
 /** What hrto's trigger of a release for this content became, read from helm-controller's status. */
 export type Outcome =
@@ -107,8 +107,8 @@ export function describeGate(g: Exclude<Gate, { gate: 'open' }>): string {
     case 'held':
       return g.by === 'window' ? `held until ${when(g.opensAt)}: outside its trigger windows` : `held: ${g.message}`;
     case 'gated':
-      return `waiting for wave ${g.wave} to be healthy with this content: ${g.waitingFor.map((r) => `${r.namespace}/${r.name}`).join(', ')}`;
+      return `waiting for wave ${g.wave} to be healthy with this content: ${g.waitingFor.map(refKey).join(', ')}`;
     case 'halted':
-      return `halted: wave ${g.wave}'s ${g.failed.ref.namespace}/${g.failed.ref.name} failed (${g.failed.reason}${g.failed.message ? `: ${g.failed.message}` : ''})`;
+      return `halted: wave ${g.wave}'s ${refKey(g.failed.ref)} failed (${g.failed.reason}${g.failed.message ? `: ${g.failed.message}` : ''})`;
   }
 }

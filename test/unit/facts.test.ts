@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { keysFor } from '../../src/keys.js';
-import { namesContent, parseWave, rolloutChanged, rolloutFacts, type FactsContext, upgradeInFlight, WaveError } from '../../src/rollout/facts.js';
+import { namesContent, parseWave, rolloutChanged, rolloutFacts, type FactsContext, upgradeInFlight, WaveError, windowsClosed } from '../../src/rollout/facts.js';
 import { parseWindows } from '../../src/rollout/window.js';
 import { toRelease } from '../../src/sources/objects.js';
 
@@ -38,6 +38,15 @@ describe('rollout facts', () => {
     assert.deepEqual(open?.window, { open: true });
     const unknownZone = rolloutFacts(release({ [keys.triggerWindows]: '[{"cron": "0 8 * * *", "timeZone": "Mars/Olympus", "window": "1h"}]' }), SOURCE, DIGEST, ctx, NOW);
     assert.match(unknownZone?.invalid ?? '', /Mars\/Olympus/);
+  });
+
+  it('tell the scheduler a trigger must not go: windows all closed, or unreadable', () => {
+    const closed = { ...ctx, triggerWindows: parseWindows('[{"cron": "0 0 1 1 *", "window": "1m"}]', '--trigger-windows') };
+    assert.equal(windowsClosed(release({}), ctx, NOW), false, 'no window: always open');
+    assert.equal(windowsClosed(release({}), closed, NOW), true);
+    assert.equal(windowsClosed(release({ [keys.triggerWindows]: '[]' }), closed, NOW), false);
+    assert.equal(windowsClosed(release({ [keys.triggerWindows]: 'not json' }), ctx, NOW), true, 'fail closed');
+    assert.equal(windowsClosed(release({ [keys.wave]: 'one' }), ctx, NOW), true, 'fail closed');
   });
 
   it('name one content for rollout-now and resume: 12 hex digits at least, a prefix of the digest', () => {
