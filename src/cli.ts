@@ -116,6 +116,7 @@ function withSelection(cmd: Command): Command {
     .option('--watch-label-selector <selector>', "label selector on sources, ANDed with the watch label; Flux's sharding: sharding.fluxcd.io/key=shard1")
     .option('--helmrelease-label-selector <selector>', 'only HelmReleases matching it are triggered or marked for')
     .option('--enable-hr-autodiscovery [bool]', 'label and trigger the sources HelmReleases read through spec.valuesFrom', DEFAULTS.enableHrAutodiscovery)
+    .option('--watch-secrets [bool]', 'watch, read and patch labeled Secrets; false: ConfigMaps only, and no access to Secrets is needed', DEFAULTS.watchSecrets)
     .option(
       '--defer-to-flux-watch [bool]',
       'leave sources labeled reconcile.fluxcd.io/watch=Enabled to helm-controller for the HelmReleases of their namespace that read them',

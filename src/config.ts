@@ -47,6 +47,8 @@ export const ConfigSchema = z.object({
   watchNamespaces: z.array(z.string().refine(isNamespaceName, 'must be valid namespace names')),
   /** Mark and trigger the sources HelmReleases read through spec.valuesFrom. */
   autodiscovery: bool,
+  /** false: Secrets are never watched, read or patched (the RBAC then holds no rule on them). */
+  watchSecrets: bool,
   /** Leave valuesFrom consumers of reconcile.fluxcd.io/watch=Enabled sources to helm-controller. */
   deferToFluxWatch: bool,
   /** Sources: ANDed with the watch label on the API server (Flux's sharding flag). */
@@ -99,6 +101,7 @@ export interface RawSettings {
   metricsBindAddress?: string | undefined;
   watchNamespaces?: string | undefined;
   enableHrAutodiscovery?: string | boolean | undefined;
+  watchSecrets?: string | boolean | undefined;
   deferToFluxWatch?: string | boolean | undefined;
   watchLabelSelector?: string | undefined;
   helmreleaseLabelSelector?: string | undefined;
@@ -135,6 +138,7 @@ export const DEFAULTS = {
   metricsBindAddress: ':8080',
   watchNamespaces: '',
   enableHrAutodiscovery: 'true',
+  watchSecrets: 'true',
   deferToFluxWatch: 'true',
   watchLabelSelector: '',
   helmreleaseLabelSelector: '',
@@ -188,6 +192,7 @@ const FLAG_NAMES: Record<string, string> = {
   kubeconfig: '--kubeconfig',
   watchNamespaces: '--watch-namespaces',
   autodiscovery: '--enable-hr-autodiscovery',
+  watchSecrets: '--watch-secrets',
   deferToFluxWatch: '--defer-to-flux-watch',
   watchLabelSelector: '--watch-label-selector',
   helmreleaseLabelSelector: '--helmrelease-label-selector',

@@ -16,6 +16,11 @@ export const SOURCE_KINDS = [
   ['Secret', 'secrets'],
 ] as const;
 
+/** The kinds of source this configuration watches: with --watch-secrets=false, ConfigMaps only. */
+export function watchedKinds(config: Pick<Config, 'watchSecrets'>): (typeof SOURCE_KINDS)[number][] {
+  return SOURCE_KINDS.filter(([kind]) => kind !== 'Secret' || config.watchSecrets);
+}
+
 export class CacheSyncTimeoutError extends Error {
   override readonly name = 'CacheSyncTimeoutError';
 }
@@ -59,7 +64,7 @@ export function buildCaches(config: Config, keys: Keys, api: KubeApi, log: Logge
   const inScope = (resource: string, namespace: string): string => (namespace ? `/namespaces/${namespace}/${resource}` : `/${resource}`);
   const resyncMs = resync ? config.resyncPeriodMs : undefined;
   const sources = scopes.flatMap((namespace) =>
-    SOURCE_KINDS.flatMap(([kind, resource]) =>
+    watchedKinds(config).flatMap(([kind, resource]) =>
       keys.watchLabels.map((label) => {
         const name = `${resource}[${namespace || '*'}][${label}]`;
         return new Informer<SourceObject>({
