@@ -10,7 +10,8 @@ import type { ValuesIndex } from './mapping/index.js';
 import { type ObjectRef, parseTargets, refKey } from './mapping/targets.js';
 import { type FactsContext, namesContent, rolloutFacts } from './rollout/facts.js';
 import { parseSelector } from './selector.js';
-import type { ReleaseObject, SourceObject } from './sources/objects.js';
+import { watchedKinds } from './sources/caches.js';
+import type { ReleaseObject, SourceKind, SourceObject } from './sources/objects.js';
 
 export interface AssessContext {
   keys: Keys;
@@ -21,6 +22,10 @@ export interface AssessContext {
   /** Leave same-namespace valuesFrom readers of reconcile.fluxcd.io/watch=Enabled sources to helm-controller. */
   deferToFluxWatch: boolean;
   noCrossNamespaceRefs: boolean;
+  /** Empty: every namespace; otherwise HelmReleases elsewhere are beyond this instance's reach. */
+  watchNamespaces: readonly string[];
+  /** The kinds of source watched: without Secret, valuesFrom references to Secrets are ignored. */
+  sourceKinds: ReadonlySet<SourceKind>;
   /** Matches this instance's --helmrelease-label-selector. */
   inScope(release: ReleaseObject): boolean;
   getRelease(key: string): ReleaseObject | undefined;
@@ -39,6 +44,8 @@ export function decisionContext(config: Config, keys: Keys): Omit<AssessContext,
     autodiscovery: config.autodiscovery,
     deferToFluxWatch: config.deferToFluxWatch,
     noCrossNamespaceRefs: config.noCrossNamespaceRefs,
+    watchNamespaces: config.watchNamespaces,
+    sourceKinds: new Set(watchedKinds(config).map(([kind]) => kind)),
     inScope: (release) => selector.matches(release.labels),
     rollout: { waveAnnotation: keys.wave, windowsAnnotation: keys.triggerWindows, triggerWindows: config.triggerWindows, waveTimeoutMs: config.waveTimeoutMs },
     now: Date.now,
@@ -64,6 +71,15 @@ function namedTargets(src: SourceObject, ctx: AssessContext, hasReaders: boolean
         ctx.keys.targetNamespace,
         foreign.namespace,
         `targets HelmReleases in namespace ${foreign.namespace}, and --no-cross-namespace-refs allows only ${src.namespace}`,
+      );
+    }
+    // Scoped RBAC grants nothing outside the list: refuse up front rather than meet a 403.
+    const beyond = ctx.watchNamespaces.length > 0 ? named.find((t) => !ctx.watchNamespaces.includes(t.namespace)) : undefined;
+    if (beyond) {
+      throw new CrossNamespaceRefError(
+        ctx.keys.targetNamespace,
+        beyond.namespace,
+        `targets HelmReleases in namespace ${beyond.namespace}, outside --watch-namespaces (${ctx.watchNamespaces.join(', ')})`,
       );
     }
     return named;

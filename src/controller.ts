@@ -21,6 +21,7 @@ import { rolloutChanged, upgradeInFlight, windowsClosed } from './rollout/facts.
 import { TokenBucket } from './throttle.js';
 import { parseSelector } from './selector.js';
 import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
+import type { ReleaseObject } from './sources/objects.js';
 import { monotonicNanoClock } from './trigger.js';
 import { releaseHandlers, sourceHandlers } from './watches.js';
 import { type Lane, WorkerPool } from './workers.js';
@@ -43,6 +44,15 @@ export interface Controller {
   ready(): boolean;
   /** Stops taking work, finishes in-flight items within the graceful shutdown timeout, releases the lease. */
   stop(): Promise<void>;
+}
+
+/** Secrets off: one line saying what is ignored, so a release fed by a Secret is not a mystery. */
+function logSecretsOff(releases: readonly ReleaseObject[], log: Logger): void {
+  const refs = releases.flatMap((r) => r.valuesFrom.filter((ref) => ref.kind === 'Secret').map((ref) => `${r.key} <- Secret/${ref.name}`));
+  log.info(
+    { secretReferences: refs.length, examples: refs.slice(0, 5) },
+    'Secrets are off (--watch-secrets=false): labeled Secrets and valuesFrom references to Secrets are ignored, never read or patched',
+  );
 }
 
 export function startController(config: Config, deps: ControllerDeps): Controller {
@@ -73,7 +83,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const decision = decisionContext(config, keys);
   const { inScope } = decision;
   const index = new TargetIndex();
-  const values = new ValuesIndex();
+  const values = new ValuesIndex(decision.sourceKinds);
   const queue = new WorkQueue<string>();
   const releaseQueue = new WorkQueue<string>();
   // Marks wait on sources that do not exist yet: poll for them, but at most every 30s.
@@ -156,11 +166,13 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     isLeader,
     metrics,
     log,
-    onStart: () =>
+    onStart: () => {
       log.info(
         { sources: index.size, helmreleases: releaseCount(), workers: config.maxConcurrency, triggerMode: config.triggerMode, dryRun: config.dryRun },
         'caches synced; reconciling',
-      ),
+      );
+      if (!config.watchSecrets) logSecretsOff(caches.listReleases(), log);
+    },
   });
 
   const watchDeps = { index, values, queue, mark };

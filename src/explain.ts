@@ -57,7 +57,7 @@ export function explain(
   filter: { namespace?: string | undefined; name?: string | undefined } = {},
 ): ExplainReport {
   const byKey = new Map(releases.map((r) => [r.key, r]));
-  const values = new ValuesIndex();
+  const values = new ValuesIndex(ctx.sourceKinds);
   for (const release of releases) values.set(release);
   const full: AssessContext = { ...ctx, values, getRelease: (key) => byKey.get(key) };
   const rows = new Map<string, ExplainedSource[]>();
@@ -108,7 +108,9 @@ export function explain(
         recorded: undefined,
         state: 'unwatched',
         pending: false,
-        reason: `not watched: missing${ref.optional ? ' (optional)' : ''}, not labeled yet, or outside this instance's scope`,
+        reason: !ctx.sourceKinds.has(ref.kind)
+          ? `ignored: ${ref.kind}s are off (--watch-secrets=false)`
+          : `not watched: missing${ref.optional ? ' (optional)' : ''}, not labeled yet, or outside this instance's scope`,
       });
     }
   }

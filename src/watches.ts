@@ -6,16 +6,11 @@ import type { TargetIndex, ValuesIndex } from './mapping/index.js';
 import { parseTargets } from './mapping/targets.js';
 import type { WorkQueue } from './queue.js';
 import type { InformerHandlers } from './sources/informer.js';
-import { type ReleaseObject, sourceKey, type SourceObject } from './sources/objects.js';
-
-/** The sources a HelmRelease reads through valuesFrom (always in its own namespace). */
-export function valuesSourcesOf(release: ReleaseObject): string[] {
-  return release.valuesFrom.map((ref) => sourceKey(ref.kind, release.namespace, ref.name));
-}
+import type { ReleaseObject, SourceObject } from './sources/objects.js';
 
 /** The sources to reconcile when a HelmRelease appears or may now be triggered: those naming it, then those it reads. */
-export function sourcesToWake(release: ReleaseObject, index: Pick<TargetIndex, 'sourcesOf'>): string[] {
-  return [...index.sourcesOf(release), ...valuesSourcesOf(release)];
+export function sourcesToWake(release: ReleaseObject, index: Pick<TargetIndex, 'sourcesOf'>, values: Pick<ValuesIndex, 'sourcesOf'>): string[] {
+  return [...index.sourcesOf(release), ...values.sourcesOf(release)];
 }
 
 export function contentChanged(old: SourceObject, src: SourceObject): boolean {
@@ -110,7 +105,7 @@ export interface ReleaseWatchDeps extends WatchDeps {
 
 export function releaseHandlers({ index, values, queue, mark, releaseStatusChanged = () => false }: ReleaseWatchDeps): InformerHandlers<ReleaseObject> {
   const wakeSourcesOf = (release: ReleaseObject): void => {
-    for (const key of sourcesToWake(release, index)) queue.add(key);
+    for (const key of sourcesToWake(release, index, values)) queue.add(key);
   };
   // Every source referenced before or now may need new marks and a reconcile.
   const requeue = (affected: readonly string[]): void => {
@@ -129,7 +124,7 @@ export function releaseHandlers({ index, values, queue, mark, releaseStatusChang
       if (needsWake(old, release) || releaseStatusChanged(old, release)) wakeSourcesOf(release);
     },
     resync: (release) => {
-      for (const key of valuesSourcesOf(release)) mark(key);
+      for (const key of values.sourcesOf(release)) mark(key);
     },
     delete: (release) => requeue(values.delete(release)),
   };

@@ -1,6 +1,6 @@
 // Indexes between sources and HelmReleases. A many-to-many map kept in both directions, so an
 // event on either side finds exactly the keys on the other side it affects.
-import type { ValuesReference, ReleaseObject } from '../sources/objects.js';
+import type { ReleaseObject, SourceKind, ValuesReference } from '../sources/objects.js';
 import { sourceKey } from '../sources/objects.js';
 import { type ObjectRef, refKey } from './targets.js';
 
@@ -33,6 +33,10 @@ export class ManyToMany<V> {
     }
     this.forward.delete(owner);
     return [...members.keys()];
+  }
+
+  membersOf(owner: string): string[] {
+    return [...(this.forward.get(owner)?.keys() ?? [])];
   }
 
   ownersOf(member: string): string[] {
@@ -77,13 +81,24 @@ export interface Consumer {
   keys: string[];
 }
 
-/** Source -> HelmReleases reading it through spec.valuesFrom (always in their own namespace). */
+/**
+ * Source -> HelmReleases reading it through spec.valuesFrom (always in their own namespace). Only
+ * references to the kinds given are indexed: with Secrets off, a Secret reference is nobody's source.
+ */
 export class ValuesIndex {
   private readonly index = new ManyToMany<string[]>();
 
+  constructor(private readonly kinds: ReadonlySet<SourceKind> = new Set(['ConfigMap', 'Secret'])) {}
+
   /** Indexes a HelmRelease's valuesFrom; returns the source keys referenced before or now. */
   set(release: ReleaseObject): string[] {
-    return this.index.set(refKey(release), valuesKeysBySource(release.namespace, release.valuesFrom));
+    const refs = release.valuesFrom.filter((ref) => this.kinds.has(ref.kind));
+    return this.index.set(refKey(release), valuesKeysBySource(release.namespace, refs));
+  }
+
+  /** The indexed sources a HelmRelease reads, in valuesFrom order. */
+  sourcesOf(release: ObjectRef): string[] {
+    return this.index.membersOf(refKey(release));
   }
 
   delete(release: ObjectRef): string[] {

@@ -35,6 +35,22 @@ describe('explain', () => {
     assert.match(table.split('\n')[0]!, /^HELMRELEASE +WAVE +SOURCE +VIA +DIGEST +RECORDED +STATUS$/);
     assert.match(table, /apps\/app +- +ConfigMap\/apps\/changed +annotation +sha256:[0-9a-f]{12}… +sha256:000000000000… +trigger pending/);
   });
+  it('with Secrets off, says a Secret reference is ignored, and refuses targets beyond --watch-namespaces', () => {
+    const scoped = { ...decisionContext(resolveConfig({ watchSecrets: 'false', watchNamespaces: 'apps' }), keys), now: () => NOW };
+    const report = explain(
+      [source('remote', { [keys.targetNames]: 'app', [keys.targetNamespace]: 'elsewhere' })],
+      [release('app', { valuesFrom: [{ kind: 'Secret', name: 'creds' }, { kind: 'ConfigMap', name: 'unlabeled' }] })],
+      scoped,
+    );
+    assert.deepEqual(
+      report.releases[0]!.sources.map((r) => [r.source, r.state, r.reason]),
+      [
+        ['ConfigMap/apps/unlabeled', 'unwatched', "not watched: missing, not labeled yet, or outside this instance's scope"],
+        ['Secret/apps/creds', 'unwatched', 'ignored: Secrets are off (--watch-secrets=false)'],
+      ],
+    );
+    assert.match(report.refused[0]!.reason, /namespace elsewhere, outside --watch-namespaces \(apps\)/);
+  });
   it('reports refused sources and filters by namespace and name', () => {
     const report = explain([source('bad', { [keys.targetNames]: 'Bad_Name' })], [release('app'), release('other')], ctx, { name: 'app' });
     assert.deepEqual(report.releases.map((r) => r.release), ['apps/app']);

@@ -25,6 +25,12 @@ describe('valuesFrom index', () => {
     assert.deepEqual(index.delete({ namespace: 'apps', name: 'a' }), ['ConfigMap/apps/two']);
     assert.deepEqual(index.consumersOf('ConfigMap/apps/two'), []);
   });
+  it('indexes only the kinds it is given (Secrets off)', () => {
+    const index = new ValuesIndex(new Set(['ConfigMap']));
+    assert.deepEqual(index.set(hr('a', [{ kind: 'ConfigMap', name: 'values' }, { kind: 'Secret', name: 'creds' }])), ['ConfigMap/apps/values']);
+    assert.deepEqual(index.sourcesOf({ namespace: 'apps', name: 'a' }), ['ConfigMap/apps/values']);
+    assert.deepEqual(index.consumersOf('Secret/apps/creds'), []);
+  });
   it('ignores valuesFrom entries of other kinds or without a name', () => {
     const release = hr('a', [{ kind: 'Deployment', name: 'x' }, { kind: 'ConfigMap' }]);
     assert.deepEqual(release.valuesFrom, []);

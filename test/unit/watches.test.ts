@@ -14,7 +14,6 @@ import {
   sourceHandlers,
   type SourceWatchDeps,
   sourcesToWake,
-  valuesSourcesOf,
 } from '../../src/watches.js';
 
 const keys = keysFor();
@@ -78,8 +77,13 @@ describe('watch helpers', () => {
     const index = new TargetIndex();
     index.set('Secret/apps/names-it', [{ namespace: 'apps', name: 'app' }]);
     const release = hr({ valuesFrom: [{ kind: 'ConfigMap', name: 'values' }, { kind: 'Secret', name: 'creds' }] });
-    assert.deepEqual(valuesSourcesOf(release), ['ConfigMap/apps/values', 'Secret/apps/creds']);
-    assert.deepEqual(sourcesToWake(release, index), ['Secret/apps/names-it', 'ConfigMap/apps/values', 'Secret/apps/creds']);
+    const values = new ValuesIndex();
+    values.set(release);
+    assert.deepEqual(sourcesToWake(release, index, values), ['Secret/apps/names-it', 'ConfigMap/apps/values', 'Secret/apps/creds']);
+    // Secrets off: a Secret it reads is not a source, so it is neither woken nor marked.
+    const configMapsOnly = new ValuesIndex(new Set(['ConfigMap']));
+    configMapsOnly.set(release);
+    assert.deepEqual(sourcesToWake(release, index, configMapsOnly), ['Secret/apps/names-it', 'ConfigMap/apps/values']);
   });
   it('content changed: the digest, not the resourceVersion', () => {
     assert.equal(contentChanged(cm('a'), { ...cm('a'), resourceVersion: '2' }), false);
@@ -229,6 +233,7 @@ describe('release handlers', () => {
       },
     });
     const old = hr({ valuesFrom: reads('v') });
+    w.deps.values.set(old); // as its add did
     const stalled = { ...old, resourceVersion: '2', stalled: true };
     w.on.update!(old, stalled);
     w.on.update!(stalled, { ...stalled, resourceVersion: '3' });
