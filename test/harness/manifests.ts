@@ -1,9 +1,11 @@
 // The install manifests as a user renders them: kustomize (built from the Go module proxy) over
 // config/, parsed into objects, and server-side applied the way `kubectl apply --server-side` does.
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { type KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import { AuthorizationV1Api, CoreV1Api, KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy, VersionApi } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { deployBinaries, ensureBinary, projectRoot } from './binaries.js';
 
@@ -31,6 +33,29 @@ export async function kustomize(dir: string): Promise<Obj[]> {
   return docs(stdout);
 }
 
+export const chartDir = path.join(projectRoot, 'charts', NAME);
+
+export async function helm(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const bin = await ensureBinary(deployBinaries.helm);
+  // A private home: helm never reads or writes the user's configuration.
+  const home = mkdtempSync(path.join(tmpdir(), 'hrto-helm-'));
+  try {
+    return await run(bin.path, args, {
+      maxBuffer: 16 << 20,
+      env: { ...process.env, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home },
+    });
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/** `helm template` of the chart for the cluster's version, with `--set` values. */
+export async function helmTemplate(kc: KubeConfig, set: string[] = []): Promise<Obj[]> {
+  const version = (await kc.makeApiClient(VersionApi).getCode()).gitVersion;
+  const { stdout } = await helm(['template', NAME, chartDir, '--namespace', SYSTEM_NAMESPACE, '--kube-version', version, ...set.flatMap((s) => ['--set', s])]);
+  return docs(stdout);
+}
+
 /** Server-side apply; `dryRun` 'All' validates and admits without storing. */
 export async function apply(kc: KubeConfig, list: readonly Obj[], dryRun?: 'All'): Promise<void> {
   const objects = kc.makeApiClient(KubernetesObjectApi);
@@ -44,4 +69,55 @@ export async function apply(kc: KubeConfig, list: readonly Obj[], dryRun?: 'All'
 /** The identity the install creates (Namespace, ServiceAccount, RBAC), applied for real; no Deployment. */
 export async function applyIdentity(kc: KubeConfig): Promise<void> {
   await apply(kc, (await kustomize('default')).filter((o) => o.kind !== 'Deployment'));
+}
+
+const IDENTITY_KINDS = new Set(['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']);
+
+/**
+ * The identity objects of a render (ServiceAccount and RBAC), every name suffixed so that a test's
+ * install cannot collide with another's: roleRefs and ServiceAccount subjects follow the rename.
+ */
+export function isolatedIdentity(list: readonly Obj[], suffix: string): Obj[] {
+  const renamed = (name: string): string => `${name}${suffix}`;
+  return list
+    .filter((o) => IDENTITY_KINDS.has(o.kind))
+    .map((o) => {
+      const copy = structuredClone(o) as Obj & { roleRef?: { name: string }; subjects?: { kind: string; name: string }[] };
+      copy.metadata.name = renamed(copy.metadata.name);
+      if (copy.roleRef) copy.roleRef.name = renamed(copy.roleRef.name);
+      for (const s of copy.subjects ?? []) if (s.kind === 'ServiceAccount') s.name = renamed(s.name);
+      return copy;
+    });
+}
+
+/** A kubeconfig that authenticates as a ServiceAccount through a token the API server issues. */
+export async function serviceAccountKubeConfig(kc: KubeConfig, namespace: string, name: string): Promise<KubeConfig> {
+  const core = kc.makeApiClient(CoreV1Api);
+  let token: string | undefined;
+  // The ServiceAccount may be moments old: its token request can race its creation.
+  for (let attempt = 0; !token; attempt++) {
+    try {
+      token = (await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  const sa = new KubeConfig();
+  const cluster = kc.getCurrentCluster()!;
+  sa.loadFromOptions({
+    clusters: [{ ...cluster }],
+    users: [{ name, token }],
+    contexts: [{ name, cluster: cluster.name, user: name }],
+    currentContext: name,
+  });
+  return sa;
+}
+
+/** SelfSubjectAccessReview: may this identity do it? Namespace undefined: in every namespace. */
+export async function can(kc: KubeConfig, verb: string, resource: string, namespace?: string, group = ''): Promise<boolean> {
+  const review = await kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
+    body: { spec: { resourceAttributes: { verb, resource, group, ...(namespace ? { namespace } : {}) } } },
+  });
+  return review.status?.allowed === true;
 }

@@ -8,14 +8,25 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { AuthorizationV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
 import { parseWindows } from '../../src/rollout/window.js';
-import { deployBinaries, ensureBinary, projectRoot } from '../harness/binaries.js';
-import { apply, applyIdentity, docs, kustomize, NAME, type Obj, SYSTEM_NAMESPACE } from '../harness/manifests.js';
+import { projectRoot } from '../harness/binaries.js';
+import {
+  apply,
+  applyIdentity,
+  can,
+  chartDir,
+  docs,
+  helm,
+  helmTemplate as renderChart,
+  kustomize,
+  NAME,
+  type Obj,
+  serviceAccountKubeConfig,
+  SYSTEM_NAMESPACE,
+} from '../harness/manifests.js';
 import { startHrto, TriggerLog } from './hrto.js';
 import { hrto } from './process.js';
 import {
-  core,
   createConfigMap,
   createHelmRelease,
   createNamespace,
@@ -30,30 +41,7 @@ import {
 const run = promisify(execFile);
 const SYSTEM = SYSTEM_NAMESPACE;
 
-const chartDir = path.join(projectRoot, 'charts', NAME);
-
-async function kubeVersion(): Promise<string> {
-  return (await kc.makeApiClient(VersionApi).getCode()).gitVersion;
-}
-
-async function helm(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const bin = await ensureBinary(deployBinaries.helm);
-  // A private home: helm never reads or writes the user's configuration.
-  const home = mkdtempSync(path.join(tmpdir(), 'hrto-helm-'));
-  try {
-    return await run(bin.path, args, {
-      maxBuffer: 16 << 20,
-      env: { ...process.env, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home },
-    });
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
-}
-
-async function helmTemplate(set: string[] = []): Promise<Obj[]> {
-  const { stdout } = await helm(['template', NAME, chartDir, '--namespace', SYSTEM, '--kube-version', await kubeVersion(), ...set.flatMap((s) => ['--set', s])]);
-  return docs(stdout);
-}
+const helmTemplate = (set: string[] = []): Promise<Obj[]> => renderChart(kc, set);
 
 const dryRunApply = (list: readonly Obj[]): Promise<void> => apply(kc, list, 'All');
 
@@ -171,17 +159,7 @@ describe('install manifests', () => {
   it("RBAC is minimal: hrto runs the core scenario as the rendered ServiceAccount, which can do nothing else", async (t) => {
     // Create the identity for real, from the rendered manifests.
     await applyIdentity(kc);
-    const token = await eventually('a ServiceAccount token', async () =>
-      (await core.createNamespacedServiceAccountToken({ namespace: SYSTEM, name: NAME, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token,
-    );
-    const sa = new KubeConfig();
-    const cluster = kc.getCurrentCluster()!;
-    sa.loadFromOptions({
-      clusters: [{ ...cluster }],
-      users: [{ name: 'hrto', token }],
-      contexts: [{ name: 'hrto', cluster: cluster.name, user: 'hrto' }],
-      currentContext: 'hrto',
-    });
+    const sa = await serviceAccountKubeConfig(kc, SYSTEM, NAME);
 
     const ns = await createNamespace('rbac');
     const triggers = await TriggerLog.start(ns);
@@ -225,12 +203,6 @@ describe('install manifests', () => {
     assert.ok(passed >= 25, `${passed} core tests passed as the ServiceAccount`);
     t.diagnostic(`${passed} core tests passed with hrto running as the ServiceAccount`);
 
-    const can = async (verb: string, resource: string, namespace?: string, group = ''): Promise<boolean> => {
-      const review = await sa.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
-        body: { spec: { resourceAttributes: { verb, resource, group, ...(namespace ? { namespace } : {}) } } },
-      });
-      return review.status?.allowed === true;
-    };
     for (const [verb, resource, namespace, group] of [
       ['patch', 'configmaps', ns, ''],
       ['watch', 'secrets', undefined, ''],
@@ -238,7 +210,7 @@ describe('install manifests', () => {
       ['create', 'events', ns, ''],
       ['update', 'leases', SYSTEM, 'coordination.k8s.io'],
     ] as const) {
-      assert.equal(await can(verb, resource, namespace, group), true, `can ${verb} ${resource}`);
+      assert.equal(await can(sa, verb, resource, namespace, group), true, `can ${verb} ${resource}`);
     }
     for (const [verb, resource, namespace, group] of [
       ['create', 'configmaps', ns, ''],
@@ -258,7 +230,7 @@ describe('install manifests', () => {
       ['create', 'serviceaccounts/token', SYSTEM, ''],
       ['create', 'clusterroles', undefined, 'rbac.authorization.k8s.io'],
     ] as const) {
-      assert.equal(await can(verb, resource, namespace, group), false, `cannot ${verb} ${resource}${namespace ? ` in ${namespace}` : ''}`);
+      assert.equal(await can(sa, verb, resource, namespace, group), false, `cannot ${verb} ${resource}${namespace ? ` in ${namespace}` : ''}`);
     }
   });
 });
