@@ -8,11 +8,13 @@ import { type Config, ConfigError, DEFAULTS, resolveConfig, settingsFromEnv, typ
 import { CacheSyncTimeoutError, startController } from './controller.js';
 import { formatReport, runExplain } from './explain.js';
 import type { KubeApi } from './kube/api.js';
-import { serveMetrics, serveProbes } from './http-server.js';
+import { readinessChecks, serveMetrics, serveProbes } from './http-server.js';
+import { type AccessVerdict, denial, type Need, explainDenial, explainDisabled, featureOff, judgeAccess, requiredAccess, resourceName, reviewAccess } from './kube/access.js';
+import { kubeWriter, type KubeWriter, withoutEvents } from './kube/client.js';
 import { connect } from './kube/connect.js';
 import { runsInCluster, serviceAccountDir } from './kube/credentials.js';
-import { createLogger, stdoutLogger } from './log.js';
-import { createMetrics } from './metrics.js';
+import { createLogger, type Logger, stdoutLogger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
 
 /** In a pod (and not pointed elsewhere): leader election on, the lease in the pod's namespace. */
 function inClusterDefaults(flags: RawSettings): RawSettings {
@@ -41,6 +43,44 @@ function configure(flags: RawSettings): Config | number {
   }
 }
 
+/**
+ * Asks the API server for every permission the flags need, before any informer starts. undefined:
+ * a required one is missing (each logged), and hrto must not start. A review that cannot be made
+ * (no SelfSubjectAccessReview API, itself refused, unreachable) only warns: the check is a courtesy,
+ * and never what keeps hrto from starting.
+ */
+async function checkAccess(api: KubeApi, config: Config, log: Logger, metrics: Metrics): Promise<AccessVerdict | undefined> {
+  const needs = requiredAccess(config);
+  let allowed: boolean[];
+  try {
+    allowed = await reviewAccess(api, needs);
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot check permissions at start (SelfSubjectAccessReview); starting without the check');
+    return { missingRequired: [], disabledFeatures: [] };
+  }
+  const verdict = judgeAccess(needs, allowed);
+  const fields = ({ verb, group, resource, namespace, feature }: Need) => ({ verb, group, resource, namespace: namespace || '*', feature });
+  for (const need of verdict.missingRequired) log.error(fields(need), explainDenial(need));
+  if (verdict.missingRequired.length > 0) {
+    log.error({ missing: verdict.missingRequired.length, checked: needs.length }, 'not starting: hrto lacks permissions its flags need (see the lines above)');
+    return undefined;
+  }
+  for (const { denied } of verdict.disabledFeatures) {
+    for (const need of denied) {
+      log.warn(fields(need), explainDisabled(need));
+      metrics.missingPermissions.set({ verb: need.verb, resource: resourceName(need), namespace: need.namespace || '*', feature: need.feature }, 1);
+    }
+  }
+  log.info({ checked: needs.length }, 'permissions checked (SelfSubjectAccessReview)');
+  return verdict;
+}
+
+/** hrto's writes, less the optional features the access check turned off; undefined: all of them. */
+function writerFor(api: KubeApi, verdict: AccessVerdict): KubeWriter | undefined {
+  if (!verdict.disabledFeatures.some((d) => d.feature === 'events')) return undefined;
+  return withoutEvents(kubeWriter(api), featureOff(verdict, 'events'));
+}
+
 async function run(flags: RawSettings): Promise<number> {
   const config = configure(flags);
   if (typeof config === 'number') return config;
@@ -57,8 +97,18 @@ async function run(flags: RawSettings): Promise<number> {
     { server: api.server, keyDomain: config.keyDomain, triggerMode: config.triggerMode, leaderElect: config.leaderElect, dryRun: config.dryRun },
     'starting hrto',
   );
+  // Before any informer: a missing permission is one line now, not a 403 loop later.
+  const verdict = await checkAccess(api, config, log, metrics);
+  if (!verdict) {
+    api.close();
+    return 1;
+  }
+  const disabled = verdict.disabledFeatures.map(({ feature, denied }) => ({ feature, reasons: denied.map(denial) }));
   return new Promise<number>((resolve) => {
-    const servers = Promise.all([serveMetrics(metrics.registry, config.metricsBindAddress), serveProbes(config.healthProbeBindAddress, () => controller.ready())]);
+    const servers = Promise.all([
+      serveMetrics(metrics.registry, config.metricsBindAddress),
+      serveProbes(config.healthProbeBindAddress, () => readinessChecks(controller.ready(), disabled)),
+    ]);
     const finish = async (code: number): Promise<void> => {
       await controller.stop();
       api.close();
@@ -69,6 +119,7 @@ async function run(flags: RawSettings): Promise<number> {
       api,
       log,
       metrics,
+      writer: writerFor(api, verdict),
       onLostLeadership: () => void finish(1),
     });
     servers.catch((err: unknown) => {

@@ -21,19 +21,22 @@ interface Reply {
   contentType?: string;
 }
 
-type Routes = Record<string, () => Reply | Promise<Reply>>;
+/** A route answers from the request's query string (`?verbose`: has('verbose')). */
+type Routes = Record<string, (query: URLSearchParams) => Reply | Promise<Reply>>;
 
 export async function serve(address: string, routes: Routes): Promise<Server | undefined> {
   const bind = parseBindAddress(address);
   if (!bind) return undefined;
   const server = createServer((req, res) => {
-    const route = req.method === 'GET' ? routes[req.url?.split('?')[0] ?? ''] : undefined;
+    // Only the path and query are read; the base is a placeholder for the parser.
+    const url = new URL(req.url ?? '/', 'http://probe');
+    const route = req.method === 'GET' ? routes[url.pathname] : undefined;
     if (!route) {
       res.writeHead(404).end('not found\n');
       return;
     }
     Promise.resolve()
-      .then(route)
+      .then(() => route(url.searchParams))
       .then(({ status, body, contentType }) => res.writeHead(status, { 'content-type': contentType ?? 'text/plain; charset=utf-8' }).end(body))
       .catch((err: unknown) => res.writeHead(500).end(`${(err as Error).message}\n`));
   });
@@ -50,10 +53,40 @@ export function serveMetrics(registry: Registry, address: string): Promise<Serve
   });
 }
 
-/** Live while the process serves; ready once the caches are synced (a standby is ready too). */
-export function serveProbes(address: string, ready: () => boolean): Promise<Server | undefined> {
+/** One readiness check, as the API server reports it: `[+]name ok` or `[-]name failed: detail`. */
+export interface Check {
+  name: string;
+  ok: boolean;
+  /** Instead of "ok" when passing ("disabled: ..."); the reason when failing. */
+  detail?: string;
+}
+
+/**
+ * The API server's /readyz manners: "ok" when every check passes, one line per check with
+ * `?verbose` or when one fails (so the failing body says which), then the verdict.
+ */
+export function probeReply(checks: readonly Check[], verbose: boolean): Reply {
+  const ok = checks.every((c) => c.ok);
+  if (ok && !verbose) return { status: 200, body: 'ok\n' };
+  const lines = checks.map((c) => (c.ok ? `[+]${c.name} ${c.detail ?? 'ok'}` : `[-]${c.name} failed: ${c.detail ?? 'reason unknown'}`));
+  return { status: ok ? 200 : 503, body: `${lines.join('\n')}\nreadyz check ${ok ? 'passed' : 'failed'}\n` };
+}
+
+/**
+ * hrto's readiness: the caches synced (a standby is ready too). An optional feature turned off by
+ * the access check is shown, passing: hrto serves without it, so it must not take the pod out.
+ */
+export function readinessChecks(synced: boolean, disabled: readonly { feature: string; reasons: readonly string[] }[]): Check[] {
+  return [
+    synced ? { name: 'informers-synced', ok: true } : { name: 'informers-synced', ok: false, detail: 'caches not synced' },
+    ...disabled.map(({ feature, reasons }) => ({ name: feature, ok: true, detail: `disabled: ${reasons.join('; ')}` })),
+  ];
+}
+
+/** /healthz: live while the process serves. /readyz: the checks, detailed with ?verbose. */
+export function serveProbes(address: string, checks: () => readonly Check[]): Promise<Server | undefined> {
   return serve(address, {
     '/healthz': () => ({ status: 200, body: 'ok\n' }),
-    '/readyz': () => (ready() ? { status: 200, body: 'ok\n' } : { status: 503, body: 'caches not synced\n' }),
+    '/readyz': (query) => probeReply(checks(), query.has('verbose')),
   });
 }

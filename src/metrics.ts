@@ -24,6 +24,8 @@ export interface Metrics {
   upgradesInFlight: Gauge;
   rolloutsHalted: Counter;
   invalidRollouts: Counter;
+  /** Permissions the startup access check found missing for an optional feature, which runs off. */
+  missingPermissions: Gauge<'verb' | 'resource' | 'namespace' | 'feature'>;
   /** Every request to the API server, for KubeApi: rest_client_* like client-go's. */
   api: ApiObserver;
   /** The controller's state gauges are read from this at scrape time: nothing samples in between. */
@@ -152,6 +154,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     invalidRollouts: new Counter({
       name: 'hrto_invalid_rollout_annotations_total',
       help: 'HelmReleases held because their wave or trigger windows cannot be read (fail closed).',
+      registers,
+    }),
+    missingPermissions: new Gauge({
+      name: 'hrto_missing_permissions',
+      help: '1 for each permission the startup access check found missing, by verb, resource, namespace ("*": cluster-wide) and the feature it turned off.',
+      labelNames: ['verb', 'resource', 'namespace', 'feature'],
       registers,
     }),
     watchedReleases: new Gauge({

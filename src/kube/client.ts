@@ -103,3 +103,18 @@ export function dryRun(writer: KubeWriter, log: Logger): KubeWriter {
     },
   };
 }
+
+/**
+ * Events off where hrto may not write them (the startup access check found it): they are dropped
+ * here rather than sent to be refused, so a missing optional permission is one warning at start,
+ * not a 403 per Event. Only Kubernetes Events: the EventRecorder still posts to --events-addr.
+ */
+export function withoutEvents(writer: KubeWriter, off: (namespace: string) => boolean): KubeWriter {
+  return {
+    patchRelease: writer.patchRelease.bind(writer),
+    patchSource: writer.patchSource.bind(writer),
+    getSourceMetadata: writer.getSourceMetadata.bind(writer),
+    createEvent: (namespace, event) => (off(namespace) ? Promise.resolve() : writer.createEvent(namespace, event)),
+    patchEvent: (namespace, name, patch) => (off(namespace) ? Promise.resolve() : writer.patchEvent(namespace, name, patch)),
+  };
+}
