@@ -66,9 +66,14 @@ export async function apply(kc: KubeConfig, list: readonly Obj[], dryRun?: 'All'
   }
 }
 
-/** The identity the install creates (Namespace, ServiceAccount, RBAC), applied for real; no Deployment. */
+/**
+ * The identity the install creates (Namespace, ServiceAccount, RBAC), applied for real; no Deployment.
+ * Nor the admission policy: bound cluster-wide it would refuse the malformed annotations that other
+ * tests write on purpose (admission.test.ts binds it to its own namespaces).
+ */
 export async function applyIdentity(kc: KubeConfig): Promise<void> {
-  await apply(kc, (await kustomize('default')).filter((o) => o.kind !== 'Deployment'));
+  const left = new Set(['Deployment', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+  await apply(kc, (await kustomize('default')).filter((o) => !left.has(o.kind)));
 }
 
 const IDENTITY_KINDS = new Set(['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']);

@@ -81,8 +81,11 @@ describe('install manifests', () => {
       `Role/${NAME}-leader-election`,
       `RoleBinding/${NAME}-leader-election`,
       `ServiceAccount/${NAME}`,
+      `ValidatingAdmissionPolicy/${NAME}-annotations`,
+      `ValidatingAdmissionPolicyBinding/${NAME}-annotations`,
     ]);
-    for (const o of list) if (o.kind !== 'Namespace' && !o.kind.startsWith('Cluster')) assert.equal(o.metadata.namespace, SYSTEM, o.kind);
+    // The admission policy and its binding are cluster-scoped, like the Cluster* kinds.
+    for (const o of list) if (o.kind !== 'Namespace' && !/^(Cluster|ValidatingAdmissionPolicy)/.test(o.kind)) assert.equal(o.metadata.namespace, SYSTEM, o.kind);
     const c = container(find(list, 'Deployment'));
     assert.equal(c.livenessProbe.httpGet.path, '/healthz');
     assert.equal(c.readinessProbe.httpGet.path, '/readyz');
