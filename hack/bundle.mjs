@@ -34,6 +34,14 @@ const result = await build({
   banner: { js: "import { createRequire as __hrtoRequire } from 'node:module'; const require = __hrtoRequire(import.meta.url);" },
 });
 
+// V8 keeps a module's source for its lifetime, as UTF-16 if one character is not Latin-1: one stray
+// character doubles that memory, so a non-ASCII output fails the build (escape it in the source).
+for (const file of Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.mjs'))) {
+  const text = readFileSync(path.join(root, file), 'utf8');
+  const at = text.search(/[^\x00-\x7f]/);
+  if (at >= 0) throw new Error(`${file}: non-ASCII output near ${JSON.stringify(text.slice(Math.max(0, at - 40), at + 10))}; escape it in the source`);
+}
+
 const sizes = Object.entries(result.metafile.outputs)
   .filter(([file]) => file.endsWith('.mjs'))
   .map(([file, out]) => `${path.relative(root, file)} ${(out.bytes / 1024).toFixed(0)} KiB`);

@@ -10,7 +10,8 @@ const UNITS: Record<string, number> = {
   h: 3_600_000,
 };
 
-const PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+// Escaped: one non-ASCII character in the bundle makes V8 hold all of its source as UTF-16 (twice the memory).
+const PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
 
 /** Milliseconds of a Go duration string; throws a RangeError naming the input when it is not one. */
 export function parseGoDuration(input: string): number {
