@@ -38,7 +38,7 @@ const result = await build({
 // character doubles that memory, so a non-ASCII output fails the build (escape it in the source).
 for (const file of Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.mjs'))) {
   const text = readFileSync(path.join(root, file), 'utf8');
-  const at = text.search(/[^\x00-\x7f]/);
+  const at = text.search(/[\u0080-\uffff]/);
   if (at >= 0) throw new Error(`${file}: non-ASCII output near ${JSON.stringify(text.slice(Math.max(0, at - 40), at + 10))}; escape it in the source`);
 }
 
