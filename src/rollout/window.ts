@@ -3,7 +3,7 @@
 // ([{"cron": "0 8 * * 1-5", "timeZone": "Europe/Berlin", "window": "8h"}]), parsed once, and whether
 // a window is open at a given instant. Pure: the caller passes the time.
 import { Cron, CronPattern } from 'croner';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { formatDuration, parseGoDuration } from '../duration.js';
 
 /** One window: open for windowMs (elapsed time) from every time the cron fires in timeZone. */
@@ -98,44 +98,54 @@ function knownZone(zone: string): boolean {
 const text = (name: string) =>
   z.string({ error: (issue) => (issue.input === undefined ? `"${name}" is required` : `"${name}" must be a string, got ${describe(issue.input)}`) });
 
-const WindowSchema = z
-  .strictObject(
+/** A string read by `read`: it returns the value, or the problem to report. */
+const readText = <T>(name: string, read: (value: string) => { value: T } | { problem: string }) =>
+  z.pipe(
+    text(name),
+    z.transform((value: string, ctx) => {
+      const result = read(value);
+      if ('value' in result) return result.value;
+      ctx.issues.push({ code: 'custom', message: result.problem, input: value });
+      return z.NEVER;
+    }),
+  );
+
+function readCron(value: string): { value: string } | { problem: string } {
+  const cron = normalize(value);
+  let problem = cronProblem(cron);
+  if (!problem) {
+    try {
+      new CronPattern(cron, undefined, { mode: MODE });
+    } catch (err) {
+      problem = `invalid cron "${cron}": ${(err as Error).message.replace(/^CronPattern: /, '')}`;
+    }
+  }
+  return problem ? { problem } : { value: cron };
+}
+
+function readWindow(value: string): { value: number } | { problem: string } {
+  let ms: number;
+  try {
+    ms = parseGoDuration(value);
+  } catch {
+    return { problem: `invalid window "${value}", expected a Go duration such as 30m or 8h` };
+  }
+  if (!(ms > 0) || !Number.isFinite(ms)) return { problem: `window must be a positive duration, got "${value}"` };
+  return { value: ms };
+}
+
+// Go's time.LoadLocation("") is UTC too.
+function readZone(value: string): { value: string } | { problem: string } {
+  const zone = value.trim() === '' ? 'UTC' : value.trim();
+  return knownZone(zone) ? { value: zone } : { problem: `unknown time zone "${zone}"` };
+}
+
+const WindowSchema = z.pipe(
+  z.strictObject(
     {
-      cron: text('cron').transform((value, ctx) => {
-        const cron = normalize(value);
-        let problem = cronProblem(cron);
-        if (!problem) {
-          try {
-            new CronPattern(cron, undefined, { mode: MODE });
-          } catch (err) {
-            problem = `invalid cron "${cron}": ${(err as Error).message.replace(/^CronPattern: /, '')}`;
-          }
-        }
-        if (problem) {
-          ctx.addIssue({ code: 'custom', message: problem });
-          return z.NEVER;
-        }
-        return cron;
-      }),
-      // Go's time.LoadLocation("") is UTC too.
-      timeZone: text('timeZone')
-        .optional()
-        .transform((value) => (value === undefined || value.trim() === '' ? 'UTC' : value.trim()))
-        .refine(knownZone, { error: (issue) => `unknown time zone "${String(issue.input)}"` }),
-      window: text('window').transform((value, ctx) => {
-        let ms: number;
-        try {
-          ms = parseGoDuration(value);
-        } catch {
-          ctx.addIssue({ code: 'custom', message: `invalid window "${value}", expected a Go duration such as 30m or 8h` });
-          return z.NEVER;
-        }
-        if (!(ms > 0) || !Number.isFinite(ms)) {
-          ctx.addIssue({ code: 'custom', message: `window must be a positive duration, got "${value}"` });
-          return z.NEVER;
-        }
-        return ms;
-      }),
+      cron: readText('cron', readCron),
+      timeZone: z.optional(readText('timeZone', readZone)),
+      window: readText('window', readWindow),
     },
     {
       error: (issue) => {
@@ -143,19 +153,20 @@ const WindowSchema = z
         return `expected an object like ${EXAMPLE.slice(1, -1)}, got ${describe(issue.input)}`;
       },
     },
-  )
-  .transform(({ cron, timeZone, window }, ctx) => {
+  ),
+  z.transform(({ cron, timeZone = 'UTC', window }, ctx) => {
     // The pattern and the zone have been checked: this does not throw.
     const schedule = compile(cron, timeZone);
     // Without a year field a pattern that has no run after 1970 has none at all (e.g. "0 0 30 2 *").
     if (schedule.nextRun(new Date(0)) === null) {
-      ctx.addIssue({ code: 'custom', message: `cron "${cron}" never fires`, path: ['cron'] });
+      ctx.issues.push({ code: 'custom', message: `cron "${cron}" never fires`, path: ['cron'], input: cron });
       return z.NEVER;
     }
     const parsed: Window = { cron, timeZone, windowMs: window, text: `${cron} ${timeZone} ${formatDuration(window)}` };
     compiled.set(parsed, { cron: schedule, atNow: unknownRuns(), atEnd: unknownRuns() });
     return parsed;
-  });
+  }),
+);
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
