@@ -61,8 +61,12 @@ export class AuditLog {
     }
   }
 
-  /** Every ResponseComplete event written after `mark`. */
-  since(mark: AuditMark): AuditEvent[] {
+  /**
+   * Every ResponseComplete event written after `mark` that `keep` accepts (default: all). A long run
+   * logs hundreds of thousands of events: `keep` drops the rest as each line is parsed, so they are
+   * never all held at once.
+   */
+  since(mark: AuditMark, keep: (e: AuditEvent) => boolean = () => true): AuditEvent[] {
     const now = this.mark();
     if (mark.ino !== 0 && (now.ino !== mark.ino || now.offset < mark.offset)) {
       throw new Error(`bench: ${this.path} was rotated since it was marked (run the API server with --audit-log-maxsize=0)`);
@@ -86,7 +90,7 @@ export class AuditLog {
         for (const line of lines) {
           if (!line) continue;
           const e = JSON.parse(line) as AuditEvent;
-          if (e.stage === 'ResponseComplete') out.push(e);
+          if (e.stage === 'ResponseComplete' && keep(e)) out.push(e);
         }
       }
     } finally {
@@ -100,6 +104,19 @@ export class AuditLog {
 export function fieldManagerOf(e: AuditEvent): string | undefined {
   const q = e.requestURI.indexOf('?');
   return q < 0 ? undefined : (new URLSearchParams(e.requestURI.slice(q + 1)).get('fieldManager') ?? undefined);
+}
+
+/**
+ * One write as reactionTimes matched it, in microseconds since the epoch: received and completed
+ * (ResponseComplete), the trigger paired with it and the release's last trigger before the write
+ * (so a scenario with a minimum interval can tell the wait the interval imposed from the rest).
+ */
+export interface ReactionPair {
+  name: string;
+  received: number;
+  done: number;
+  trigger: number | undefined;
+  previous: number | undefined;
 }
 
 /**
@@ -119,7 +136,7 @@ export function reactionTimes(
   ns: string,
   writeManager: string,
   isTrigger: (e: AuditEvent) => boolean,
-): { ms: number[]; writes: number; unmatched: number; early: number; strictRule: { ms: number[]; unmatched: number } } {
+): { ms: number[]; writes: number; unmatched: number; early: number; strictRule: { ms: number[]; unmatched: number }; pairs: ReactionPair[] } {
   const writes = events.filter((e) => e.verb === 'patch' && e.objectRef?.resource === 'configmaps' && e.objectRef.namespace === ns && fieldManagerOf(e) === writeManager);
   const triggers = new Map<string, number[]>();
   for (const e of events) {
@@ -135,11 +152,15 @@ export function reactionTimes(
   let unmatched = 0;
   let strictUnmatched = 0;
   let early = 0;
+  const pairs: ReactionPair[] = [];
   for (const w of writes) {
     const received = micros(w.requestReceivedTimestamp);
     const done = micros(w.stageTimestamp);
-    const list = triggers.get(w.objectRef?.name ?? '') ?? [];
-    const next = list.find((t) => t > received);
+    const name = w.objectRef?.name ?? '';
+    const list = triggers.get(name) ?? [];
+    const at = list.findIndex((t) => t > received);
+    const next = at < 0 ? undefined : list[at];
+    pairs.push({ name, received, done, trigger: next, previous: at < 0 ? list.at(-1) : at > 0 ? list[at - 1] : undefined });
     if (next === undefined) unmatched++;
     else {
       ms.push((next - done) / 1000);
@@ -149,7 +170,7 @@ export function reactionTimes(
     if (afterDone === undefined) strictUnmatched++;
     else strict.push((afterDone - done) / 1000);
   }
-  return { ms, writes: writes.length, unmatched, early, strictRule: { ms: strict, unmatched: strictUnmatched } };
+  return { ms, writes: writes.length, unmatched, early, strictRule: { ms: strict, unmatched: strictUnmatched }, pairs };
 }
 
 const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete']);

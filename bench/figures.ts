@@ -4,7 +4,8 @@
 // stores them in the JSON result. With the Go original as a peer (HRTO_BENCH_GO_PEER), the compared
 // scenarios also return what they measured for both (Versus), printed in a table of their own.
 
-export type Unit = 'MiB' | 'ms' | 's' | '%' | 'count';
+/** MiB/h: a trend (fleet's least-squares slope of RSS). */
+export type Unit = 'MiB' | 'MiB/h' | 'ms' | 's' | '%' | 'count';
 
 export interface Figure {
   /** Which scenario measured it. */
@@ -33,6 +34,8 @@ export function fmt(value: number | undefined, unit: Unit): string {
   switch (unit) {
     case 'MiB':
       return `${value.toFixed(1)} MiB`;
+    case 'MiB/h':
+      return `${value.toFixed(1)} MiB/h`;
     case 'ms':
       return `${value.toFixed(2)} ms`;
     case 's':

@@ -2,7 +2,8 @@
 // (read from the Dockerfile's ENTRYPOINT) and, by default, the in-cluster credentials a pod uses (a
 // real ServiceAccount token and CA in a folder), with its metrics and probes on loopback.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { projectRoot } from '../test/harness/binaries.js';
@@ -16,6 +17,36 @@ const HRTO_ENTRY = process.env.HRTO_BENCH_ENTRY || path.join(projectRoot, 'dist'
 
 export function hrtoEntry(): string {
   return HRTO_ENTRY;
+}
+
+let runEntry: Promise<string> | undefined;
+/**
+ * What every process of this run starts: a copy of the entry's folder (the bundle needs nothing
+ * outside it), taken once, as early as run.ts can. The work tree is shared: another `npm run build`
+ * removes dist/ and writes it again, and a process started meanwhile (even the first, or one of
+ * fleet's replicas started again late in its run) found no hrto there. The copy is taken only from
+ * an entry unchanged for 2 s and still unchanged after the copy, so never from a build under way.
+ */
+export function bundleOfThisRun(): Promise<string> {
+  runEntry ??= (async () => {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const before = existsSync(HRTO_ENTRY) ? statSync(HRTO_ENTRY).mtimeMs : undefined;
+      if (before !== undefined && Date.now() - before > 2000) {
+        const dir = mkdtempSync(path.join(tmpdir(), 'hrto-bench-bundle-'));
+        cpSync(path.dirname(HRTO_ENTRY), dir, { recursive: true });
+        const after = existsSync(HRTO_ENTRY) ? statSync(HRTO_ENTRY).mtimeMs : undefined;
+        if (after === before) {
+          process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+          return path.join(dir, path.basename(HRTO_ENTRY));
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }
+      if (Date.now() > deadline) throw new Error(`bench: no hrto at ${HRTO_ENTRY}: build it (npm run build), point HRTO_ENTRY in bench/hrto.ts at the build's entry, or set HRTO_BENCH_ENTRY`);
+      await sleep(500);
+    }
+  })();
+  return runEntry;
 }
 
 /** The Node.js flags of the image's ENTRYPOINT (`["node", FLAGS..., "dist/hrto.mjs"]`). */
@@ -64,6 +95,8 @@ export class HrtoProcess {
   startedAt = 0;
   /** performance.now() at spawn. */
   startedPerf = 0;
+  /** Resolves when the process ends, with its exit code or the signal that ended it (set by start). */
+  exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(
     private readonly kubeconfig: string,
@@ -78,23 +111,30 @@ export class HrtoProcess {
   }
 
   async start(): Promise<void> {
-    if (!existsSync(HRTO_ENTRY)) throw new Error(`bench: no hrto at ${HRTO_ENTRY}: build it (npm run build), point HRTO_ENTRY in bench/hrto.ts at the build's entry, or set HRTO_BENCH_ENTRY`);
+    const entry = await bundleOfThisRun();
     this.metricsPort = await freePort();
     this.probePort = await freePort();
     this.startedAt = Date.now();
     this.startedPerf = performance.now();
     const credentials = this.options.credentials ?? DEFAULT_CREDENTIALS;
-    // In a pod: no kubeconfig, the service account's folder; leader election stays off, as before.
+    // In a pod: no kubeconfig, the service account's folder. Leader election is off unless `args`
+    // turn it on (a later --leader-elect wins: the fleet scenario runs two replicas).
     const inherited = { ...process.env };
     delete inherited.KUBECONFIG;
     const where = credentials === 'incluster' ? { args: [], env: { ...inherited, ...(await serviceAccount(this.kubeconfig)).env } } : { args: ['--kubeconfig', this.kubeconfig], env: process.env };
     this.child = spawn(
       process.execPath,
-      [...imageNodeFlags(), HRTO_ENTRY, ...where.args, '--leader-elect=false', `--metrics-bind-address=127.0.0.1:${this.metricsPort}`, `--health-probe-bind-address=127.0.0.1:${this.probePort}`, ...this.args],
+      [...imageNodeFlags(), entry, ...where.args, '--leader-elect=false', `--metrics-bind-address=127.0.0.1:${this.metricsPort}`, `--health-probe-bind-address=127.0.0.1:${this.probePort}`, ...this.args],
       { stdio: ['ignore', 'ignore', 'inherit'], env: { ...where.env, LOG_LEVEL: 'warn', ...this.options.env } },
     );
     live.add(this);
-    this.child.once('exit', () => live.delete(this));
+    const child = this.child;
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        live.delete(this);
+        resolve({ code, signal });
+      }),
+    );
   }
 
   /** Milliseconds from spawn until /readyz answers 200 (caches synced). */

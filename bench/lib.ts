@@ -280,12 +280,13 @@ export async function watchTriggers(ctx: Ctx, ns: string): Promise<{ seen: Map<s
 }
 
 /**
- * Removes what a scenario created in its namespace (ConfigMaps, Secrets, HelmReleases, Events), so
- * later scenarios that watch the whole cluster (idle, memory) start from an empty one. The namespace
- * itself stays: without kube-controller-manager, a deleted namespace would stay Terminating.
+ * Removes what a scenario created in its namespace (ConfigMaps, Secrets, HelmReleases, Events, and
+ * Leases: fleet's replicas elect their leader there), so later scenarios that watch the whole
+ * cluster (idle, memory) start from an empty one. The namespace itself stays: without
+ * kube-controller-manager, a deleted namespace would stay Terminating.
  */
 export async function cleanup(ctx: Ctx, ns: string): Promise<void> {
-  for (const path of [`/api/v1/namespaces/${ns}/configmaps`, `/api/v1/namespaces/${ns}/secrets`, `${HR_API}/namespaces/${ns}/helmreleases`, `/api/v1/namespaces/${ns}/events`]) {
+  for (const path of [`/api/v1/namespaces/${ns}/configmaps`, `/api/v1/namespaces/${ns}/secrets`, `${HR_API}/namespaces/${ns}/helmreleases`, `/api/v1/namespaces/${ns}/events`, `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`]) {
     // A large collection can outlast the API server's request timeout (504): delete again until empty.
     for (let attempt = 1; ; attempt++) {
       const failed = await ctx.kube.request('DELETE', path).then(

@@ -31,6 +31,15 @@
 //              watched sources + 10,000 HelmReleases, all adopted (about 9 minutes)
 //   sustained  200 sources each changed once a second for 4 minutes, defaults (--debounce=1s
 //              --min-trigger-interval=30s --max-triggers-per-second=10), VmRSS every second (4.5 minutes)
+// Opt-in by name only (not in `all`: about 40 minutes on its own):
+//   fleet      the fleet day (bench/scenarios/fleet.ts): 2,000 pairs, two replicas with leader
+//              election (default lease timings) and default valves, for 30 minutes a tenth of the
+//              sources changed every second, kube-apiserver restarted every 5 minutes, the leader
+//              SIGKILLed at minute 12 (a standby takes over; the killed replica comes back as a
+//              standby). Final states lost, triggers per release per 30 s and overall, RSS every 30 s
+//              with its slope over the last 20 minutes, CPU per change, reaction around each
+//              restart. A smoke run: HRTO_BENCH_FLEET_MINUTES=4 HRTO_BENCH_FLEET_PAIRS=200 npm run
+//              bench -- fleet (the restarts, the kill and the windows scale with the duration)
 //
 // hrto runs as the built CLI in its own process: HRTO_ENTRY in bench/hrto.ts (HRTO_BENCH_ENTRY
 // overrides it). Memory and CPU are read from /proc/<pid>, never from hrto's /metrics. Every
@@ -51,15 +60,16 @@ import { installHelmReleaseCrd } from '../test/harness/cluster.js';
 import { ControlPlane } from '../test/harness/controlplane.js';
 import { AuditLog } from './audit.js';
 import { type Figure, figureRows, type Versus, versusRows } from './figures.js';
-import { hrtoEntry } from './hrto.js';
+import { bundleOfThisRun, hrtoEntry } from './hrto.js';
 import { RawKube } from './kube.js';
 import { type Ctx, say, type ScenarioResult, table } from './lib.js';
 import { GO_PEER_PATH, goOriginal, goPeerInfo } from './operators.js';
 import { clkTck } from './proc.js';
+import { fleetScenarios } from './scenarios/fleet.js';
 import { runtimeScenarios } from './scenarios/runtime.js';
 import { throughputScenarios } from './scenarios/throughput.js';
 
-const scenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ...runtimeScenarios, ...throughputScenarios };
+const scenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ...runtimeScenarios, ...throughputScenarios, ...fleetScenarios };
 const DEFAULT = ['idle', 'reaction', 'cpu', 'idlecpu', 'install', 'latency', 'burst', 'upgrade', 'coldstart'];
 const ALL = ['idle', 'reaction', 'cpu', 'idlecpu', 'install', 'memory', 'sustained', 'latency', 'burst', 'upgrade', 'coldstart'];
 
@@ -72,6 +82,9 @@ const peer = GO_PEER_PATH === undefined ? undefined : goOriginal(GO_PEER_PATH);
 
 // One audit log file for the whole run: kube-apiserver would rotate it at 100 MB (the memory
 // scenario alone writes more), and the scenarios read it from byte offsets.
+// hrto's bundle copied now, right after `npm run build`, before another build in the tree replaces it.
+await bundleOfThisRun();
+
 const cp = new ControlPlane({ log: (m) => say(`[controlplane] ${m}`), apiserverFlags: ['--audit-log-maxsize=0'] });
 let kube: RawKube | undefined;
 try {
