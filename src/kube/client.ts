@@ -47,8 +47,10 @@ const sourcePath = (kind: SourceKind, namespace: string, name: string): string =
   `/api/v1/namespaces/${namespace}/${kind === 'ConfigMap' ? 'configmaps' : 'secrets'}/${name}`;
 
 export function kubeWriter(api: KubeApi): KubeWriter {
+  // Answers are dropped unread: asking for metadata only spares the API server serializing, and
+  // hrto receiving and decrypting, the whole object (a HelmRelease's status, a source's data).
   const patch = (path: string, body: unknown, fieldManager?: string): Promise<void> =>
-    api.send('PATCH', path, { body, contentType: MERGE_PATCH, query: { fieldManager } });
+    api.send('PATCH', path, { body, contentType: MERGE_PATCH, accept: PARTIAL_OBJECT_METADATA, query: { fieldManager } });
   return {
     patchRelease: (namespace, name, body) =>
       patch(`/apis/${HELM_GROUP}/${HELM_VERSION}/namespaces/${namespace}/${HELM_PLURAL}/${name}`, body, FIELD_MANAGER),
@@ -68,7 +70,7 @@ export function kubeWriter(api: KubeApi): KubeWriter {
         throw err;
       }
     },
-    createEvent: (namespace, body) => api.send('POST', `/api/v1/namespaces/${namespace}/events`, { body }),
+    createEvent: (namespace, body) => api.send('POST', `/api/v1/namespaces/${namespace}/events`, { body, accept: PARTIAL_OBJECT_METADATA }),
     patchEvent: (namespace, name, body) => patch(`/api/v1/namespaces/${namespace}/events/${name}`, body),
   };
 }
