@@ -25,6 +25,7 @@ import {
   oneSource,
   patchConfigMap,
   waitForRecordedDigest,
+  REFUSED,
 } from './support.js';
 
 const HELM = 'helm.toolkit.fluxcd.io';
@@ -100,7 +101,7 @@ async function exitWithin(run: Run, ms: number): Promise<number | null> {
 }
 
 /** Every line the process printed, stdout and stderr, that speaks of a refused request. */
-const refusals = (run: Run): string[] => `${run.stdout()}\n${run.stderr()}`.split('\n').filter((l) => /403|forbidden/i.test(l));
+const refusals = (run: Run): string[] => `${run.stdout()}\n${run.stderr()}`.split('\n').filter((l) => REFUSED.test(l));
 
 /** Lists and watches the API server saw from this identity in `ns` (the test control plane audits both). */
 const informerRequests = (who: Identity, ns: string): string[] =>

@@ -36,6 +36,7 @@ import {
   patchConfigMap,
   readSource,
   waitForRecordedDigest,
+  REFUSED,
 } from './support.js';
 
 const run = promisify(execFile);
@@ -182,7 +183,7 @@ describe('install manifests', () => {
     await patchConfigMap(ns, 'values', { data: { 'values.yaml': 'a: 2\n' } });
     await triggers.waitFor('app', 1);
     await waitForRecordedDigest(ns, 'values');
-    const denied = h.logs.filter((l) => /forbidden|403/i.test(JSON.stringify(l)));
+    const denied = h.logs.filter((l) => REFUSED.test(JSON.stringify(l)));
     assert.deepEqual(denied, [], 'no request of hrto was refused');
 
     // The core test files, with hrto (only hrto) running as the ServiceAccount.

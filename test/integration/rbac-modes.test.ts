@@ -26,6 +26,7 @@ import {
   sleep,
   waitForRecordedDigest,
   WATCH_LABEL,
+  REFUSED,
 } from './support.js';
 
 const HELM = 'helm.toolkit.fluxcd.io';
@@ -59,7 +60,7 @@ async function installIdentity(t: TestContext, list: readonly Obj[], suffix: str
   return serviceAccountKubeConfig(kc, SYSTEM_NAMESPACE, `${NAME}${suffix}`);
 }
 
-const refused = (h: Hrto): unknown[] => h.logs.filter((l) => /forbidden|\b403\b/i.test(JSON.stringify(l)));
+const refused = (h: Hrto): unknown[] => h.logs.filter((l) => REFUSED.test(JSON.stringify(l)));
 
 describe('RBAC modes', () => {
   it('kustomize and the chart render the same identity cluster-wide, scoped and without Secrets', async () => {

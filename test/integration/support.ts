@@ -91,6 +91,9 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   }
 }
 
+/** A log line about a refused request: "forbidden", or a 403 status (not the 403 of a timestamp's milliseconds). */
+export const REFUSED = /forbidden|(?<![.\d])403\b/i;
+
 export const WATCH_LABEL = 'uburro.github.com/helmrelease-trigger-operator';
 export const LEGACY_LABEL = 'github.com/uburro/helmrelease-trigger-operator';
 export const NAMES = 'uburro.github.com/helmreleases-name';
