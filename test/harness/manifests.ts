@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { AuthorizationV1Api, CoreV1Api, KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy, VersionApi } from '@kubernetes/client-node';
+import { type KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy, VersionApi } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { deployBinaries, ensureBinary, projectRoot } from './binaries.js';
 
@@ -93,36 +93,4 @@ export function isolatedIdentity(list: readonly Obj[], suffix: string): Obj[] {
       for (const s of copy.subjects ?? []) if (s.kind === 'ServiceAccount') s.name = renamed(s.name);
       return copy;
     });
-}
-
-/** A kubeconfig that authenticates as a ServiceAccount through a token the API server issues. */
-export async function serviceAccountKubeConfig(kc: KubeConfig, namespace: string, name: string): Promise<KubeConfig> {
-  const core = kc.makeApiClient(CoreV1Api);
-  let token: string | undefined;
-  // The ServiceAccount may be moments old: its token request can race its creation.
-  for (let attempt = 0; !token; attempt++) {
-    try {
-      token = (await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token;
-    } catch (err) {
-      if (attempt >= 20) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
-  const sa = new KubeConfig();
-  const cluster = kc.getCurrentCluster()!;
-  sa.loadFromOptions({
-    clusters: [{ ...cluster }],
-    users: [{ name, token }],
-    contexts: [{ name, cluster: cluster.name, user: name }],
-    currentContext: name,
-  });
-  return sa;
-}
-
-/** SelfSubjectAccessReview: may this identity do it? Namespace undefined: in every namespace. */
-export async function can(kc: KubeConfig, verb: string, resource: string, namespace?: string, group = ''): Promise<boolean> {
-  const review = await kc.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
-    body: { spec: { resourceAttributes: { verb, resource, group, ...(namespace ? { namespace } : {}) } } },
-  });
-  return review.status?.allowed === true;
 }

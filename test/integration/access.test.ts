@@ -6,10 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { AuthorizationV1Api, KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
+import { RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
 import { resolveConfig } from '../../src/config.js';
 import { requiredAccess } from '../../src/kube/access.js';
 import { FaultProxy } from '../harness/faultproxy.js';
+import { can, serviceAccountKubeConfig } from '../harness/identity.js';
 import { freePort } from '../harness/processes.js';
 import { hrto, type LogLine, logLines, type Run, waitForLog } from './process.js';
 import {
@@ -54,25 +55,10 @@ async function identity(t: { after: (fn: () => void) => void }, ns: string, rule
     namespace: ns,
     body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: ns }] },
   });
-  const token = await eventually('a ServiceAccount token', async () =>
-    (await core.createNamespacedServiceAccountToken({ namespace: ns, name, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token,
-  );
-  const sa = new KubeConfig();
-  const cluster = kc.getCurrentCluster()!;
-  sa.loadFromOptions({
-    clusters: [{ ...cluster }],
-    users: [{ name, token }],
-    contexts: [{ name, cluster: cluster.name, user: name }],
-    currentContext: name,
-  });
+  const sa = await serviceAccountKubeConfig(kc, ns, name);
   // RBAC is read from a cache: wait until the binding counts, or a review could still say no.
   const first = rules[0]!;
-  await eventually('the Role binding to take effect', async () => {
-    const review = await sa.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
-      body: { spec: { resourceAttributes: { verb: first.verbs[0]!, resource: first.resources![0]!, group: first.apiGroups![0]!, namespace: ns } } },
-    });
-    return review.status?.allowed === true;
-  });
+  await eventually('the Role binding to take effect', () => can(sa, first.verbs[0]!, first.resources![0]!, ns, first.apiGroups![0]));
   const dir = mkdtempSync(path.join(tmpdir(), 'hrto-access-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const kubeconfig = path.join(dir, 'kubeconfig');

@@ -13,7 +13,6 @@ import { projectRoot } from '../harness/binaries.js';
 import {
   apply,
   applyIdentity,
-  can,
   chartDir,
   docs,
   helm,
@@ -21,9 +20,9 @@ import {
   kustomize,
   NAME,
   type Obj,
-  serviceAccountKubeConfig,
   SYSTEM_NAMESPACE,
 } from '../harness/manifests.js';
+import { can, serviceAccountKubeConfig } from '../harness/identity.js';
 import { startHrto, TriggerLog } from './hrto.js';
 import { hrto } from './process.js';
 import {

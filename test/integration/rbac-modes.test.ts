@@ -10,7 +10,8 @@ import { runExplain } from '../../src/explain.js';
 import { KubeApi } from '../../src/kube/api.js';
 import { kubeConfigCredentials } from '../../src/kube/credentials.js';
 import { createLogger } from '../../src/log.js';
-import { apply, can, helmTemplate, isolatedIdentity, kustomize, NAME, type Obj, serviceAccountKubeConfig, SYSTEM_NAMESPACE } from '../harness/manifests.js';
+import { can, serviceAccountKubeConfig } from '../harness/identity.js';
+import { apply, helmTemplate, isolatedIdentity, kustomize, NAME, type Obj, SYSTEM_NAMESPACE } from '../harness/manifests.js';
 import { type Hrto, startHrto, TriggerLog, waitForEvent } from './hrto.js';
 import {
   createConfigMap,
