@@ -4,7 +4,8 @@
 // discarded, and the sources that asked are woken when their trigger landed (or could not).
 import { type EventRecorder, helmReleaseObject } from './events.js';
 import type { KubeWriter } from './kube/client.js';
-import { statusOf } from './kube/api.js';
+import { NotLeaderError } from './errors.js';
+import { ApiError, statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { shortDigest } from './rollout/facts.js';
@@ -62,6 +63,19 @@ export interface SchedulerOptions {
 /** How often a trigger waiting for --max-upgrades-in-flight looks again. */
 const IN_FLIGHT_POLL_MS = 1_000;
 
+/**
+ * How long after a trigger patch whose answer was lost hrto looks whether it landed: long enough
+ * for a watch broken with the same connection to come back, short beside any minimum interval.
+ */
+export const UNANSWERED_RECHECK_MS = 2_000;
+
+/** A trigger patch sent without an answer (the connection broke): it may have landed. */
+interface Unanswered {
+  requestedAt: string;
+  requests: readonly TriggerRequest[];
+  reset: boolean;
+}
+
 interface Pending {
   firstAt: number;
   requests: Map<string, TriggerRequest>;
@@ -90,6 +104,8 @@ export class TriggerScheduler {
   private readonly lastTriggered = new Map<string, number>();
   /** Tracked triggers this process sent (release -> requestedAt), until the cache shows their record. */
   private readonly sentRecords = new Map<string, string>();
+  /** Trigger patches whose answer was lost, until the cache says whether they landed. */
+  private readonly unanswered = new Map<string, Unanswered>();
 
   constructor(private readonly opts: SchedulerOptions) {}
 
@@ -128,6 +144,12 @@ export class TriggerScheduler {
       this.pending.delete(key);
       this.opts.onSettled(key, [...pending.requests.values()], false);
       return 'done';
+    }
+    if (this.landedUnanswered(key, release, pending)) {
+      if (pending.requests.size === 0) {
+        this.pending.delete(key);
+        return 'done';
+      }
     }
     const wait = this.delay(key, pending);
     if (wait > 0) {
@@ -173,12 +195,36 @@ export class TriggerScheduler {
       const again = this.pending.get(key) ?? { firstAt: pending.firstAt, requests: new Map() };
       for (const r of requests) if (!again.requests.has(r.source.key)) again.requests.set(r.source.key, r);
       this.pending.set(key, again);
+      if (this.unanswered.has(key)) {
+        // Sent, but the answer was lost: sending again at once could trigger (force-upgrade) twice.
+        this.opts.log.warn({ target: key, err: (err as Error).message, recheckMs: UNANSWERED_RECHECK_MS }, 'trigger patch sent but its answer was lost; looking whether it landed before sending it again');
+        this.opts.queue.addAfter(key, UNANSWERED_RECHECK_MS);
+        return 'done';
+      }
       throw err;
     }
     if (triggered) this.lastTriggered.set(key, Date.now());
     this.opts.onSettled(key, requests, triggered);
     this.inFlight.delete(key);
     return 'done';
+  }
+
+  /**
+   * A trigger whose answer was lost landed if the cache shows its requestedAt: its requests are
+   * settled (without sending it again), those that came after it stay pending. True when it landed.
+   */
+  private landedUnanswered(key: string, release: ReleaseObject, pending: Pending): boolean {
+    const lost = this.unanswered.get(key);
+    if (!lost) return false;
+    this.unanswered.delete(key);
+    if (release.requestedAt !== lost.requestedAt) return false;
+    const carried = lost.requests.filter((r) => pending.requests.get(r.source.key)?.source.digest === r.source.digest);
+    for (const r of carried) pending.requests.delete(r.source.key);
+    this.lastTriggered.set(key, Date.now());
+    this.opts.log.info({ target: key, requestedAt: lost.requestedAt }, 'the trigger patch whose answer was lost had landed; not sending it again');
+    this.announce(release, lost.requests, lost.requestedAt, lost.reset);
+    this.opts.onSettled(key, carried, true);
+    return true;
   }
 
   /** Tracked triggers not finished: the cache's reading, plus those sent that it does not show yet. */
@@ -193,7 +239,7 @@ export class TriggerScheduler {
 
   /** One merge patch of the release's annotations; false when the release is gone. */
   private async fire(release: ReleaseObject, requests: readonly TriggerRequest[]): Promise<boolean> {
-    const { triggerMode, metrics, log, events, dryRun, rollout } = this.opts;
+    const { triggerMode, metrics, log, dryRun, rollout } = this.opts;
     const requestedAt = formatRFC3339Nano(this.opts.clock());
     const reset = this.opts.resetStalled && release.stalled;
     const patch = triggerPatch(triggerMode, requestedAt, reset);
@@ -219,8 +265,17 @@ export class TriggerScheduler {
         return false;
       }
       metrics.triggers.inc({ result: 'error', mode: triggerMode });
+      // No status: the connection broke, perhaps after the API server applied the patch.
+      if (!(err instanceof ApiError) && !(err instanceof NotLeaderError)) this.unanswered.set(release.key, { requestedAt, requests, reset });
       throw err;
     }
+    this.announce(release, requests, requestedAt, reset);
+    return true;
+  }
+
+  /** A landed trigger: its metrics, log line, Triggered Event (and Flux event). */
+  private announce(release: ReleaseObject, requests: readonly TriggerRequest[], requestedAt: string, reset: boolean): void {
+    const { triggerMode, metrics, log, events, dryRun } = this.opts;
     metrics.triggers.inc({ result: dryRun ? 'dry-run' : 'success', mode: triggerMode });
     const now = performance.now();
     for (const r of requests) if (r.seenAt !== undefined) metrics.triggerLatency.observe((now - r.seenAt) / 1000);
@@ -253,6 +308,5 @@ export class TriggerScheduler {
         mode: triggerMode,
       },
     );
-    return true;
   }
 }

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import type { CoreV1Event } from '@kubernetes/client-node';
+import { EventRecorder } from '../../src/events.js';
+import { FLUX_REQUESTED_AT } from '../../src/keys.js';
+import type { AnnotationPatch } from '../../src/kube/client.js';
 import { microTime } from '../../src/leader.js';
-import { dueAt } from '../../src/scheduler.js';
+import { createLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
+import { WorkQueue } from '../../src/queue.js';
+import { dueAt, TriggerScheduler, type TriggerRequest } from '../../src/scheduler.js';
+import { monotonicNanoClock } from '../../src/trigger.js';
+import { releaseObject } from './releases.js';
 
 describe('trigger timing', () => {
   it('waits for the debounce window after the first request', () => {
@@ -17,5 +27,76 @@ describe('trigger timing', () => {
 describe('lease times', () => {
   it('are MicroTime: six fraction digits, UTC', () => {
     assert.equal(microTime(Date.UTC(2026, 10, 27, 23, 14, 3, 864)), '2026-11-27T23:14:03.864000Z');
+  });
+});
+
+describe('a trigger patch whose answer was lost', () => {
+  const source = { key: 'ConfigMap/ns/values', kind: 'ConfigMap' as const, namespace: 'ns', name: 'values', digest: `sha256:${'a'.repeat(64)}` };
+
+  /** A scheduler over one cached release; `land` decides whether the API server applies a patch whose answer is then lost. */
+  function setup(land: boolean) {
+    let release = releaseObject('app');
+    const patches: AnnotationPatch[] = [];
+    const created: string[] = [];
+    const settled: [readonly TriggerRequest[], boolean][] = [];
+    let failNext = true;
+    const writer = {
+      patchRelease: (_ns: string, _name: string, patch: AnnotationPatch) => {
+        patches.push(patch);
+        if (land || !failNext) release = { ...release, requestedAt: patch.metadata.annotations[FLUX_REQUESTED_AT] ?? undefined };
+        if (failNext) {
+          failNext = false;
+          return Promise.reject(new Error('socket hang up'));
+        }
+        return Promise.resolve();
+      },
+      patchSource: () => Promise.resolve(),
+      getSourceMetadata: () => Promise.resolve(undefined),
+      createEvent: (_ns: string, event: CoreV1Event) => {
+        created.push(event.reason ?? '');
+        return Promise.resolve();
+      },
+      patchEvent: () => Promise.resolve(),
+    };
+    const log = createLogger('error', new Writable({ write: (_c, _e, cb) => cb() }));
+    const queue = new WorkQueue<string>();
+    const scheduler = new TriggerScheduler({
+      debounceMs: 0,
+      minIntervalMs: 0,
+      triggerMode: 'force',
+      dryRun: false,
+      resetStalled: false,
+      throttle: undefined,
+      queue,
+      getRelease: () => release,
+      onSettled: (_key, requests, triggered) => settled.push([requests, triggered]),
+      writer,
+      events: new EventRecorder(writer, log, 'test'),
+      metrics: createMetrics(),
+      log,
+      clock: monotonicNanoClock(),
+      rollout: { recordAnnotation: 'x/rollout', tracks: () => false, windowsClosed: () => false, maxInFlight: 0, inFlight: () => 0 },
+    });
+    scheduler.request('ns/app', { source, seenAt: undefined });
+    return { scheduler, patches, created, settled, queue };
+  }
+
+  it('landed: it is not sent again, and it settles as triggered', async () => {
+    const t = setup(true);
+    assert.equal(await t.scheduler.reconcile('ns/app'), 'done'); // the answer is lost: look again later
+    assert.equal(t.settled.length, 0);
+    assert.equal(await t.scheduler.reconcile('ns/app'), 'done');
+    assert.equal(t.patches.length, 1, 'one patch');
+    assert.deepEqual(t.settled.map(([requests, triggered]) => [requests.map((r) => r.source.digest), triggered]), [[[source.digest], true]]);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(t.created, ['Triggered']);
+  });
+
+  it('not landed: it is sent again', async () => {
+    const t = setup(false);
+    assert.equal(await t.scheduler.reconcile('ns/app'), 'done');
+    assert.equal(await t.scheduler.reconcile('ns/app'), 'done');
+    assert.equal(t.patches.length, 2, 'sent again');
+    assert.deepEqual(t.settled.map(([, triggered]) => triggered), [true]);
   });
 });
