@@ -145,11 +145,10 @@ export class TriggerScheduler {
       this.opts.onSettled(key, [...pending.requests.values()], false);
       return 'done';
     }
-    if (this.landedUnanswered(key, release, pending)) {
-      if (pending.requests.size === 0) {
-        this.pending.delete(key);
-        return 'done';
-      }
+    this.settleIfLanded(key, release, pending);
+    if (pending.requests.size === 0) {
+      this.pending.delete(key);
+      return 'done';
     }
     const wait = this.delay(key, pending);
     if (wait > 0) {
@@ -211,20 +210,19 @@ export class TriggerScheduler {
 
   /**
    * A trigger whose answer was lost landed if the cache shows its requestedAt: its requests are
-   * settled (without sending it again), those that came after it stay pending. True when it landed.
+   * settled and taken out of `pending` (not sent again); those that came after it stay.
    */
-  private landedUnanswered(key: string, release: ReleaseObject, pending: Pending): boolean {
+  private settleIfLanded(key: string, release: ReleaseObject, pending: Pending): void {
     const lost = this.unanswered.get(key);
-    if (!lost) return false;
+    if (!lost) return;
     this.unanswered.delete(key);
-    if (release.requestedAt !== lost.requestedAt) return false;
+    if (release.requestedAt !== lost.requestedAt) return;
     const carried = lost.requests.filter((r) => pending.requests.get(r.source.key)?.source.digest === r.source.digest);
     for (const r of carried) pending.requests.delete(r.source.key);
     this.lastTriggered.set(key, Date.now());
     this.opts.log.info({ target: key, requestedAt: lost.requestedAt }, 'the trigger patch whose answer was lost had landed; not sending it again');
     this.announce(release, lost.requests, lost.requestedAt, lost.reset);
     this.opts.onSettled(key, carried, true);
-    return true;
   }
 
   /** Tracked triggers not finished: the cache's reading, plus those sent that it does not show yet. */

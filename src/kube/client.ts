@@ -113,9 +113,7 @@ export function dryRun(writer: KubeWriter, log: Logger): KubeWriter {
  */
 export function withoutEvents(writer: KubeWriter, off: (namespace: string) => boolean): KubeWriter {
   return {
-    patchRelease: writer.patchRelease.bind(writer),
-    patchSource: writer.patchSource.bind(writer),
-    getSourceMetadata: writer.getSourceMetadata.bind(writer),
+    ...writer,
     createEvent: (namespace, event) => (off(namespace) ? Promise.resolve() : writer.createEvent(namespace, event)),
     patchEvent: (namespace, name, patch) => (off(namespace) ? Promise.resolve() : writer.patchEvent(namespace, name, patch)),
   };
