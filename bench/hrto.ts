@@ -4,8 +4,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import { projectRoot } from '../test/harness/binaries.js';
 import { mountServiceAccount, type ServiceAccountMount } from '../test/harness/incluster.js';
 import { freePort } from '../test/harness/processes.js';
@@ -49,12 +51,33 @@ export function bundleOfThisRun(): Promise<string> {
   return runEntry;
 }
 
-/** The Node.js flags of the image's ENTRYPOINT (`["node", FLAGS..., "dist/hrto.mjs"]`). */
+/**
+ * The Node.js flags hrto runs with in a pod: the image's ENTRYPOINT (`["node", FLAGS..., "dist/hrto.mjs"]`),
+ * then the Deployment's NODE_OPTIONS (the old-space limit that goes with the memory limit), then any
+ * of HRTO_BENCH_NODE_FLAGS (space separated; for example `--cpu-prof --cpu-prof-dir=/tmp/prof`, which
+ * Node.js refuses in NODE_OPTIONS).
+ */
 export function imageNodeFlags(): string[] {
   const line = readFileSync(path.join(projectRoot, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT'));
   const words = line ? (JSON.parse(line.slice('ENTRYPOINT'.length)) as string[]) : [];
-  return words.slice(1).filter((w) => w.startsWith('--'));
+  const split = (s: string | undefined) => (s ?? '').split(' ').filter(Boolean);
+  return [...words.slice(1).filter((w) => w.startsWith('--')), ...split(deploymentNodeOptions()), ...split(process.env.HRTO_BENCH_NODE_FLAGS)];
 }
+
+function deploymentNodeOptions(): string | undefined {
+  const deployment = parseYaml(readFileSync(path.join(projectRoot, 'config', 'manager', 'deployment.yaml'), 'utf8')) as {
+    spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } };
+  };
+  return deployment.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+}
+
+/** One full (mark-compact) GC of V8's heap, from `--trace-gc`: the heap's used size before and after it. */
+export interface FullGc {
+  at: number;
+  beforeMiB: number;
+  afterMiB: number;
+}
+const MARK_COMPACT = /: Mark-Compact(?: \(reduce\))? ([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
 
 /** How hrto finds the cluster: `incluster` (what a pod does; default) or `kubeconfig`. */
 export type Credentials = 'incluster' | 'kubeconfig';
@@ -85,6 +108,8 @@ export interface HrtoOptions {
   /** Extra environment for this process (merged over the bench's; LOG_LEVEL defaults to warn). */
   env?: NodeJS.ProcessEnv;
   credentials?: Credentials;
+  /** Runs it with `--trace-gc` and hands over each full GC (its stdout is read for them, not shown). */
+  onFullGc?: (gc: FullGc) => void;
 }
 
 export class HrtoProcess {
@@ -122,11 +147,18 @@ export class HrtoProcess {
     const inherited = { ...process.env };
     delete inherited.KUBECONFIG;
     const where = credentials === 'incluster' ? { args: [], env: { ...inherited, ...(await serviceAccount(this.kubeconfig)).env } } : { args: ['--kubeconfig', this.kubeconfig], env: process.env };
+    const onFullGc = this.options.onFullGc;
     this.child = spawn(
       process.execPath,
-      [...imageNodeFlags(), entry, ...where.args, '--leader-elect=false', `--metrics-bind-address=127.0.0.1:${this.metricsPort}`, `--health-probe-bind-address=127.0.0.1:${this.probePort}`, ...this.args],
-      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...where.env, LOG_LEVEL: 'warn', ...this.options.env } },
+      [...imageNodeFlags(), ...(onFullGc ? ['--trace-gc'] : []), entry, ...where.args, '--leader-elect=false', `--metrics-bind-address=127.0.0.1:${this.metricsPort}`, `--health-probe-bind-address=127.0.0.1:${this.probePort}`, ...this.args],
+      { stdio: ['ignore', onFullGc ? 'pipe' : 'ignore', 'inherit'], env: { ...where.env, LOG_LEVEL: 'warn', ...this.options.env } },
     );
+    if (onFullGc) {
+      createInterface({ input: this.child.stdout! }).on('line', (l) => {
+        const m = MARK_COMPACT.exec(l);
+        if (m) onFullGc({ at: Date.now(), beforeMiB: Number(m[1]), afterMiB: Number(m[2]) });
+      });
+    }
     live.add(this);
     const child = this.child;
     this.exited = new Promise((resolve) =>

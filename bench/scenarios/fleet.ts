@@ -12,8 +12,8 @@
 // they are what is under test.
 import { type AuditEvent, byHrto, fieldManagerOf, isReleasePatch, micros, operatorWrites, type ReactionPair, reactionTimes } from '../audit.js';
 import { figure, type Figure } from '../figures.js';
-import type { HrtoProcess } from '../hrto.js';
-import { HRTO } from '../operators.js';
+import type { FullGc, HrtoProcess } from '../hrto.js';
+import { HRTO, type Operator } from '../operators.js';
 import { BENCH_MANAGER, type Ctx, HR_API, inBatches, mib, percentiles, REQUESTED_AT, say, type ScenarioResult, sleep, table, type Tracker, until, WATCH, withAdoptedPairs, writeSource } from '../lib.js';
 import { cpuSeconds, memory } from '../proc.js';
 
@@ -83,6 +83,8 @@ interface Incarnation {
   leadingSince?: number;
   ended?: { at: number; by: 'bench' | 'itself'; code: number | null; signal: string | null };
   rss: { at: number; rssMiB: number; leader: boolean }[];
+  /** Its full GCs (`--trace-gc`): the heap after each is what it holds on to, where a leak shows. */
+  gcs: FullGc[];
 }
 
 interface LeaderChange {
@@ -138,7 +140,7 @@ class Fleet {
   adopt(h: HrtoProcess, replica: number): Incarnation {
     const n = (this.counts.get(replica) ?? 0) + 1;
     this.counts.set(replica, n);
-    const inc: Incarnation = { label: `hrto-${replica}#${n}`, replica, h, pid: h.pid, startedAt: Date.now(), cpuBase: 0, cpu: 0, rss: [] };
+    const inc: Incarnation = { label: `hrto-${replica}#${n}`, replica, h, pid: h.pid, startedAt: Date.now(), cpuBase: 0, cpu: 0, rss: [], gcs: fullGcsOf(h) };
     this.incarnations.push(inc);
     void h.exited!.then(({ code, signal }) => {
       inc.ended ??= { at: Date.now(), by: 'itself', code, signal };
@@ -153,7 +155,7 @@ class Fleet {
   spawn(replica: number): Promise<Incarnation | undefined> {
     if (this.stopping) return Promise.resolve(undefined);
     const started = (async () => {
-      const h = HRTO.process(this.ctx, [`--watch-namespaces=${this.ns}`, ...this.args]);
+      const h = TRACED.process(this.ctx, [`--watch-namespaces=${this.ns}`, ...this.args]);
       await h.start();
       const inc = this.adopt(h, replica);
       await h.ready();
@@ -275,20 +277,42 @@ class Fleet {
   }
 }
 
-/** Least-squares slope of RSS in MiB per hour; undefined with fewer than 3 samples. */
-function slopeMiBPerHour(points: readonly { at: number; rssMiB: number }[]): number | undefined {
+/** Least-squares slope of `mib` in MiB per hour; undefined with fewer than 3 points. */
+function slopeMiBPerHour(points: readonly { at: number; mib: number }[]): number | undefined {
   if (points.length < 3) return undefined;
   const xs = points.map((p) => p.at / 3_600_000);
   const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const my = points.reduce((a, p) => a + p.rssMiB, 0) / points.length;
+  const my = points.reduce((a, p) => a + p.mib, 0) / points.length;
   let num = 0;
   let den = 0;
   points.forEach((p, i) => {
-    num += (xs[i]! - mx) * (p.rssMiB - my);
+    num += (xs[i]! - mx) * (p.mib - my);
     den += (xs[i]! - mx) ** 2;
   });
   return den === 0 ? undefined : num / den;
 }
+
+/** A series' slope over [from, to] with its extent, or undefined with fewer than 3 points there. */
+function slopeOver(points: readonly { at: number; mib: number }[], from: number, to: number, at: (ms: number) => number) {
+  const window = points.filter((p) => p.at >= from && p.at <= to);
+  const slope = slopeMiBPerHour(window);
+  if (slope === undefined) return undefined;
+  const values = window.map((p) => p.mib);
+  return { miBPerHour: Number(slope.toFixed(2)), fromS: at(from), samples: window.length, minMiB: Math.min(...values), maxMiB: Math.max(...values) };
+}
+
+/** hrto with `--trace-gc`, each process's full GCs kept for fullGcsOf. */
+const fullGcs = new WeakMap<HrtoProcess, FullGc[]>();
+const TRACED: Operator<HrtoProcess> = {
+  ...HRTO,
+  process: (ctx, args) => {
+    const gcs: FullGc[] = [];
+    const h = HRTO.process(ctx, args, { onFullGc: (gc) => gcs.push(gc) });
+    fullGcs.set(h, gcs);
+    return h;
+  },
+};
+const fullGcsOf = (h: HrtoProcess): FullGc[] => fullGcs.get(h) ?? [];
 
 /** The most of `sorted` (ascending) in any half-open window [t, t + width), and where the first such window starts. */
 function mostInWindow(sorted: readonly number[], width: number): { count: number; from: number } {
@@ -326,7 +350,7 @@ export const fleetScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult
         `kube-apiserver restarted every ${minutes(plan.restartEveryMs)} (down ${APISERVER_DOWN_MS / 1000} s + its start-up), the leader SIGKILLed at ${minutes(plan.killAtMs)}`,
     );
     // Replica 0 adopts every source alone (it leads at once); replica 1 joins as its standby.
-    return withAdoptedPairs(ctx, ns, pairs, HRTO, args, async ({ names, tracker, h }) => {
+    return withAdoptedPairs(ctx, ns, pairs, TRACED, args, async ({ names, tracker, h }) => {
       const fleet = new Fleet(ctx, ns, args);
       fleet.adopt(h, 0);
       try {
@@ -609,9 +633,8 @@ async function dayOfLoad(
     const live = !inc.ended;
     const finalLeader = live && inc.identity !== undefined && inc.identity === fleet.holder;
     const from = Math.max(slopeFrom, inc.startedAt, finalLeader ? (inc.leadingSince ?? 0) : 0);
-    const window = inc.rss.filter((s) => s.at >= from && s.at <= loadEnd);
-    const slope = live ? slopeMiBPerHour(window) : undefined;
     const values = inc.rss.map((s) => s.rssMiB);
+    const heapAfterGc = inc.gcs.map((g) => g.afterMiB);
     return {
       process: inc.label,
       pid: inc.pid,
@@ -620,8 +643,12 @@ async function dayOfLoad(
       roleAtEnd: live ? (finalLeader ? 'leader' : 'standby') : 'gone',
       cpuSeconds: Number((inc.cpu - inc.cpuBase).toFixed(2)),
       rssMiB: values.length === 0 ? undefined : { first: values[0]!, max: Math.max(...values), last: values.at(-1)! },
-      slope: slope === undefined ? undefined : { miBPerHour: Number(slope.toFixed(2)), fromS: at(from), samples: window.length, minMiB: Math.min(...window.map((s) => s.rssMiB)), maxMiB: Math.max(...window.map((s) => s.rssMiB)) },
+      slope: live ? slopeOver(inc.rss.map((s) => ({ at: s.at, mib: s.rssMiB })), from, loadEnd, at) : undefined,
+      fullGcs: inc.gcs.length,
+      heapAfterFullGcMiB: heapAfterGc.length === 0 ? undefined : { first: heapAfterGc[0]!, max: Math.max(...heapAfterGc), last: heapAfterGc.at(-1)! },
+      heapAfterFullGcSlope: live ? slopeOver(inc.gcs.map((g) => ({ at: g.at, mib: g.afterMiB })), from, loadEnd, at) : undefined,
       samples: inc.rss.map((s) => [at(s.at), s.rssMiB, s.leader ? 1 : 0]),
+      heapAfterFullGcSamples: inc.gcs.map((g) => [at(g.at), g.afterMiB]),
     };
   });
   const leaderRow = processRows.find((r) => r.roleAtEnd === 'leader');
@@ -666,6 +693,8 @@ async function dayOfLoad(
   ];
   if (leaderRow?.slope) figures.push(figure('fleet', `RSS slope of the final leader ${slopeLabel} (from its takeover if later)`, leaderRow.slope.miBPerHour, 'MiB/h'));
   if (standbyRow?.slope) figures.push(figure('fleet', `RSS slope of the final standby ${slopeLabel}`, standbyRow.slope.miBPerHour, 'MiB/h'));
+  if (leaderRow?.heapAfterFullGcSlope) figures.push(figure('fleet', `heap after full GC, slope of the final leader ${slopeLabel} (from its takeover if later)`, leaderRow.heapAfterFullGcSlope.miBPerHour, 'MiB/h'));
+  if (standbyRow?.heapAfterFullGcSlope) figures.push(figure('fleet', `heap after full GC, slope of the final standby ${slopeLabel}`, standbyRow.heapAfterFullGcSlope.miBPerHour, 'MiB/h'));
   if (kill) figures.push(figure('fleet', "takeover after the leader's SIGKILL (Lease acquireTime)", kill.takeoverSeconds, 's'));
 
   say(`fleet: ${pairs} pairs, ${minutes(plan.durationMs)} of load; ${result.settings}`);
@@ -700,7 +729,7 @@ async function dayOfLoad(
       unmatched: `${r.before.unmatched} / ${r.after.unmatched}`,
     })),
   );
-  say(`  processes (RSS every ${plan.sampleEveryMs / 1000} s from /proc; slope ${slopeLabel}):`);
+  say(`  processes (RSS every ${plan.sampleEveryMs / 1000} s from /proc, V8's heap after each full GC from --trace-gc; slopes ${slopeLabel}):`);
   table(
     processRows.map((r) => ({
       process: r.process,
@@ -710,6 +739,10 @@ async function dayOfLoad(
       'CPU s': r.cpuSeconds,
       'RSS first / max / last MiB': r.rssMiB ? `${r.rssMiB.first} / ${r.rssMiB.max} / ${r.rssMiB.last}` : '-',
       'slope MiB/h (from, samples, range)': r.slope ? `${r.slope.miBPerHour} (${r.slope.fromS} s, ${r.slope.samples}, ${r.slope.minMiB}-${r.slope.maxMiB})` : '-',
+      'heap after full GC first / max / last MiB (GCs)': r.heapAfterFullGcMiB ? `${r.heapAfterFullGcMiB.first} / ${r.heapAfterFullGcMiB.max} / ${r.heapAfterFullGcMiB.last} (${r.fullGcs})` : '-',
+      'its slope MiB/h (from, GCs, range)': r.heapAfterFullGcSlope
+        ? `${r.heapAfterFullGcSlope.miBPerHour} (${r.heapAfterFullGcSlope.fromS} s, ${r.heapAfterFullGcSlope.samples}, ${r.heapAfterFullGcSlope.minMiB}-${r.heapAfterFullGcSlope.maxMiB})`
+        : '-',
     })),
   );
   return { ...result, figures };
