@@ -84,7 +84,8 @@ export type Credentials = 'incluster' | 'kubeconfig';
 export const DEFAULT_CREDENTIALS: Credentials = process.env.HRTO_BENCH_CREDENTIALS === 'kubeconfig' ? 'kubeconfig' : 'incluster';
 
 const mounts = new Map<string, Promise<ServiceAccountMount>>();
-function serviceAccount(kubeconfig: string): Promise<ServiceAccountMount> {
+/** The bench's ServiceAccount folder for `kubeconfig`'s cluster (made once), as a pod has it mounted. */
+export function serviceAccount(kubeconfig: string): Promise<ServiceAccountMount> {
   let mount = mounts.get(kubeconfig);
   if (!mount) {
     const kc = new KubeConfig();

@@ -5,15 +5,19 @@
 // control plane, and print them side by side; without one, every scenario runs hrto alone as before.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { build } from 'esbuild';
 import { contentDigest } from '../src/digest.js';
 import { DEFAULT_KEY_DOMAIN } from '../src/keys.js';
 import { type AuditEvent, type AuditLog, type AuditMark, byHrto } from './audit.js';
-import { type HrtoOptions, HrtoProcess } from './hrto.js';
+import { type HrtoOptions, HrtoProcess, imageNodeFlags, serviceAccount } from './hrto.js';
 import type { RawObject } from './kube.js';
 import type { Ctx } from './lib.js';
 import { killChild, stopChild } from './proc.js';
+import { projectRoot } from '../test/harness/binaries.js';
 import { freePort } from '../test/harness/processes.js';
 
 /** The label and annotation keys of a fixture's sources. */
@@ -60,8 +64,8 @@ export interface OperatorProcess {
 }
 
 export interface Operator<P extends OperatorProcess = OperatorProcess> {
-  /** The key of its results: `hrto` or `original`. */
-  readonly id: 'hrto' | 'original';
+  /** The key of its results: `hrto`, `original` or `floor`. */
+  readonly id: 'hrto' | 'original' | 'floor';
   readonly label: string;
   readonly workload: Workload;
   /** The source carries this operator's digest of its current content (it has acted on it). */
@@ -76,16 +80,20 @@ export interface Operator<P extends OperatorProcess = OperatorProcess> {
   process(ctx: Ctx, hrtoArgs?: readonly string[], options?: HrtoOptions): P;
 }
 
-/** hrto on `w`: with `--key-domain` when it is not the default (so its flags stay as before without a peer). */
+/** `--key-domain` for `w` when it is not the default (so hrto's flags stay as before without a peer). */
+const keyDomainArgs = (w: Workload): string[] => (w.domain === DEFAULT_KEY_DOMAIN ? [] : [`--key-domain=${w.domain}`]);
+/** The source carries hrto's digest of its current content. */
+const hrtoDigestOn = (w: Workload) => (cm: RawObject) => cm.metadata?.annotations?.[w.keys.digest] === contentDigest({ data: cm.data, binaryData: cm.binaryData });
+
+/** hrto on `w`. */
 export function hrtoOn(w: Workload): Operator<HrtoProcess> {
-  const domainArgs = w.domain === DEFAULT_KEY_DOMAIN ? [] : [`--key-domain=${w.domain}`];
   return {
     id: 'hrto',
     label: 'hrto',
     workload: w,
-    recorded: (cm) => cm.metadata?.annotations?.[w.keys.digest] === contentDigest({ data: cm.data, binaryData: cm.binaryData }),
+    recorded: hrtoDigestOn(w),
     sent: byHrto,
-    process: (ctx, hrtoArgs = [], options) => new HrtoProcess(ctx.cp.kubeconfigPath, [...domainArgs, ...hrtoArgs], options),
+    process: (ctx, hrtoArgs = [], options) => new HrtoProcess(ctx.cp.kubeconfigPath, [...keyDomainArgs(w), ...hrtoArgs], options),
   };
 }
 
@@ -224,5 +232,90 @@ export function goPeerInfo(binary: string): { path: string; sha256: string; user
     sha256: createHash('sha256').update(readFileSync(binary)).digest('hex'),
     userAgent: `${GO_AGENT}/...`,
     flags: '--kubeconfig <bench> --leader-elect=false --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:<free> --log-level=warn',
+  };
+}
+
+// --- The Node.js floor ---------------------------------------------------------------------------
+
+/** The floor's User-Agent (bench/floor.ts sends it), so the audit log tells its requests apart. */
+export const FLOOR_AGENT = 'hrto-bench-floor';
+
+let floorBundle: Promise<string> | undefined;
+/** bench/floor.ts bundled as hrto is (one ESM file, no node_modules), once per run. */
+function floorEntry(): Promise<string> {
+  floorBundle ??= (async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hrto-bench-floor-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const outfile = path.join(dir, 'floor.mjs');
+    await build({ entryPoints: [path.join(projectRoot, 'bench', 'floor.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', minify: true, outfile, logLevel: 'warning' });
+    return outfile;
+  })();
+  return floorBundle;
+}
+
+/** bench/floor.ts as hrto runs: the image's and Deployment's Node.js flags, in-cluster credentials. */
+export class FloorProcess implements OperatorProcess {
+  private child?: ChildProcess;
+  private readyAt?: Promise<number>;
+  startedPerf = 0;
+
+  constructor(
+    private readonly kubeconfig: string,
+    private readonly args: readonly string[],
+  ) {}
+
+  get pid(): number {
+    const pid = this.child?.pid;
+    if (!pid) throw new Error('bench: the Node.js floor is not running');
+    return pid;
+  }
+
+  async start(): Promise<void> {
+    const [entry, account] = await Promise.all([floorEntry(), serviceAccount(this.kubeconfig)]);
+    const env = { ...process.env, ...account.env };
+    delete env.KUBECONFIG;
+    const startedAt = Date.now();
+    this.startedPerf = performance.now();
+    const child = spawn(process.execPath, [...imageNodeFlags(), entry, ...this.args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    this.child = child;
+    liveFloors.add(this);
+    this.readyAt = new Promise((resolve, reject) => {
+      createInterface({ input: child.stdout }).on('line', (l) => l === 'ready' && resolve(Date.now() - startedAt));
+      child.once('exit', (code) => {
+        liveFloors.delete(this);
+        reject(new Error(`bench: the Node.js floor exited with ${code}`));
+      });
+    });
+    this.readyAt.catch(() => undefined);
+  }
+
+  ready(): Promise<number> {
+    if (!this.readyAt) throw new Error('bench: the Node.js floor was not started');
+    return this.readyAt;
+  }
+
+  stop(): Promise<void> {
+    return stopChild(this.child);
+  }
+
+  killNow(): void {
+    killChild(this.child);
+  }
+}
+
+const liveFloors = new Set<FloorProcess>();
+process.on('exit', () => {
+  for (const p of liveFloors) p.killNow();
+});
+
+/** The Node.js floor on `w`: what the original's traffic costs in bare Node.js (bench/floor.ts). */
+export function nodeFloorOn(w: Workload): Operator<FloorProcess> {
+  return {
+    id: 'floor',
+    label: 'Node.js floor',
+    workload: w,
+    recorded: hrtoDigestOn(w),
+    sent: (e) => e.userAgent === FLOOR_AGENT,
+    process: (ctx, hrtoArgs = []) => new FloorProcess(ctx.cp.kubeconfigPath, [...keyDomainArgs(w), ...hrtoArgs]),
   };
 }

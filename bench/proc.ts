@@ -13,10 +13,12 @@ export function clkTck(): number {
 }
 
 /** VmRSS (resident now) and VmHWM (resident peak since start or the last resetPeak), in MiB. */
-export function memory(pid: number): { rssMiB: number; hwmMiB: number } {
+export function memory(pid: number): { rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMiB: (kib('VmRSS') * 1024) / MiB, hwmMiB: (kib('VmHWM') * 1024) / MiB };
+  const mibOf = (field: string) => (kib(field) * 1024) / MiB;
+  // RssAnon: the heaps (V8's, malloc's); RssFile: pages of the node binary and libraries touched.
+  return { rssMiB: mibOf('VmRSS'), hwmMiB: mibOf('VmHWM'), anonMiB: mibOf('RssAnon'), fileMiB: mibOf('RssFile') };
 }
 
 /** utime + stime of the process itself (not its children), in seconds. */
@@ -51,6 +53,8 @@ export class RssSampler {
   readonly samples: { atMs: number; rssMiB: number }[] = [];
   private readonly started = Date.now();
   max = 0;
+  /** The split of the highest sample. */
+  private atMax = { anonMiB: NaN, fileMiB: NaN };
 
   constructor(
     private readonly pid: number,
@@ -63,15 +67,18 @@ export class RssSampler {
 
   private sample(): void {
     try {
-      const { rssMiB } = memory(this.pid);
+      const { rssMiB, anonMiB, fileMiB } = memory(this.pid);
       this.samples.push({ atMs: Date.now() - this.started, rssMiB });
-      if (rssMiB > this.max) this.max = rssMiB;
+      if (rssMiB > this.max) {
+        this.max = rssMiB;
+        this.atMax = { anonMiB, fileMiB };
+      }
     } catch {
       // the process is gone
     }
   }
 
-  stop(): { maxMiB: number; hwmMiB: number | undefined; samples: number } {
+  stop(): { maxMiB: number; hwmMiB: number | undefined; samples: number; maxAnonMiB: number; maxFileMiB: number } {
     clearInterval(this.timer);
     this.sample();
     let hwmMiB: number | undefined;
@@ -82,7 +89,7 @@ export class RssSampler {
         hwmMiB = undefined;
       }
     }
-    return { maxMiB: this.max, hwmMiB, samples: this.samples.length };
+    return { maxMiB: this.max, hwmMiB, samples: this.samples.length, maxAnonMiB: this.atMax.anonMiB, maxFileMiB: this.atMax.fileMiB };
   }
 }
 

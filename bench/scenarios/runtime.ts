@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { type AuditEvent, byHrto, fieldManagerOf, isReleasePatch, operatorWrites, reactionTimes } from '../audit.js';
 import { figure, type Figure, type Versus, versus } from '../figures.js';
 import { HrtoProcess } from '../hrto.js';
-import { HRTO, type Operator, type OperatorProcess } from '../operators.js';
+import { DEFAULT_WORKLOAD, HRTO, nodeFloorOn, type Operator, type OperatorProcess } from '../operators.js';
 import {
   BENCH_MANAGER,
   byOperator,
@@ -57,13 +57,15 @@ async function cpuOver(pid: number, windowMs: number): Promise<{ cpu: number; el
 }
 
 /** An operator's RSS after `IDLE_SETTLE_MS` of nothing happening, with its start-up peak. */
-async function settledMemory(h: OperatorProcess): Promise<{ rssMiB: number; hwmMiB: number }> {
+async function settledMemory(h: OperatorProcess): Promise<{ rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number }> {
   await sleep(IDLE_SETTLE_MS);
   const m = memory(h.pid);
-  return { rssMiB: mib(m.rssMiB), hwmMiB: mib(m.hwmMiB) };
+  return { rssMiB: mib(m.rssMiB), hwmMiB: mib(m.hwmMiB), anonMiB: mib(m.anonMiB), fileMiB: mib(m.fileMiB) };
 }
 
-type IdleFigures = { readyMs: number; rssMiB: number; hwmMiB: number; cpuS: number };
+type IdleFigures = { readyMs: number; rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number; cpuS: number };
+
+const idleRow = (f: IdleFigures) => ({ 'RSS MiB': f.rssMiB, 'anon / file MiB': `${f.anonMiB} / ${f.fileMiB}`, 'peak MiB': f.hwmMiB, 'ready ms': f.readyMs as number | string });
 
 /** Starts `h`; its time to ready, then its settled RSS, start-up peak and CPU over the settling. */
 async function idleFigures(h: OperatorProcess): Promise<IdleFigures> {
@@ -89,9 +91,12 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
     // The floor: a bare Node.js process of the same binary, doing nothing.
     const bare = spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], { stdio: 'ignore' });
     let bareMiB: number;
+    let bareSplit: string;
     try {
       await sleep(IDLE_SETTLE_MS);
-      bareMiB = mib(memory(bare.pid!).rssMiB);
+      const m = memory(bare.pid!);
+      bareMiB = mib(m.rssMiB);
+      bareSplit = `${mib(m.anonMiB)} / ${mib(m.fileMiB)}`;
     } finally {
       const exited = new Promise((r) => bare.once('exit', r));
       bare.kill('SIGTERM');
@@ -110,9 +115,13 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
     }
     // The Go original (a kubeconfig: it has no in-cluster path outside a pod), alone.
     const original = ctx.peer ? await stopAfter(ctx.peer.process(ctx), idleFigures) : undefined;
+    // Node.js with what any client of the API server holds: TLS, HTTP and two watches (bench/floor.ts).
+    const floor = await stopAfter(nodeFloorOn(DEFAULT_WORKLOAD).process(ctx, ['--watch-namespaces=default']), idleFigures);
     const result = {
       cluster,
       bareNodeRssMiB: bareMiB,
+      nodeFloorRssMiB: floor.rssMiB,
+      anonFileMiB: { bare: bareSplit, floor: `${floor.anonMiB} / ${floor.fileMiB}`, hrto: `${settled.anonMiB} / ${settled.fileMiB}`, ...(original ? { original: `${original.anonMiB} / ${original.fileMiB}` } : {}) },
       hrtoRssMiB: settled.rssMiB,
       hrtoPeakRssMiB: settled.hwmMiB,
       withKubeconfig: { rssMiB: withKubeconfig.rssMiB, peakRssMiB: withKubeconfig.hwmMiB },
@@ -123,13 +132,15 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
     const figures: Figure[] = [
       figure('idle', 'RSS, idle, empty cluster (in-cluster credentials)', settled.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' }, goal: { max: 64 }, original: '60 MiB' }),
       figure('idle', 'RSS, idle, empty cluster (kubeconfig)', withKubeconfig.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' }, goal: { max: 64 }, original: '60 MiB' }),
+      figure('idle', 'RSS, idle: Node.js floor (TLS, HTTP, 2 watches; bench/floor.ts)', floor.rssMiB, 'MiB', { baseline: { value: bareMiB, what: 'bare node, this run' } }),
     ];
     say(`idle: VmRSS ${IDLE_SETTLE_MS / 1000} s after start, empty cluster (${JSON.stringify(cluster)})`);
     table([
-      { process: 'bare node -e "setInterval(()=>{},1000)"', 'RSS MiB': bareMiB, 'peak MiB': '-', 'ready ms': '-' },
-      { process: 'hrto (cluster-wide, defaults, in-cluster credentials)', 'RSS MiB': settled.rssMiB, 'peak MiB': settled.hwmMiB, 'ready ms': settled.readyMs },
-      { process: 'hrto (the same, with a kubeconfig)', 'RSS MiB': withKubeconfig.rssMiB, 'peak MiB': withKubeconfig.hwmMiB, 'ready ms': '-' },
-      ...(original ? [{ process: 'original (Go), kubeconfig (ready: its lists done, per the audit log)', 'RSS MiB': original.rssMiB, 'peak MiB': original.hwmMiB, 'ready ms': original.readyMs }] : []),
+      { process: 'bare node -e "setInterval(()=>{},1000)"', 'RSS MiB': bareMiB, 'anon / file MiB': bareSplit, 'peak MiB': '-', 'ready ms': '-' },
+      { process: 'Node.js floor: TLS, HTTP and 2 watches, in-cluster credentials (bench/floor.ts)', ...idleRow(floor) },
+      { process: 'hrto (cluster-wide, defaults, in-cluster credentials)', ...idleRow(settled) },
+      { process: 'hrto (the same, with a kubeconfig)', ...idleRow(withKubeconfig), 'ready ms': '-' },
+      ...(original ? [{ process: 'original (Go), kubeconfig (ready: its lists done, per the audit log)', ...idleRow(original) }] : []),
     ]);
     say(`  hrto / bare node = ${(settled.rssMiB / bareMiB).toFixed(2)}x; hrto / goal 64 MiB = ${(settled.rssMiB / 64).toFixed(2)}x`);
     const versusRows = original
@@ -345,17 +356,31 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
     for (const op of compared(ctx)) runs.push(await cpuRun(ctx, op));
     const hrto = runs[0]!;
     const original = runs.find((run) => run.op.id === 'original');
-    const result = hrto.result;
+    // What Node.js itself charges for the original's traffic on the same workload: hrto's excess over it is hrto's.
+    const floor = await cpuRun(ctx, nodeFloorOn(hrto.op.workload));
+    runs.push(floor);
+    const result = { ...hrto.result, nodeFloor: floor.result };
     const figures: Figure[] = [
       figure('cpu', 'CPU for 1,000 changes over 100 releases', hrto.cpu, 's', { baseline: { value: 0.5, what: GO }, goal: { max: 0.6 }, original: '0.5 s' }),
       figure('cpu', 'peak RSS during that burst', hrto.peakMiB, 'MiB', { baseline: { value: 56, what: GO }, goal: { max: 80 }, original: '56 MiB' }),
+      figure('cpu', 'CPU for those changes, Node.js floor (bench/floor.ts: 2 writes per trigger, nothing else)', floor.cpu, 's', { baseline: { value: hrto.cpu, what: 'hrto, this run' } }),
     ];
     say(`cpu: 1,000 changes over 100 releases (${UNTHROTTLED.join(' ')}${original ? '; the original (Go) has no such settings' : ''}), from adoption complete to every final state recorded`);
     table(
-      runs.map(({ op, result: x }) =>
-        byOperator(ctx, op, { 'written in s': (x.writtenInMs / 1000).toFixed(1), 'recorded in s': (x.allRecordedInMs / 1000).toFixed(1), 'CPU s': x.cpuSeconds, 'peak RSS MiB (50 ms samples)': x.peakRssMiB, 'VmHWM MiB': x.peakRssHwmMiB ?? '-', triggers: x.triggers }),
-      ),
+      runs.map(({ op, result: x }) => ({
+        operator: op.label,
+        'written in s': (x.writtenInMs / 1000).toFixed(1),
+        'recorded in s': (x.allRecordedInMs / 1000).toFixed(1),
+        'CPU s': x.cpuSeconds,
+        'peak RSS MiB (50 ms samples)': x.peakRssMiB,
+        'VmHWM MiB': x.peakRssHwmMiB ?? '-',
+        'at the peak: anon / file MiB': `${x.peakRssSplitMiB.anon} / ${x.peakRssSplitMiB.file}`,
+        triggers: x.triggers,
+        'writes/trigger': x.writes.perTrigger,
+        reconciles: x.reconciles ? Object.entries(x.reconciles).map(([q, n]) => `${q} ${n}`).join(', ') : '-',
+      })),
     );
+    say('  Node.js floor: bench/floor.ts, bare Node.js doing only what the original does per change (list+watch, digest, patch each release, patch the digest) with hrto\'s connections and flags');
     if (!original) return { ...result, figures };
     const g = original.result;
     say(`  writes per trigger (audit): hrto ${result.writes.perTrigger} ${JSON.stringify(result.writes.byResource)}; original (Go) ${g.writes.perTrigger} ${JSON.stringify(g.writes.byResource)}`);
@@ -550,9 +575,13 @@ interface CpuRun {
     cpuSeconds: number;
     peakRssMiB: number;
     peakRssHwmMiB: number | undefined;
+    /** RssAnon and RssFile of the highest sample. */
+    peakRssSplitMiB: { anon: number; file: number };
     rssSamples: number;
     triggers: number;
     writes: ReturnType<typeof operatorWrites>;
+    /** hrto's reconciles during the burst, by queue (hrto_reconciles_total). */
+    reconciles: Record<string, number> | undefined;
   };
 }
 
@@ -565,6 +594,7 @@ async function cpuRun(ctx: Ctx, op: Operator): Promise<CpuRun> {
   const ns = 'bench-cpu';
   return withAdoptedPairs(ctx, ns, 100, op, UNTHROTTLED, async ({ names, tracker, h }) => {
     await sleep(2000);
+    const reconciles0 = await reconcilesOf(h);
     const mark = ctx.audit.mark();
     const cpu0 = cpuSeconds(h.pid);
     const sampler = new RssSampler(h.pid, 50);
@@ -578,6 +608,7 @@ async function cpuRun(ctx: Ctx, op: Operator): Promise<CpuRun> {
     const peak = sampler.stop();
     await sleep(1500);
     const writes = operatorWrites(ctx.audit.since(mark), ns, op.sent);
+    const reconciles1 = await reconcilesOf(h);
     return {
       op,
       cpu,
@@ -585,18 +616,31 @@ async function cpuRun(ctx: Ctx, op: Operator): Promise<CpuRun> {
       result: {
         changes: rounds * names.length,
         releases: names.length,
-        settings: op.id === 'hrto' ? UNTHROTTLED.join(' ') : 'its own: no debounce, throttle or client-side limit to lift',
+        settings: op.id === 'original' ? 'its own: no debounce, throttle or client-side limit to lift' : UNTHROTTLED.join(' '),
         writtenInMs: Math.round(writtenMs),
         allRecordedInMs: Math.round(doneAt - t0),
         cpuSeconds: Number(cpu.toFixed(2)),
         peakRssMiB: mib(peak.maxMiB),
         peakRssHwmMiB: peak.hwmMiB === undefined ? undefined : mib(peak.hwmMiB),
+        peakRssSplitMiB: { anon: mib(peak.maxAnonMiB), file: mib(peak.maxFileMiB) },
         rssSamples: peak.samples,
         triggers: writes.triggers,
         writes,
+        reconciles: reconciles1 && reconciles0 ? Object.fromEntries(Object.entries(reconciles1).map(([q, n]) => [q, n - (reconciles0[q] ?? 0)])) : undefined,
       },
     };
   });
+}
+
+/** hrto's reconciles so far, by queue (a scrape: only outside the measured spans); undefined for the others. */
+async function reconcilesOf(h: OperatorProcess): Promise<Record<string, number> | undefined> {
+  if (!(h instanceof HrtoProcess)) return undefined;
+  const out: Record<string, number> = {};
+  for (const [series, n] of await h.metrics()) {
+    const queue = /^hrto_reconciles_total\{queue="([^"]+)"/.exec(series)?.[1];
+    if (queue) out[queue] = (out[queue] ?? 0) + n;
+  }
+  return out;
 }
 
 const REACTION_CHANGES = 500;
