@@ -62,7 +62,7 @@ export function recordedOn(src: SourceObject, keys: Keys): Recorded {
 }
 
 /** The source's named targets; throws InvalidReferenceError (or CrossNamespaceRefError under the policy). */
-function namedTargets(src: SourceObject, ctx: AssessContext, hasReaders: boolean): ObjectRef[] {
+function namedTargets(src: SourceObject, ctx: AssessContext, hasReaders: boolean): readonly ObjectRef[] {
   try {
     const named = parseTargets(src.annotations, ctx.keys, ctx.defaultNamespace);
     const foreign = named.find((t) => t.namespace !== src.namespace);
@@ -98,7 +98,7 @@ export type Assessment = { invalid: InvalidReferenceError } | { plan: Plan };
  */
 export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded, triggered?: ReadonlyMap<string, string>): Assessment {
   const consumers = ctx.values.consumersOf(src.key);
-  let named: ObjectRef[];
+  let named: readonly ObjectRef[];
   try {
     named = namedTargets(src, ctx, consumers.length > 0);
   } catch (err) {

@@ -16,11 +16,19 @@ export interface ContentSections {
   binaryData?: Readonly<Record<string, string>> | undefined;
 }
 
-function lengthPrefixed(hash: ReturnType<typeof createHash>, bytes: Buffer): void {
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64BE(BigInt(bytes.length));
-  hash.update(len);
-  hash.update(bytes);
+// Every change digests its source's content, so no buffer is made per field: one 8-byte prefix
+// serves every call (update() copies it), and text is hashed without an encoded copy.
+const LENGTH = Buffer.alloc(8);
+
+/** `value`'s bytes in `encoding`, after their length as a 64-bit big-endian integer. */
+function lengthPrefixed(hash: ReturnType<typeof createHash>, value: string, encoding: BufferEncoding): void {
+  const bytes = encoding === 'utf8' ? undefined : Buffer.from(value, encoding);
+  const length = bytes ? bytes.length : Buffer.byteLength(value, 'utf8');
+  LENGTH.writeUInt32BE(Math.floor(length / 0x1_0000_0000), 0);
+  LENGTH.writeUInt32BE(length >>> 0, 4);
+  hash.update(LENGTH);
+  if (bytes) hash.update(bytes);
+  else hash.update(value, 'utf8');
 }
 
 /**
@@ -36,19 +44,24 @@ export function contentDigest(content: ContentSections): string {
   ];
   for (const [section, entries, encoding] of sections) {
     const keys = Object.keys(entries ?? {}).sort();
-    lengthPrefixed(hash, Buffer.from(`${section}:${keys.length}`));
+    lengthPrefixed(hash, `${section}:${keys.length}`, 'utf8');
     for (const key of keys) {
-      lengthPrefixed(hash, Buffer.from(key, 'utf8'));
-      lengthPrefixed(hash, Buffer.from(entries![key]!, encoding));
+      lengthPrefixed(hash, key, 'utf8');
+      lengthPrefixed(hash, entries![key]!, encoding);
     }
   }
   return `${DIGEST_PREFIX}${hash.digest('hex')}`;
 }
 
-/** The digest of each key alone (a key in both sections is digested with both). */
-export function keyDigests(content: ContentSections): Record<string, string> {
+/** The digest of each key alone (a key in both sections is digested with both); `whole`: contentDigest(content). */
+export function keyDigests(content: ContentSections, whole?: string): Record<string, string> {
   const keys = new Set([...Object.keys(content.data ?? {}), ...Object.keys(content.binaryData ?? {})]);
   const out: Record<string, string> = {};
+  // One key is the whole content (most sources: a values.yaml): its digest, if known, is that key's.
+  if (whole !== undefined && keys.size === 1) {
+    out[keys.values().next().value!] = whole;
+    return out;
+  }
   for (const key of keys) {
     const data = content.data?.[key];
     const binary = content.binaryData?.[key];

@@ -4,6 +4,12 @@ import type { ReleaseObject, SourceKind, ValuesReference } from '../sources/obje
 import { sourceKey } from '../sources/objects.js';
 import { type ObjectRef, refKey } from './targets.js';
 
+function sameEntries<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (!b.has(k) || b.get(k) !== v) return false;
+  return true;
+}
+
 /** owner -> (member -> value), with the reverse member -> owners. */
 export class ManyToMany<V> {
   private readonly forward = new Map<string, Map<string, V>>();
@@ -11,6 +17,9 @@ export class ManyToMany<V> {
 
   /** Replaces what an owner maps to; returns the members before and after (all affected). */
   set(owner: string, members: ReadonlyMap<string, V>): string[] {
+    // Most events leave an owner's members as they were: nothing to rebuild then.
+    const current = this.forward.get(owner);
+    if (current && sameEntries(current, members)) return [...current.keys()];
     const affected = this.delete(owner);
     if (members.size === 0) return affected;
     this.forward.set(owner, new Map(members));

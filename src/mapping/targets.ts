@@ -22,6 +22,11 @@ export function isNamespaceName(name: string): boolean {
   return name.length <= 63 && LABEL.test(name);
 }
 
+// Every event of a source reads its target annotations again, and they rarely change: each distinct
+// pair is parsed once (bounded; a parse is cheap to redo). Results are shared: never mutated.
+const parsed = new Map<string, readonly ObjectRef[] | InvalidReferenceError>();
+const PARSED_LIMIT = 10_000;
+
 /**
  * The HelmReleases a source names: comma-separated names (spaces trimmed, empty entries and
  * duplicates dropped, sorted) in one namespace. Any invalid part makes the whole reference invalid,
@@ -31,8 +36,27 @@ export function parseTargets(
   annotations: Readonly<Record<string, string>> | undefined,
   keys: Keys,
   defaultNamespace: string,
-): ObjectRef[] {
+): readonly ObjectRef[] {
   const rawNames = annotations?.[keys.targetNames];
+  const rawNamespace = annotations?.[keys.targetNamespace];
+  // \u0001 stands for an absent annotation: object metadata cannot hold it.
+  const memo = [keys.targetNames, rawNames ?? '\u0001', keys.targetNamespace, rawNamespace ?? '\u0001', defaultNamespace].join('\u0000');
+  let result = parsed.get(memo);
+  if (result === undefined) {
+    try {
+      result = readTargets(rawNames, rawNamespace, keys, defaultNamespace);
+    } catch (err) {
+      if (!(err instanceof InvalidReferenceError)) throw err;
+      result = err;
+    }
+    if (parsed.size >= PARSED_LIMIT) parsed.clear();
+    parsed.set(memo, result);
+  }
+  if (result instanceof InvalidReferenceError) throw result;
+  return result;
+}
+
+function readTargets(rawNames: string | undefined, rawNamespace: string | undefined, keys: Keys, defaultNamespace: string): readonly ObjectRef[] {
   if (rawNames === undefined) {
     throw new InvalidReferenceError(keys.targetNames, undefined, 'missing: name the HelmReleases to trigger');
   }
@@ -48,7 +72,6 @@ export function parseTargets(
       `not a valid object name: ${bad.slice(0, 5).map((n) => JSON.stringify(n)).join(', ')}`,
     );
   }
-  const rawNamespace = annotations?.[keys.targetNamespace];
   const namespace = rawNamespace === undefined || rawNamespace.trim() === '' ? defaultNamespace : rawNamespace.trim();
   if (!isNamespaceName(namespace)) {
     throw new InvalidReferenceError(keys.targetNamespace, rawNamespace, 'not a valid namespace name');

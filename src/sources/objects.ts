@@ -163,6 +163,7 @@ export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => Sour
     const namespace = meta.namespace ?? '';
     const name = meta.name ?? '';
     const content = contentOf(kind, obj);
+    const digest = contentDigest(content);
     return {
       key: sourceKey(kind, namespace, name),
       resourceVersion: meta.resourceVersion ?? '',
@@ -171,8 +172,8 @@ export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => Sour
       name,
       uid: meta.uid ?? '',
       annotations: ownAnnotations(meta.annotations, keys),
-      digest: contentDigest(content),
-      keyDigests: keyDigests(content),
+      digest,
+      keyDigests: keyDigests(content, digest),
       fluxWatch: meta.labels?.[FLUX_WATCH_LABEL] === 'Enabled',
       contentChangedAt: contentChangedAt(meta),
     };

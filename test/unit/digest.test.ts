@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { contentDigest, isOwnDigest } from '../../src/digest.js';
+import { contentDigest, type ContentSections, isOwnDigest } from '../../src/digest.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -41,6 +41,29 @@ describe('contentDigest', () => {
         assert.notEqual(contentDigest({ data }), contentDigest({ data: changed }));
       }),
     );
+  });
+  it('keeps the exact digests recorded on clusters (a change re-triggers every release on upgrade)', async () => {
+    const { keyDigests } = await import('../../src/digest.js');
+    const content = {
+      data: { 'values.yaml': 'replicas: 2\nimage: "x"\n', extra: '\u00e9t\u00e9 \u2603', empty: '' },
+      binaryData: { bin: Buffer.from([0, 1, 2, 255]).toString('base64') },
+    };
+    assert.equal(contentDigest(content), 'sha256:9c26c3c054857d1db72b29889629d95de779e3b08a973b9a29593da6a55656a0');
+    assert.equal(contentDigest({}), 'sha256:31199099a6a574ca4209389963883cadc2ae9e3290c8a93e3b49d2fd78b9ccb3');
+    assert.deepEqual(keyDigests(content), {
+      'values.yaml': 'sha256:0e39fd16c8f547d4c05ff9f3f99211e06e65a24270aaafe5f9dae7800b7b9e69',
+      extra: 'sha256:890f594b9442b17be119997a9e6ed0c86f32b84eef83fdc5ca1e71c1310052c4',
+      empty: 'sha256:6900209191ea2988b9a1d4035a46a3fcb7e37ddf64c594bc350bb9fe6fb26ca5',
+      bin: 'sha256:d2570ec5dd0d4a865b1e834e21d0112ed83595896bf8f56bdf8a3351d30ee259',
+    });
+  });
+  it("takes a one-key content's digest as its key's", async () => {
+    const { keyDigests } = await import('../../src/digest.js');
+    const contents: ContentSections[] = [{ data: { 'values.yaml': 'a: 1\n' } }, { binaryData: { k: b64('x') } }, { data: { k: 'x' }, binaryData: { k: b64('y') } }];
+    for (const content of contents) {
+      const whole = contentDigest(content);
+      assert.deepEqual(keyDigests(content, whole), keyDigests(content));
+    }
   });
   it('recognises only its own format', () => {
     assert.equal(isOwnDigest(undefined), false);

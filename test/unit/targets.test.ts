@@ -24,6 +24,30 @@ describe('parseTargets', () => {
       { namespace: 'flux-system', name: 'c' },
     ]);
   });
+  it('parses each distinct annotation pair once: the same answer, and the same error, again', () => {
+    const first = parse('memo-a,memo-b', 'apps');
+    assert.equal(parse('memo-a,memo-b', 'apps'), first);
+    assert.notEqual(parse('memo-a,memo-b', 'other'), first);
+    assert.deepEqual(parse('memo-a,memo-b', 'other'), [
+      { namespace: 'other', name: 'memo-a' },
+      { namespace: 'other', name: 'memo-b' },
+    ]);
+    // The default namespace and the key domain are part of what was parsed.
+    assert.deepEqual(parseTargets({ [keys.targetNames]: 'memo-a' }, keys, 'elsewhere'), [{ namespace: 'elsewhere', name: 'memo-a' }]);
+    const other = keysFor('example.com');
+    assert.throws(() => parseTargets({ [keys.targetNames]: 'memo-a' }, other, 'flux-system'), InvalidReferenceError);
+    const refused = (): unknown => {
+      try {
+        parse('Bad_Name');
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    const err = refused();
+    assert.ok(err instanceof InvalidReferenceError);
+    assert.equal(refused(), err);
+  });
   it('uses the namespace annotation, else the default', () => {
     assert.deepEqual(parse('app', ' apps '), [{ namespace: 'apps', name: 'app' }]);
     assert.deepEqual(parse('app', ''), [{ namespace: 'flux-system', name: 'app' }]);

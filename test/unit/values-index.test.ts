@@ -25,6 +25,18 @@ describe('valuesFrom index', () => {
     assert.deepEqual(index.delete({ namespace: 'apps', name: 'a' }), ['ConfigMap/apps/two']);
     assert.deepEqual(index.consumersOf('ConfigMap/apps/two'), []);
   });
+  it('reports the same sources for an unchanged set, and still sees a changed value', async () => {
+    const { ManyToMany } = await import('../../src/mapping/index.js');
+    const m = new ManyToMany<string>();
+    assert.deepEqual(m.set('s', new Map([['a', 'x'], ['b', 'y']])), ['a', 'b']);
+    assert.deepEqual(m.set('s', new Map([['b', 'y'], ['a', 'x']])).sort(), ['a', 'b']);
+    assert.deepEqual(m.ownersOf('a'), ['s']);
+    m.set('s', new Map([['a', 'x'], ['b', 'z']]));
+    assert.equal(m.get('s', 'b'), 'z');
+    m.set('s', new Map([['a', 'x']]));
+    assert.deepEqual(m.ownersOf('b'), []);
+    assert.deepEqual(m.membersOf('s'), ['a']);
+  });
   it('indexes only the kinds it is given (Secrets off)', () => {
     const index = new ValuesIndex(new Set(['ConfigMap']));
     assert.deepEqual(index.set(hr('a', [{ kind: 'ConfigMap', name: 'values' }, { kind: 'Secret', name: 'creds' }])), ['ConfigMap/apps/values']);
