@@ -12,6 +12,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { contentDigest } from '../src/digest.js';
+import { lineSplitter } from '../src/kube/api.js';
 import { DEFAULT_KEY_DOMAIN } from '../src/keys.js';
 
 interface Meta {
@@ -66,20 +67,14 @@ async function informer(p: string, query: string, onObject: (o: Obj) => void): P
   const watch = (): void => {
     const req = https.request({ agent: watches, host, port, path: `${p}?${query}&watch=true&allowWatchBookmarks=true&resourceVersion=${rv}`, headers: { authorization: `Bearer ${token}`, 'user-agent': AGENT } }, (res) => {
       res.setEncoding('utf8');
-      let partial = '';
-      res.on('data', (chunk: string) => {
-        let start = 0;
-        for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', start)) {
-          const line = partial + chunk.slice(start, nl);
-          partial = '';
-          start = nl + 1;
-          if (!line) continue;
+      res.on(
+        'data',
+        lineSplitter((line) => {
           const event = JSON.parse(line) as { type: string; object: Obj };
           rv = event.object.metadata.resourceVersion;
           if (event.type === 'ADDED' || event.type === 'MODIFIED') onObject(event.object);
-        }
-        partial += chunk.slice(start);
-      });
+        }),
+      );
       res.on('end', watch);
     });
     req.on('error', () => setTimeout(watch, 1000));

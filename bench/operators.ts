@@ -131,29 +131,68 @@ export function goDigest(data: Readonly<Record<string, string>> | undefined): st
 }
 
 /**
+ * A peer the bench runs as a child process: its pid for /proc, stopped with SIGTERM (SIGKILL after
+ * 40 s), and killed if the bench exits first.
+ */
+abstract class PeerProcess implements OperatorProcess {
+  private child?: ChildProcess;
+  startedPerf = 0;
+
+  constructor(private readonly what: string) {}
+
+  abstract start(): Promise<void>;
+  abstract ready(): Promise<number>;
+
+  get pid(): number {
+    const pid = this.child?.pid;
+    if (!pid) throw new Error(`bench: ${this.what} is not running`);
+    return pid;
+  }
+
+  /** Records `child` as this peer's process, until it exits. */
+  protected running(child: ChildProcess): ChildProcess {
+    this.child = child;
+    runningPeers.add(this);
+    child.once('exit', () => runningPeers.delete(this));
+    return child;
+  }
+
+  protected exitCode(): number | null | undefined {
+    return this.child?.exitCode;
+  }
+
+  stop(): Promise<void> {
+    return stopChild(this.child);
+  }
+
+  killNow(): void {
+    killChild(this.child);
+  }
+}
+
+const runningPeers = new Set<PeerProcess>();
+process.on('exit', () => {
+  for (const p of runningPeers) p.killNow();
+});
+
+/**
  * The Go original as its image runs it (controller-runtime defaults: 5 concurrent reconciles per
  * controller, HelmRelease autodiscovery on, no client-side rate limit), with the bench's kubeconfig
  * (it has no in-cluster path outside a pod), its metrics server off (its default), leader election
  * off, its health probes on a free loopback port, and --log-level=warn, as hrto runs in the bench
  * (LOG_LEVEL=warn). Its stdout (a line per ConfigMap reconcile, printed whatever the level) is dropped.
  */
-export class GoPeerProcess implements OperatorProcess {
-  private child?: ChildProcess;
+export class GoPeerProcess extends PeerProcess {
   private probePort = 0;
   private startMark?: AuditMark;
   private startedAt = 0;
-  startedPerf = 0;
 
   constructor(
     private readonly binary: string,
     private readonly kubeconfig: string,
     private readonly audit: AuditLog,
-  ) {}
-
-  get pid(): number {
-    const pid = this.child?.pid;
-    if (!pid) throw new Error('bench: the Go original is not running');
-    return pid;
+  ) {
+    super('the Go original');
   }
 
   async start(): Promise<void> {
@@ -161,13 +200,13 @@ export class GoPeerProcess implements OperatorProcess {
     this.startMark = this.audit.mark();
     this.startedAt = Date.now();
     this.startedPerf = performance.now();
-    this.child = spawn(
-      this.binary,
-      ['--kubeconfig', this.kubeconfig, '--leader-elect=false', '--metrics-bind-address=0', `--health-probe-bind-address=127.0.0.1:${this.probePort}`, '--log-level=warn'],
-      { argv0: GO_AGENT, stdio: ['ignore', 'ignore', 'inherit'] },
+    this.running(
+      spawn(
+        this.binary,
+        ['--kubeconfig', this.kubeconfig, '--leader-elect=false', '--metrics-bind-address=0', `--health-probe-bind-address=127.0.0.1:${this.probePort}`, '--log-level=warn'],
+        { argv0: GO_AGENT, stdio: ['ignore', 'ignore', 'inherit'] },
+      ),
     );
-    live.add(this);
-    this.child.once('exit', () => live.delete(this));
   }
 
   /**
@@ -181,7 +220,8 @@ export class GoPeerProcess implements OperatorProcess {
     let lists = 0;
     let listsSeenAt = 0;
     for (;;) {
-      if (this.child?.exitCode !== null) throw new Error(`bench: the Go original exited with ${this.child?.exitCode} before it was ready`);
+      const exitCode = this.exitCode();
+      if (exitCode !== null) throw new Error(`bench: the Go original exited with ${exitCode} before it was ready`);
       probed ||= await fetch(`http://127.0.0.1:${this.probePort}/readyz`)
         .then((r) => r.ok)
         .catch(() => false);
@@ -198,20 +238,7 @@ export class GoPeerProcess implements OperatorProcess {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-
-  stop(): Promise<void> {
-    return stopChild(this.child);
-  }
-
-  killNow(): void {
-    killChild(this.child);
-  }
 }
-
-const live = new Set<GoPeerProcess>();
-process.on('exit', () => {
-  for (const p of live) p.killNow();
-});
 
 export function goOriginal(binary: string): Operator<GoPeerProcess> {
   if (!existsSync(binary)) throw new Error(`bench: HRTO_BENCH_GO_PEER=${binary}: no such file (build it outside the project: go build -o <path> ./cmd in a checkout of nebius/helmrelease-trigger-operator)`);
@@ -254,20 +281,14 @@ function floorEntry(): Promise<string> {
 }
 
 /** bench/floor.ts as hrto runs: the image's and Deployment's Node.js flags, in-cluster credentials. */
-export class FloorProcess implements OperatorProcess {
-  private child?: ChildProcess;
+export class FloorProcess extends PeerProcess {
   private readyAt?: Promise<number>;
-  startedPerf = 0;
 
   constructor(
     private readonly kubeconfig: string,
     private readonly args: readonly string[],
-  ) {}
-
-  get pid(): number {
-    const pid = this.child?.pid;
-    if (!pid) throw new Error('bench: the Node.js floor is not running');
-    return pid;
+  ) {
+    super('the Node.js floor');
   }
 
   async start(): Promise<void> {
@@ -276,15 +297,10 @@ export class FloorProcess implements OperatorProcess {
     delete env.KUBECONFIG;
     const startedAt = Date.now();
     this.startedPerf = performance.now();
-    const child = spawn(process.execPath, [...imageNodeFlags(), entry, ...this.args], { stdio: ['ignore', 'pipe', 'inherit'], env });
-    this.child = child;
-    liveFloors.add(this);
+    const child = this.running(spawn(process.execPath, [...imageNodeFlags(), entry, ...this.args], { stdio: ['ignore', 'pipe', 'inherit'], env }));
     this.readyAt = new Promise((resolve, reject) => {
-      createInterface({ input: child.stdout }).on('line', (l) => l === 'ready' && resolve(Date.now() - startedAt));
-      child.once('exit', (code) => {
-        liveFloors.delete(this);
-        reject(new Error(`bench: the Node.js floor exited with ${code}`));
-      });
+      createInterface({ input: child.stdout! }).on('line', (l) => l === 'ready' && resolve(Date.now() - startedAt));
+      child.once('exit', (code) => reject(new Error(`bench: the Node.js floor exited with ${code}`)));
     });
     this.readyAt.catch(() => undefined);
   }
@@ -293,20 +309,7 @@ export class FloorProcess implements OperatorProcess {
     if (!this.readyAt) throw new Error('bench: the Node.js floor was not started');
     return this.readyAt;
   }
-
-  stop(): Promise<void> {
-    return stopChild(this.child);
-  }
-
-  killNow(): void {
-    killChild(this.child);
-  }
 }
-
-const liveFloors = new Set<FloorProcess>();
-process.on('exit', () => {
-  for (const p of liveFloors) p.killNow();
-});
 
 /** The Node.js floor on `w`: what the original's traffic costs in bare Node.js (bench/floor.ts). */
 export function nodeFloorOn(w: Workload): Operator<FloorProcess> {

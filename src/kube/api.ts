@@ -61,6 +61,24 @@ export function describeRequest(method: string, path: string, watch = false): Re
   return { verb, resource: rest[2] ? `${resource}/${rest[2]}` : resource };
 }
 
+/**
+ * Hands each non-empty line of a text stream to `onLine`. A line may span many chunks (a large
+ * object), so only new text is scanned for its end.
+ */
+export function lineSplitter(onLine: (line: string) => void): (chunk: string) => void {
+  let partial = '';
+  return (chunk) => {
+    let start = 0;
+    for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', start)) {
+      const line = partial + chunk.slice(start, nl);
+      partial = '';
+      start = nl + 1;
+      if (line) onLine(line);
+    }
+    partial += chunk.slice(start);
+  };
+}
+
 /** An HTTP error from the API server, with its status code and the Kubernetes Status reason. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -349,20 +367,14 @@ export class KubeApi {
           return;
         }
         res.setEncoding('utf8');
-        // One JSON event per line; a large object spans many chunks, so only new text is scanned.
-        let partial = '';
+        // One JSON event per line.
+        const split = lineSplitter((line) => {
+          const event = JSON.parse(line) as { type: string; object: Record<string, unknown> };
+          onEvent(event.type, event.object);
+        });
         res.on('data', (chunk: string) => {
           try {
-            let start = 0;
-            for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', start)) {
-              const line = partial + chunk.slice(start, nl);
-              partial = '';
-              start = nl + 1;
-              if (!line) continue;
-              const event = JSON.parse(line) as { type: string; object: Record<string, unknown> };
-              onEvent(event.type, event.object);
-            }
-            partial += chunk.slice(start);
+            split(chunk);
           } catch (err) {
             req.destroy(err instanceof ApiError ? err : new Error(`watch ${path}: ${(err as Error).message}`));
           }

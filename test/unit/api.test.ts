@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { describeRequest } from '../../src/kube/api.js';
+import fc from 'fast-check';
+import { describeRequest, lineSplitter } from '../../src/kube/api.js';
 
 describe('describeRequest: the verb and resource of a request, as the audit log names them', () => {
   const cases: [method: string, path: string, watch: boolean, verb: string, resource: string][] = [
@@ -24,4 +25,27 @@ describe('describeRequest: the verb and resource of a request, as the audit log 
       assert.deepEqual(describeRequest(method, path, watch), { verb, resource });
     });
   }
+});
+
+describe('lineSplitter', () => {
+  it('hands over each non-empty line once, however the chunks cut it', () => {
+    const text = '{"a":1}\n\n{"b":"x\\ny"}\n' + `{"c":"${'z'.repeat(100)}"}\n`;
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: text.length }), { maxLength: 8 }), (cuts) => {
+        const lines: string[] = [];
+        const split = lineSplitter((l) => lines.push(l));
+        const at = [0, ...[...new Set(cuts)].sort((a, b) => a - b), text.length];
+        for (let i = 1; i < at.length; i++) split(text.slice(at[i - 1], at[i]));
+        assert.deepEqual(lines, ['{"a":1}', '{"b":"x\\ny"}', `{"c":"${'z'.repeat(100)}"}`]);
+      }),
+    );
+  });
+  it('keeps an unfinished line until its end arrives', () => {
+    const lines: string[] = [];
+    const split = lineSplitter((l) => lines.push(l));
+    split('{"a"');
+    assert.deepEqual(lines, []);
+    split(':1}\n{"b"');
+    assert.deepEqual(lines, ['{"a":1}']);
+  });
 });
