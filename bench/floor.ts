@@ -12,7 +12,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { contentDigest } from '../src/digest.js';
-import { lineSplitter } from '../src/kube/api.js';
+import { lineSplitter } from '../src/kube/lines.js';
 import { DEFAULT_KEY_DOMAIN } from '../src/keys.js';
 
 interface Meta {

@@ -629,6 +629,7 @@ async function dayOfLoad(
   // final leader became the leader (a successor's series as leader starts at its takeover) and from
   // its start for a standby.
   const slopeFrom = loadEnd - plan.slopeWindowMs;
+  const lateFrom = loadEnd - plan.slopeWindowMs / 2;
   const processRows = fleet.incarnations.map((inc) => {
     const live = !inc.ended;
     const finalLeader = live && inc.identity !== undefined && inc.identity === fleet.holder;
@@ -647,6 +648,13 @@ async function dayOfLoad(
       fullGcs: inc.gcs.length,
       heapAfterFullGcMiB: heapAfterGc.length === 0 ? undefined : { first: heapAfterGc[0]!, max: Math.max(...heapAfterGc), last: heapAfterGc.at(-1)! },
       heapAfterFullGcSlope: live ? slopeOver(inc.gcs.map((g) => ({ at: g.at, mib: g.afterMiB })), from, loadEnd, at) : undefined,
+      // The window's second half: a leader's working set warms up for minutes after a takeover.
+      lateSlopes: live
+        ? {
+            rss: slopeOver(inc.rss.map((s) => ({ at: s.at, mib: s.rssMiB })), Math.max(from, lateFrom), loadEnd, at),
+            heapAfterFullGc: slopeOver(inc.gcs.map((g) => ({ at: g.at, mib: g.afterMiB })), Math.max(from, lateFrom), loadEnd, at),
+          }
+        : undefined,
       samples: inc.rss.map((s) => [at(s.at), s.rssMiB, s.leader ? 1 : 0]),
       heapAfterFullGcSamples: inc.gcs.map((g) => [at(g.at), g.afterMiB]),
     };
@@ -695,6 +703,11 @@ async function dayOfLoad(
   if (standbyRow?.slope) figures.push(figure('fleet', `RSS slope of the final standby ${slopeLabel}`, standbyRow.slope.miBPerHour, 'MiB/h'));
   if (leaderRow?.heapAfterFullGcSlope) figures.push(figure('fleet', `heap after full GC, slope of the final leader ${slopeLabel} (from its takeover if later)`, leaderRow.heapAfterFullGcSlope.miBPerHour, 'MiB/h'));
   if (standbyRow?.heapAfterFullGcSlope) figures.push(figure('fleet', `heap after full GC, slope of the final standby ${slopeLabel}`, standbyRow.heapAfterFullGcSlope.miBPerHour, 'MiB/h'));
+  const lateLabel = `over the last ${minutes(plan.slopeWindowMs / 2)} of the load`;
+  for (const [role, row] of [['leader', leaderRow], ['standby', standbyRow]] as const) {
+    if (row?.lateSlopes?.rss) figures.push(figure('fleet', `RSS slope of the final ${role} ${lateLabel}`, row.lateSlopes.rss.miBPerHour, 'MiB/h'));
+    if (row?.lateSlopes?.heapAfterFullGc) figures.push(figure('fleet', `heap after full GC, slope of the final ${role} ${lateLabel}`, row.lateSlopes.heapAfterFullGc.miBPerHour, 'MiB/h'));
+  }
   if (kill) figures.push(figure('fleet', "takeover after the leader's SIGKILL (Lease acquireTime)", kill.takeoverSeconds, 's'));
 
   say(`fleet: ${pairs} pairs, ${minutes(plan.durationMs)} of load; ${result.settings}`);

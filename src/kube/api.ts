@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import { ROTATING_CREDENTIALS_TTL_MS, type CredentialSource, type Credentials, type TlsMaterial } from './credentials.js';
 import { TokenBucket } from '../throttle.js';
+import { lineSplitter } from './lines.js';
 import { VERSION } from '../version.js';
 
 export const USER_AGENT = `hrto/${VERSION} (${process.platform}/${process.arch}) node/${process.version}`;
@@ -59,24 +60,6 @@ export function describeRequest(method: string, path: string, watch = false): Re
   const named = rest.length > 1;
   const verb = watch ? 'watch' : method === 'GET' ? (named ? 'get' : 'list') : method === 'DELETE' ? (named ? 'delete' : 'deletecollection') : (VERBS[method] ?? method.toLowerCase());
   return { verb, resource: rest[2] ? `${resource}/${rest[2]}` : resource };
-}
-
-/**
- * Hands each non-empty line of a text stream to `onLine`. A line may span many chunks (a large
- * object), so only new text is scanned for its end.
- */
-export function lineSplitter(onLine: (line: string) => void): (chunk: string) => void {
-  let partial = '';
-  return (chunk) => {
-    let start = 0;
-    for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', start)) {
-      const line = partial + chunk.slice(start, nl);
-      partial = '';
-      start = nl + 1;
-      if (line) onLine(line);
-    }
-    partial += chunk.slice(start);
-  };
 }
 
 /** An HTTP error from the API server, with its status code and the Kubernetes Status reason. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { describeRequest, lineSplitter } from '../../src/kube/api.js';
+import { describeRequest } from '../../src/kube/api.js';
+import { lineSplitter } from '../../src/kube/lines.js';
 
 describe('describeRequest: the verb and resource of a request, as the audit log names them', () => {
   const cases: [method: string, path: string, watch: boolean, verb: string, resource: string][] = [
