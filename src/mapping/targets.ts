@@ -23,9 +23,11 @@ export function isNamespaceName(name: string): boolean {
 }
 
 // Every event of a source reads its target annotations again, and they rarely change: each distinct
-// pair is parsed once (bounded; a parse is cheap to redo). Results are shared: never mutated.
+// pair is parsed once. Results are shared: never mutated. The memo is bounded by the length of what
+// it holds, not by its entries, since annotation values may be large (a parse is cheap to redo).
 const parsed = new Map<string, readonly ObjectRef[] | InvalidReferenceError>();
-const PARSED_LIMIT = 10_000;
+const PARSED_CHARS = 1 << 20;
+let parsedChars = 0;
 
 /**
  * The HelmReleases a source names: comma-separated names (spaces trimmed, empty entries and
@@ -49,8 +51,14 @@ export function parseTargets(
       if (!(err instanceof InvalidReferenceError)) throw err;
       result = err;
     }
-    if (parsed.size >= PARSED_LIMIT) parsed.clear();
-    parsed.set(memo, result);
+    if (parsedChars + memo.length > PARSED_CHARS) {
+      parsed.clear();
+      parsedChars = 0;
+    }
+    if (memo.length <= PARSED_CHARS) {
+      parsed.set(memo, result);
+      parsedChars += memo.length;
+    }
   }
   if (result instanceof InvalidReferenceError) throw result;
   return result;

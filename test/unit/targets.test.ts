@@ -48,6 +48,22 @@ describe('parseTargets', () => {
     assert.ok(err instanceof InvalidReferenceError);
     assert.equal(refused(), err);
   });
+  it('still parses annotations too large to keep', () => {
+    const many = Array.from({ length: 200_000 }, (_, i) => `r${i}`).join(',');
+    assert.equal(many.length > 2 ** 20, true);
+    assert.equal(parse(many).length, 200_000);
+    assert.equal(parse(`${many},r-extra`).length, 200_001);
+    assert.deepEqual(parse('after-large'), [{ namespace: 'flux-system', name: 'after-large' }]);
+  });
+  it('forgets what it parsed once it holds about a million characters', () => {
+    const first = parse('bound-first');
+    assert.equal(parse('bound-first'), first);
+    const filler = Array.from({ length: 800 }, (_, j) => `n${j}`).join(',');
+    for (let i = 0; i < 300; i++) parse(`bound-${i},${filler}`);
+    const again = parse('bound-first');
+    assert.notEqual(again, first);
+    assert.deepEqual(again, first);
+  });
   it('uses the namespace annotation, else the default', () => {
     assert.deepEqual(parse('app', ' apps '), [{ namespace: 'apps', name: 'app' }]);
     assert.deepEqual(parse('app', ''), [{ namespace: 'flux-system', name: 'app' }]);
