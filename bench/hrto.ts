@@ -109,8 +109,8 @@ export interface HrtoOptions {
   /** Extra environment for this process (merged over the bench's; LOG_LEVEL defaults to warn). */
   env?: NodeJS.ProcessEnv;
   credentials?: Credentials;
-  /** Runs it with `--trace-gc` and hands over each full GC (its stdout is read for them, not shown). */
-  onFullGc?: (gc: FullGc) => void;
+  /** Runs it with `--trace-gc` and keeps each full GC in `fullGcs` (its stdout is read for them, not shown). */
+  traceGc?: boolean;
 }
 
 export class HrtoProcess {
@@ -121,6 +121,8 @@ export class HrtoProcess {
   startedAt = 0;
   /** performance.now() at spawn. */
   startedPerf = 0;
+  /** Its full GCs so far, with the `traceGc` option. */
+  readonly fullGcs: FullGc[] = [];
   /** Resolves when the process ends, with its exit code or the signal that ended it (set by start). */
   exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
@@ -148,16 +150,16 @@ export class HrtoProcess {
     const inherited = { ...process.env };
     delete inherited.KUBECONFIG;
     const where = credentials === 'incluster' ? { args: [], env: { ...inherited, ...(await serviceAccount(this.kubeconfig)).env } } : { args: ['--kubeconfig', this.kubeconfig], env: process.env };
-    const onFullGc = this.options.onFullGc;
+    const traceGc = this.options.traceGc === true;
     this.child = spawn(
       process.execPath,
-      [...imageNodeFlags(), ...(onFullGc ? ['--trace-gc'] : []), entry, ...where.args, '--leader-elect=false', `--metrics-bind-address=127.0.0.1:${this.metricsPort}`, `--health-probe-bind-address=127.0.0.1:${this.probePort}`, ...this.args],
-      { stdio: ['ignore', onFullGc ? 'pipe' : 'ignore', 'inherit'], env: { ...where.env, LOG_LEVEL: 'warn', ...this.options.env } },
+      [...imageNodeFlags(), ...(traceGc ? ['--trace-gc'] : []), entry, ...where.args, '--leader-elect=false', `--metrics-bind-address=127.0.0.1:${this.metricsPort}`, `--health-probe-bind-address=127.0.0.1:${this.probePort}`, ...this.args],
+      { stdio: ['ignore', traceGc ? 'pipe' : 'ignore', 'inherit'], env: { ...where.env, LOG_LEVEL: 'warn', ...this.options.env } },
     );
-    if (onFullGc) {
+    if (traceGc) {
       createInterface({ input: this.child.stdout! }).on('line', (l) => {
         const m = MARK_COMPACT.exec(l);
-        if (m) onFullGc({ at: Date.now(), beforeMiB: Number(m[1]), afterMiB: Number(m[2]) });
+        if (m) this.fullGcs.push({ at: Date.now(), beforeMiB: Number(m[1]), afterMiB: Number(m[2]) });
       });
     }
     live.add(this);

@@ -84,7 +84,7 @@ interface Incarnation {
   ended?: { at: number; by: 'bench' | 'itself'; code: number | null; signal: string | null };
   rss: { at: number; rssMiB: number; leader: boolean }[];
   /** Its full GCs (`--trace-gc`): the heap after each is what it holds on to, where a leak shows. */
-  gcs: FullGc[];
+  gcs: readonly FullGc[];
 }
 
 interface LeaderChange {
@@ -140,7 +140,7 @@ class Fleet {
   adopt(h: HrtoProcess, replica: number): Incarnation {
     const n = (this.counts.get(replica) ?? 0) + 1;
     this.counts.set(replica, n);
-    const inc: Incarnation = { label: `hrto-${replica}#${n}`, replica, h, pid: h.pid, startedAt: Date.now(), cpuBase: 0, cpu: 0, rss: [], gcs: fullGcsOf(h) };
+    const inc: Incarnation = { label: `hrto-${replica}#${n}`, replica, h, pid: h.pid, startedAt: Date.now(), cpuBase: 0, cpu: 0, rss: [], gcs: h.fullGcs };
     this.incarnations.push(inc);
     void h.exited!.then(({ code, signal }) => {
       inc.ended ??= { at: Date.now(), by: 'itself', code, signal };
@@ -301,18 +301,14 @@ function slopeOver(points: readonly { at: number; mib: number }[], from: number,
   return { miBPerHour: Number(slope.toFixed(2)), fromS: at(from), samples: window.length, minMiB: Math.min(...values), maxMiB: Math.max(...values) };
 }
 
-/** hrto with `--trace-gc`, each process's full GCs kept for fullGcsOf. */
-const fullGcs = new WeakMap<HrtoProcess, FullGc[]>();
-const TRACED: Operator<HrtoProcess> = {
-  ...HRTO,
-  process: (ctx, args) => {
-    const gcs: FullGc[] = [];
-    const h = HRTO.process(ctx, args, { onFullGc: (gc) => gcs.push(gc) });
-    fullGcs.set(h, gcs);
-    return h;
-  },
-};
-const fullGcsOf = (h: HrtoProcess): FullGc[] => fullGcs.get(h) ?? [];
+/** A series' first, highest and last value; undefined when empty. */
+function extent(points: readonly { mib: number }[]) {
+  if (points.length === 0) return undefined;
+  return { first: points[0]!.mib, max: Math.max(...points.map((p) => p.mib)), last: points.at(-1)!.mib };
+}
+
+/** hrto with `--trace-gc`: each process keeps its full GCs. */
+const TRACED: Operator<HrtoProcess> = { ...HRTO, process: (ctx, args) => HRTO.process(ctx, args, { traceGc: true }) };
 
 /** The most of `sorted` (ascending) in any half-open window [t, t + width), and where the first such window starts. */
 function mostInWindow(sorted: readonly number[], width: number): { count: number; from: number } {
@@ -634,8 +630,10 @@ async function dayOfLoad(
     const live = !inc.ended;
     const finalLeader = live && inc.identity !== undefined && inc.identity === fleet.holder;
     const from = Math.max(slopeFrom, inc.startedAt, finalLeader ? (inc.leadingSince ?? 0) : 0);
-    const values = inc.rss.map((s) => s.rssMiB);
-    const heapAfterGc = inc.gcs.map((g) => g.afterMiB);
+    const rss = inc.rss.map((s) => ({ at: s.at, mib: s.rssMiB }));
+    const heap = inc.gcs.map((g) => ({ at: g.at, mib: g.afterMiB }));
+    // The window's second half too: a leader's working set warms up for minutes after a takeover.
+    const late = Math.max(from, lateFrom);
     return {
       process: inc.label,
       pid: inc.pid,
@@ -643,18 +641,12 @@ async function dayOfLoad(
       ended: inc.ended ? `${inc.ended.by === 'bench' ? 'SIGKILLed by the bench' : `exited on its own (${inc.ended.signal ?? `code ${inc.ended.code}`})`} at ${at(inc.ended.at)} s` : undefined,
       roleAtEnd: live ? (finalLeader ? 'leader' : 'standby') : 'gone',
       cpuSeconds: Number((inc.cpu - inc.cpuBase).toFixed(2)),
-      rssMiB: values.length === 0 ? undefined : { first: values[0]!, max: Math.max(...values), last: values.at(-1)! },
-      slope: live ? slopeOver(inc.rss.map((s) => ({ at: s.at, mib: s.rssMiB })), from, loadEnd, at) : undefined,
+      rssMiB: extent(rss),
+      slope: live ? slopeOver(rss, from, loadEnd, at) : undefined,
       fullGcs: inc.gcs.length,
-      heapAfterFullGcMiB: heapAfterGc.length === 0 ? undefined : { first: heapAfterGc[0]!, max: Math.max(...heapAfterGc), last: heapAfterGc.at(-1)! },
-      heapAfterFullGcSlope: live ? slopeOver(inc.gcs.map((g) => ({ at: g.at, mib: g.afterMiB })), from, loadEnd, at) : undefined,
-      // The window's second half: a leader's working set warms up for minutes after a takeover.
-      lateSlopes: live
-        ? {
-            rss: slopeOver(inc.rss.map((s) => ({ at: s.at, mib: s.rssMiB })), Math.max(from, lateFrom), loadEnd, at),
-            heapAfterFullGc: slopeOver(inc.gcs.map((g) => ({ at: g.at, mib: g.afterMiB })), Math.max(from, lateFrom), loadEnd, at),
-          }
-        : undefined,
+      heapAfterFullGcMiB: extent(heap),
+      heapAfterFullGcSlope: live ? slopeOver(heap, from, loadEnd, at) : undefined,
+      lateSlopes: live ? { rss: slopeOver(rss, late, loadEnd, at), heapAfterFullGc: slopeOver(heap, late, loadEnd, at) } : undefined,
       samples: inc.rss.map((s) => [at(s.at), s.rssMiB, s.leader ? 1 : 0]),
       heapAfterFullGcSamples: inc.gcs.map((g) => [at(g.at), g.afterMiB]),
     };
@@ -699,14 +691,15 @@ async function dayOfLoad(
     figure('fleet', 'reaction beyond the min-interval wait, p99, the window before the restarts', result.reactionAroundRestarts.before.beyondIntervalMs.p99, 'ms'),
     figure('fleet', 'reaction beyond the min-interval wait, p99, the window after the restarts', result.reactionAroundRestarts.after.beyondIntervalMs.p99, 'ms'),
   ];
-  if (leaderRow?.slope) figures.push(figure('fleet', `RSS slope of the final leader ${slopeLabel} (from its takeover if later)`, leaderRow.slope.miBPerHour, 'MiB/h'));
-  if (standbyRow?.slope) figures.push(figure('fleet', `RSS slope of the final standby ${slopeLabel}`, standbyRow.slope.miBPerHour, 'MiB/h'));
-  if (leaderRow?.heapAfterFullGcSlope) figures.push(figure('fleet', `heap after full GC, slope of the final leader ${slopeLabel} (from its takeover if later)`, leaderRow.heapAfterFullGcSlope.miBPerHour, 'MiB/h'));
-  if (standbyRow?.heapAfterFullGcSlope) figures.push(figure('fleet', `heap after full GC, slope of the final standby ${slopeLabel}`, standbyRow.heapAfterFullGcSlope.miBPerHour, 'MiB/h'));
   const lateLabel = `over the last ${minutes(plan.slopeWindowMs / 2)} of the load`;
-  for (const [role, row] of [['leader', leaderRow], ['standby', standbyRow]] as const) {
-    if (row?.lateSlopes?.rss) figures.push(figure('fleet', `RSS slope of the final ${role} ${lateLabel}`, row.lateSlopes.rss.miBPerHour, 'MiB/h'));
-    if (row?.lateSlopes?.heapAfterFullGc) figures.push(figure('fleet', `heap after full GC, slope of the final ${role} ${lateLabel}`, row.lateSlopes.heapAfterFullGc.miBPerHour, 'MiB/h'));
+  for (const [role, row, since] of [['leader', leaderRow, ' (from its takeover if later)'], ['standby', standbyRow, '']] as const) {
+    const slopes = [
+      ['RSS slope', slopeLabel + since, row?.slope],
+      ['heap after full GC, slope', slopeLabel + since, row?.heapAfterFullGcSlope],
+      ['RSS slope', lateLabel, row?.lateSlopes?.rss],
+      ['heap after full GC, slope', lateLabel, row?.lateSlopes?.heapAfterFullGc],
+    ] as const;
+    for (const [what, over, slope] of slopes) if (slope) figures.push(figure('fleet', `${what} of the final ${role} ${over}`, slope.miBPerHour, 'MiB/h'));
   }
   if (kill) figures.push(figure('fleet', "takeover after the leader's SIGKILL (Lease acquireTime)", kill.takeoverSeconds, 's'));
 

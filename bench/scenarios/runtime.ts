@@ -65,7 +65,10 @@ async function settledMemory(h: OperatorProcess): Promise<{ rssMiB: number; hwmM
 
 type IdleFigures = { readyMs: number; rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number; cpuS: number };
 
-const idleRow = (f: IdleFigures) => ({ 'RSS MiB': f.rssMiB, 'anon / file MiB': `${f.anonMiB} / ${f.fileMiB}`, 'peak MiB': f.hwmMiB, 'ready ms': f.readyMs as number | string });
+/** RssAnon / RssFile, as the tables and results show them. */
+const anonFile = (anonMiB: number, fileMiB: number): string => `${anonMiB} / ${fileMiB}`;
+
+const idleRow = (f: IdleFigures) => ({ 'RSS MiB': f.rssMiB, 'anon / file MiB': anonFile(f.anonMiB, f.fileMiB), 'peak MiB': f.hwmMiB, 'ready ms': f.readyMs as number | string });
 
 /** Starts `h`; its time to ready, then its settled RSS, start-up peak and CPU over the settling. */
 async function idleFigures(h: OperatorProcess): Promise<IdleFigures> {
@@ -96,7 +99,7 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       await sleep(IDLE_SETTLE_MS);
       const m = memory(bare.pid!);
       bareMiB = mib(m.rssMiB);
-      bareSplit = `${mib(m.anonMiB)} / ${mib(m.fileMiB)}`;
+      bareSplit = anonFile(mib(m.anonMiB), mib(m.fileMiB));
     } finally {
       const exited = new Promise((r) => bare.once('exit', r));
       bare.kill('SIGTERM');
@@ -121,7 +124,12 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       cluster,
       bareNodeRssMiB: bareMiB,
       nodeFloorRssMiB: floor.rssMiB,
-      anonFileMiB: { bare: bareSplit, floor: `${floor.anonMiB} / ${floor.fileMiB}`, hrto: `${settled.anonMiB} / ${settled.fileMiB}`, ...(original ? { original: `${original.anonMiB} / ${original.fileMiB}` } : {}) },
+      anonFileMiB: {
+        bare: bareSplit,
+        floor: anonFile(floor.anonMiB, floor.fileMiB),
+        hrto: anonFile(settled.anonMiB, settled.fileMiB),
+        ...(original ? { original: anonFile(original.anonMiB, original.fileMiB) } : {}),
+      },
       hrtoRssMiB: settled.rssMiB,
       hrtoPeakRssMiB: settled.hwmMiB,
       withKubeconfig: { rssMiB: withKubeconfig.rssMiB, peakRssMiB: withKubeconfig.hwmMiB },
@@ -374,7 +382,7 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
         'CPU s': x.cpuSeconds,
         'peak RSS MiB (50 ms samples)': x.peakRssMiB,
         'VmHWM MiB': x.peakRssHwmMiB ?? '-',
-        'at the peak: anon / file MiB': `${x.peakRssSplitMiB.anon} / ${x.peakRssSplitMiB.file}`,
+        'at the peak: anon / file MiB': anonFile(x.peakRssSplitMiB.anon, x.peakRssSplitMiB.file),
         triggers: x.triggers,
         'writes/trigger': x.writes.perTrigger,
         reconciles: x.reconciles ? Object.entries(x.reconciles).map(([q, n]) => `${q} ${n}`).join(', ') : '-',
