@@ -109,15 +109,15 @@ export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded
   const refs = new Map(named.map((ref) => [refKey(ref), ref]));
   if (ctx.autodiscovery) for (const c of consumers) refs.set(refKey(c.ref), c.ref);
   const now = ctx.now();
-  const targets = [...refs.values()].map((ref): TargetInput => {
-    const consumer = byRef.get(refKey(ref));
-    const release = ctx.getRelease(refKey(ref));
+  const targets = Array.from(refs, ([key, ref]): TargetInput => {
+    const consumer = byRef.get(key);
+    const release = ctx.getRelease(key);
     const rollout = release && rolloutFacts(release, src.key, src.digest, ctx.rollout, now);
     return {
       ref,
       release,
       // hrto's record on the release says so too: a new leader does not trigger it twice.
-      triggeredDigest: triggered?.get(refKey(ref)) ?? (rollout?.outcome ? src.digest : undefined),
+      triggeredDigest: triggered?.get(key) ?? (rollout?.outcome ? src.digest : undefined),
       rollout,
       inScope: release === undefined || ctx.inScope(release),
       valuesKeys: consumer?.keys,

@@ -2,7 +2,7 @@
 // record the digest. Level-triggered: everything it needs is in the cache and in the digest recorded
 // on the source, so a restart or a dropped event loses nothing.
 import { assess, type AssessContext, recordedOn } from './assess.js';
-import { ACTIONS, type ActionFacts, type Plan, type TargetAction } from './decide.js';
+import { ACTIONS, type Plan, type TargetAction } from './decide.js';
 import { diffKeys, encodeKeyHashes, formatKeyChanges } from './changes.js';
 import { encodeKeyDigests } from './digest.js';
 import { CrossNamespaceRefError, type InvalidReferenceError, truncate } from './errors.js';
@@ -146,7 +146,14 @@ export class Reconciler {
 
   private async carryOut(key: string, src: SourceObject, plan: Plan, keyHashes: string | undefined): Promise<Outcome> {
     const { log, metrics } = this.opts;
-    const by = (action: TargetAction): ObjectRef[] => plan.targets.filter((t) => t.action === action).map((t) => t.ref);
+    // One pass over the targets: a source may name thousands, and most reconciles need two groups.
+    const byAction = new Map<TargetAction, ObjectRef[]>();
+    for (const t of plan.targets) {
+      const refs = byAction.get(t.action);
+      if (refs) refs.push(t.ref);
+      else byAction.set(t.action, [t.ref]);
+    }
+    const by = (action: TargetAction): readonly ObjectRef[] => byAction.get(action) ?? [];
     const waiting = plan.targets.some((t) => t.action === 'trigger' || t.gate !== undefined);
     // Named once per reconcile, and only when something is to be triggered or told.
     const changes = waiting ? formatKeyChanges(diffKeys(keyHashes, src.keyDigests)) : '';
@@ -157,9 +164,9 @@ export class Reconciler {
     const missing = by('missing');
     if (missing.length > 0) this.reportMissing(src, missing);
     // One line per kind of wait, however many targets: a source may name thousands.
-    for (const [action, facts] of Object.entries(ACTIONS) as [TargetAction, ActionFacts][]) {
-      const refs = facts.wait ? by(action) : [];
-      if (refs.length > 0) log[facts.wait!.level]({ source: key, targets: sample(refs), count: refs.length }, facts.wait!.msg);
+    for (const [action, refs] of byAction) {
+      const { wait } = ACTIONS[action];
+      if (wait) log[wait.level]({ source: key, targets: sample(refs), count: refs.length }, wait.msg);
     }
     this.reportRollout(key, src, plan, changes);
     const retry = missing.length > 0;
@@ -199,6 +206,10 @@ export class Reconciler {
   /** Held, gated, halted and skipped targets: a log line each time, an Event once per change. */
   private reportRollout(key: string, src: SourceObject, plan: Plan, changes: string): void {
     const { log, events, metrics } = this.opts;
+    if (plan.skipped.length === 0 && !plan.targets.some((t) => t.gate)) {
+      this.held.delete(key);
+      return;
+    }
     const what = `${src.kind} ${src.namespace}/${src.name} (${shortDigest(src.digest)}; ${changes})`;
     const held = new Set<string>();
     // One log line per distinct reason, however many releases wait for it.

@@ -126,8 +126,8 @@ export class TriggerScheduler {
   private lastTriggeredAt(key: string, release: ReleaseObject | undefined): number | undefined {
     const annotated = release?.requestedAt ? Date.parse(release.requestedAt) : NaN;
     const local = this.lastTriggered.get(key);
-    const times = [local, Number.isNaN(annotated) ? undefined : annotated].filter((t): t is number => t !== undefined);
-    return times.length > 0 ? Math.max(...times) : undefined;
+    if (Number.isNaN(annotated)) return local;
+    return local === undefined ? annotated : Math.max(local, annotated);
   }
 
   private delay(key: string, pending: Pending): number {

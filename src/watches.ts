@@ -17,11 +17,23 @@ export function contentChanged(old: SourceObject, src: SourceObject): boolean {
   return old.digest !== src.digest;
 }
 
-const labelsChanged = (old: ReleaseObject, release: ReleaseObject): boolean => JSON.stringify(old.labels) !== JSON.stringify(release.labels);
+/** Same keys with the same values, in the same order (the order of a watch event's JSON). */
+function sameFields<T extends object>(a: T, b: T): boolean {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i] || a[ka[i] as keyof T] !== b[ka[i] as keyof T]) return false;
+  return true;
+}
+
+// Every HelmRelease event asks these (each trigger's own patch comes back as one): compared field
+// by field, not through JSON.stringify's copies.
+const labelsChanged = (old: ReleaseObject, release: ReleaseObject): boolean => !sameFields(old.labels, release.labels);
 
 /** valuesFrom or labels (the release selector) changed: the values index and marks may be stale. */
 export function needsReindex(old: ReleaseObject, release: ReleaseObject): boolean {
-  return JSON.stringify(old.valuesFrom) !== JSON.stringify(release.valuesFrom) || labelsChanged(old, release);
+  const [a, b] = [old.valuesFrom, release.valuesFrom];
+  return a.length !== b.length || a.some((ref, i) => !sameFields(ref, b[i]!)) || labelsChanged(old, release);
 }
 
 export function resumed(old: ReleaseObject, release: ReleaseObject): boolean {

@@ -95,6 +95,14 @@ describe('watch helpers', () => {
     assert.equal(needsReindex(old, hr({ valuesFrom: [{ kind: 'ConfigMap', name: 'w' }] })), true);
     assert.equal(needsReindex(old, hr({ valuesFrom: [{ kind: 'ConfigMap', name: 'v', valuesKey: 'x.yaml' }] })), true);
     assert.equal(needsReindex(old, hr({ valuesFrom: [{ kind: 'ConfigMap', name: 'v' }], labels: { team: 'a' } })), true);
+    // Compared field by field: equal copies are no change, a changed or dropped value or entry is.
+    const refs = () => [{ kind: 'ConfigMap', name: 'v' }, { kind: 'Secret', name: 's', optional: true }];
+    const labeled = hr({ valuesFrom: refs(), labels: { team: 'a', tier: 'web' } });
+    assert.equal(needsReindex(labeled, hr({ valuesFrom: refs(), labels: { team: 'a', tier: 'web' } })), false);
+    assert.equal(needsReindex(labeled, hr({ valuesFrom: refs(), labels: { team: 'b', tier: 'web' } })), true);
+    assert.equal(needsReindex(labeled, hr({ valuesFrom: refs(), labels: { team: 'a' } })), true);
+    assert.equal(needsReindex(labeled, hr({ valuesFrom: refs().slice(0, 1), labels: { team: 'a', tier: 'web' } })), true);
+    assert.equal(needsReindex(labeled, hr({ valuesFrom: [refs()[0], { kind: 'Secret', name: 's' }], labels: { team: 'a', tier: 'web' } })), true);
   });
   it('wake on resume (suspend or pause), a new uid or new labels; not on a valuesFrom change alone', () => {
     const old = hr();
