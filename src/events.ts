@@ -26,7 +26,14 @@ export function helmReleaseObject(release: { namespace: string; name: string; ui
 interface Recorded {
   name: string;
   count: number;
-  firstTimestamp: Date;
+}
+
+export interface EmitOptions {
+  /**
+   * The message names its moment (a trigger's requestedAt), so the Event never repeats: it is
+   * created without being tracked, where it would only push out Events that do repeat.
+   */
+  unique?: boolean;
 }
 
 const MAX_TRACKED = 4096;
@@ -48,9 +55,9 @@ export class EventRecorder {
    * Fire and forget: an Event that cannot be written is logged, never fails a reconcile. `metadata`
    * (short names: source, digest) travels with the Flux event, under hrto's key domain.
    */
-  emit(object: InvolvedObject, type: EventType, reason: string, message: string, metadata: Record<string, string> = {}): void {
+  emit(object: InvolvedObject, type: EventType, reason: string, message: string, metadata: Record<string, string> = {}, { unique = false }: EmitOptions = {}): void {
     const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message;
-    this.write(object, type, reason, text).catch((err: unknown) => {
+    this.write(object, type, reason, text, unique).catch((err: unknown) => {
       this.log.warn({ err: (err as Error).message, reason, object: `${object.kind}/${object.namespace}/${object.name}` }, 'cannot write Event');
     });
     if (this.flux) {
@@ -59,11 +66,11 @@ export class EventRecorder {
     }
   }
 
-  private async write(object: InvolvedObject, type: EventType, reason: string, message: string): Promise<void> {
-    const key = [object.uid, object.namespace, object.name, type, reason, message].join('\u0000');
+  private async write(object: InvolvedObject, type: EventType, reason: string, message: string, unique: boolean): Promise<void> {
+    const key = unique ? undefined : [object.uid, object.namespace, object.name, type, reason, message].join('\u0000');
     const now = new Date();
-    const previous = this.seen.get(key);
-    if (previous) {
+    const previous = key === undefined ? undefined : this.seen.get(key);
+    if (key !== undefined && previous) {
       previous.count++;
       this.seen.delete(key);
       this.seen.set(key, previous);
@@ -90,7 +97,8 @@ export class EventRecorder {
       reportingInstance: this.host,
     };
     await this.writer.createEvent(object.namespace, event);
-    this.seen.set(key, { name, count: 1, firstTimestamp: now });
+    if (key === undefined) return;
+    this.seen.set(key, { name, count: 1 });
     if (this.seen.size > MAX_TRACKED) this.seen.delete(this.seen.keys().next().value!);
   }
 }

@@ -305,6 +305,8 @@ export class TriggerScheduler {
         requestedAt,
         mode: triggerMode,
       },
+      // A trigger's message names its requestedAt; a dry run's does not, and may repeat.
+      { unique: !dryRun },
     );
   }
 }
