@@ -100,8 +100,8 @@ export class TriggerScheduler {
   private readonly pending = new Map<string, Pending>();
   /** Requests whose patch is being sent: asked again meanwhile, they must not trigger twice. */
   private readonly inFlight = new Map<string, readonly TriggerRequest[]>();
-  /** Triggers this process made, until the cache shows the annotation. */
-  private readonly lastTriggered = new Map<string, number>();
+  /** Triggers this process made (when it saw them land, and their requestedAt), until the cache shows them. */
+  private readonly lastTriggered = new Map<string, { at: number; requestedAt: string }>();
   /** Tracked triggers this process sent (release -> requestedAt), until the cache shows their record. */
   private readonly sentRecords = new Map<string, string>();
   /** Trigger patches whose answer was lost, until the cache says whether they landed. */
@@ -124,10 +124,15 @@ export class TriggerScheduler {
   }
 
   private lastTriggeredAt(key: string, release: ReleaseObject | undefined): number | undefined {
+    let local = this.lastTriggered.get(key);
+    if (local && release?.requestedAt === local.requestedAt) {
+      // The cache shows it now: its own requestedAt (a patch's round trip earlier) will do.
+      this.lastTriggered.delete(key);
+      local = undefined;
+    }
     const annotated = release?.requestedAt ? Date.parse(release.requestedAt) : NaN;
-    const local = this.lastTriggered.get(key);
-    if (Number.isNaN(annotated)) return local;
-    return local === undefined ? annotated : Math.max(local, annotated);
+    if (Number.isNaN(annotated)) return local?.at;
+    return local === undefined ? annotated : Math.max(local.at, annotated);
   }
 
   private delay(key: string, pending: Pending): number {
@@ -202,7 +207,6 @@ export class TriggerScheduler {
       }
       throw err;
     }
-    if (triggered) this.lastTriggered.set(key, Date.now());
     this.opts.onSettled(key, requests, triggered);
     this.inFlight.delete(key);
     return 'done';
@@ -219,7 +223,6 @@ export class TriggerScheduler {
     if (release.requestedAt !== lost.requestedAt) return;
     const carried = lost.requests.filter((r) => pending.requests.get(r.source.key)?.source.digest === r.source.digest);
     for (const r of carried) pending.requests.delete(r.source.key);
-    this.lastTriggered.set(key, Date.now());
     this.opts.log.info({ target: key, requestedAt: lost.requestedAt }, 'the trigger patch whose answer was lost had landed; not sending it again');
     this.announce(release, lost.requests, lost.requestedAt, lost.reset);
     this.opts.onSettled(key, carried, true);
@@ -274,6 +277,7 @@ export class TriggerScheduler {
   /** A landed trigger: its metrics, log line, Triggered Event (and Flux event). */
   private announce(release: ReleaseObject, requests: readonly TriggerRequest[], requestedAt: string, reset: boolean): void {
     const { triggerMode, metrics, log, events, dryRun } = this.opts;
+    this.lastTriggered.set(release.key, { at: Date.now(), requestedAt });
     metrics.triggers.inc({ result: dryRun ? 'dry-run' : 'success', mode: triggerMode });
     const now = performance.now();
     for (const r of requests) if (r.seenAt !== undefined) metrics.triggerLatency.observe((now - r.seenAt) / 1000);

@@ -100,3 +100,59 @@ describe('a trigger patch whose answer was lost', () => {
     assert.deepEqual(t.settled.map(([, triggered]) => triggered), [true]);
   });
 });
+
+describe('the minimum interval', () => {
+  it('a later request waits it out from the last trigger, before and after the cache shows that trigger', async () => {
+    const source = { key: 'ConfigMap/ns/values', kind: 'ConfigMap' as const, namespace: 'ns', name: 'values', digest: `sha256:${'b'.repeat(64)}` };
+    let release = releaseObject('app');
+    const sent: string[] = [];
+    const writer = {
+      patchRelease: (_ns: string, _name: string, patch: AnnotationPatch) => {
+        sent.push(patch.metadata.annotations[FLUX_REQUESTED_AT]!);
+        return Promise.resolve();
+      },
+      patchSource: () => Promise.resolve(),
+      getSourceMetadata: () => Promise.resolve(undefined),
+      createEvent: () => Promise.resolve(),
+      patchEvent: () => Promise.resolve(),
+    };
+    const log = createLogger('error', new Writable({ write: (_c, _e, cb) => cb() }));
+    const queue = new WorkQueue<string>();
+    const delays: number[] = [];
+    const addAfter = queue.addAfter.bind(queue);
+    queue.addAfter = (key, delayMs, urgent) => {
+      delays.push(delayMs);
+      addAfter(key, delayMs, urgent);
+    };
+    const scheduler = new TriggerScheduler({
+      debounceMs: 0,
+      minIntervalMs: 60_000,
+      triggerMode: 'force',
+      dryRun: false,
+      resetStalled: false,
+      throttle: undefined,
+      queue,
+      getRelease: () => release,
+      onSettled: () => {},
+      writer,
+      events: new EventRecorder(writer, log, 'test'),
+      metrics: createMetrics(),
+      log,
+      clock: monotonicNanoClock(),
+      rollout: { recordAnnotation: 'x/rollout', tracks: () => false, windowsClosed: () => false, maxInFlight: 0, inFlight: () => 0 },
+    });
+    scheduler.request('ns/app', { source, seenAt: undefined });
+    assert.equal(await scheduler.reconcile('ns/app'), 'done');
+    assert.equal(sent.length, 1);
+    const waits = (d: number | undefined) => d !== undefined && d > 55_000 && d <= 60_000;
+    // The cache does not show the trigger yet: this process remembers it.
+    scheduler.request('ns/app', { source: { ...source, digest: `sha256:${'c'.repeat(64)}` }, seenAt: undefined });
+    assert.ok(waits(delays.at(-1)), `waits about a minute: ${delays.at(-1)}`);
+    // The cache shows it: read from the release.
+    release = { ...release, requestedAt: sent[0] };
+    assert.equal(await scheduler.reconcile('ns/app'), 'done');
+    assert.equal(sent.length, 1, 'not sent before the interval');
+    assert.ok(waits(delays.at(-1)), `still waits about a minute: ${delays.at(-1)}`);
+    await queue.shutdown();
+  });
+});
