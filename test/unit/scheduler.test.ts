@@ -11,6 +11,7 @@ import { createMetrics } from '../../src/metrics.js';
 import { WorkQueue } from '../../src/queue.js';
 import { dueAt, TriggerScheduler, type TriggerRequest } from '../../src/scheduler.js';
 import { monotonicNanoClock } from '../../src/trigger.js';
+import type { ReleaseObject } from '../../src/sources/objects.js';
 import { releaseObject } from './releases.js';
 
 describe('trigger timing', () => {
@@ -30,18 +31,53 @@ describe('lease times', () => {
   });
 });
 
-describe('a trigger patch whose answer was lost', () => {
-  const source = { key: 'ConfigMap/ns/values', kind: 'ConfigMap' as const, namespace: 'ns', name: 'values', digest: `sha256:${'a'.repeat(64)}` };
+const source = { key: 'ConfigMap/ns/values', kind: 'ConfigMap' as const, namespace: 'ns', name: 'values', digest: `sha256:${'a'.repeat(64)}` };
 
-  /** A scheduler over one cached release; `land` decides whether the API server applies a patch whose answer is then lost. */
+/** A scheduler over one cached release (`release()` reads it), with no debounce and no throttle. */
+function schedulerOver(release: () => ReleaseObject, patchRelease: (patch: AnnotationPatch) => Promise<void>, options: { minIntervalMs?: number } = {}) {
+  const created: string[] = [];
+  const settled: [readonly TriggerRequest[], boolean][] = [];
+  const writer = {
+    patchRelease: (_ns: string, _name: string, patch: AnnotationPatch) => patchRelease(patch),
+    patchSource: () => Promise.resolve(),
+    getSourceMetadata: () => Promise.resolve(undefined),
+    createEvent: (_ns: string, event: CoreV1Event) => {
+      created.push(event.reason ?? '');
+      return Promise.resolve();
+    },
+    patchEvent: () => Promise.resolve(),
+  };
+  const log = createLogger('error', new Writable({ write: (_c, _e, cb) => cb() }));
+  const queue = new WorkQueue<string>();
+  const scheduler = new TriggerScheduler({
+    debounceMs: 0,
+    minIntervalMs: options.minIntervalMs ?? 0,
+    triggerMode: 'force',
+    dryRun: false,
+    resetStalled: false,
+    throttle: undefined,
+    queue,
+    getRelease: release,
+    onSettled: (_key, requests, triggered) => settled.push([requests, triggered]),
+    writer,
+    events: new EventRecorder(writer, log, 'test'),
+    metrics: createMetrics(),
+    log,
+    clock: monotonicNanoClock(),
+    rollout: { recordAnnotation: 'x/rollout', tracks: () => false, windowsClosed: () => false, maxInFlight: 0, inFlight: () => 0 },
+  });
+  return { scheduler, created, settled, queue };
+}
+
+describe('a trigger patch whose answer was lost', () => {
+  /** `land` decides whether the API server applies a patch whose answer is then lost. */
   function setup(land: boolean) {
     let release = releaseObject('app');
     const patches: AnnotationPatch[] = [];
-    const created: string[] = [];
-    const settled: [readonly TriggerRequest[], boolean][] = [];
     let failNext = true;
-    const writer = {
-      patchRelease: (_ns: string, _name: string, patch: AnnotationPatch) => {
+    const t = schedulerOver(
+      () => release,
+      (patch) => {
         patches.push(patch);
         if (land || !failNext) release = { ...release, requestedAt: patch.metadata.annotations[FLUX_REQUESTED_AT] ?? undefined };
         if (failNext) {
@@ -50,35 +86,9 @@ describe('a trigger patch whose answer was lost', () => {
         }
         return Promise.resolve();
       },
-      patchSource: () => Promise.resolve(),
-      getSourceMetadata: () => Promise.resolve(undefined),
-      createEvent: (_ns: string, event: CoreV1Event) => {
-        created.push(event.reason ?? '');
-        return Promise.resolve();
-      },
-      patchEvent: () => Promise.resolve(),
-    };
-    const log = createLogger('error', new Writable({ write: (_c, _e, cb) => cb() }));
-    const queue = new WorkQueue<string>();
-    const scheduler = new TriggerScheduler({
-      debounceMs: 0,
-      minIntervalMs: 0,
-      triggerMode: 'force',
-      dryRun: false,
-      resetStalled: false,
-      throttle: undefined,
-      queue,
-      getRelease: () => release,
-      onSettled: (_key, requests, triggered) => settled.push([requests, triggered]),
-      writer,
-      events: new EventRecorder(writer, log, 'test'),
-      metrics: createMetrics(),
-      log,
-      clock: monotonicNanoClock(),
-      rollout: { recordAnnotation: 'x/rollout', tracks: () => false, windowsClosed: () => false, maxInFlight: 0, inFlight: () => 0 },
-    });
-    scheduler.request('ns/app', { source, seenAt: undefined });
-    return { scheduler, patches, created, settled, queue };
+    );
+    t.scheduler.request('ns/app', { source, seenAt: undefined });
+    return { ...t, patches };
   }
 
   it('landed: it is not sent again, and it settles as triggered', async () => {
@@ -103,44 +113,22 @@ describe('a trigger patch whose answer was lost', () => {
 
 describe('the minimum interval', () => {
   it('a later request waits it out from the last trigger, before and after the cache shows that trigger', async () => {
-    const source = { key: 'ConfigMap/ns/values', kind: 'ConfigMap' as const, namespace: 'ns', name: 'values', digest: `sha256:${'b'.repeat(64)}` };
     let release = releaseObject('app');
     const sent: string[] = [];
-    const writer = {
-      patchRelease: (_ns: string, _name: string, patch: AnnotationPatch) => {
+    const { scheduler, queue } = schedulerOver(
+      () => release,
+      (patch) => {
         sent.push(patch.metadata.annotations[FLUX_REQUESTED_AT]!);
         return Promise.resolve();
       },
-      patchSource: () => Promise.resolve(),
-      getSourceMetadata: () => Promise.resolve(undefined),
-      createEvent: () => Promise.resolve(),
-      patchEvent: () => Promise.resolve(),
-    };
-    const log = createLogger('error', new Writable({ write: (_c, _e, cb) => cb() }));
-    const queue = new WorkQueue<string>();
+      { minIntervalMs: 60_000 },
+    );
     const delays: number[] = [];
     const addAfter = queue.addAfter.bind(queue);
     queue.addAfter = (key, delayMs, urgent) => {
       delays.push(delayMs);
       addAfter(key, delayMs, urgent);
     };
-    const scheduler = new TriggerScheduler({
-      debounceMs: 0,
-      minIntervalMs: 60_000,
-      triggerMode: 'force',
-      dryRun: false,
-      resetStalled: false,
-      throttle: undefined,
-      queue,
-      getRelease: () => release,
-      onSettled: () => {},
-      writer,
-      events: new EventRecorder(writer, log, 'test'),
-      metrics: createMetrics(),
-      log,
-      clock: monotonicNanoClock(),
-      rollout: { recordAnnotation: 'x/rollout', tracks: () => false, windowsClosed: () => false, maxInFlight: 0, inFlight: () => 0 },
-    });
     scheduler.request('ns/app', { source, seenAt: undefined });
     assert.equal(await scheduler.reconcile('ns/app'), 'done');
     assert.equal(sent.length, 1);
