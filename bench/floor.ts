@@ -6,6 +6,8 @@
 // debounce, valves, index, metrics, Events or logs;
 // the same keep-alive connections, in-cluster credentials, metadata-only write answers and digest
 // as hrto. What it costs is what Node.js charges for that traffic; hrto's excess over it is hrto's.
+// With --floor-events it also creates a Triggered Event per trigger as hrto does (fire and forget):
+// hrto's third write, so what remains between the two is hrto's own work.
 // Started by bench/operators.ts (bundled by esbuild first), with hrto's flags: only
 // --watch-namespaces and --key-domain are read. Prints `ready` once both lists are in.
 import https from 'node:https';
@@ -17,6 +19,7 @@ import { DEFAULT_KEY_DOMAIN } from '../src/keys.js';
 
 interface Meta {
   name: string;
+  uid: string;
   namespace: string;
   resourceVersion: string;
   annotations?: Record<string, string>;
@@ -31,6 +34,7 @@ const flag = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=
 const ns = flag('watch-namespaces');
 if (!ns) throw new Error('floor: --watch-namespaces=<one namespace> is required');
 const domain = flag('key-domain') ?? DEFAULT_KEY_DOMAIN;
+const withEvents = process.argv.includes('--floor-events');
 const keys = { watch: `${domain}/helmrelease-trigger-operator`, names: `${domain}/helmreleases-name`, namespace: `${domain}/helmreleases-namespace`, digest: `${domain}/config-digest` };
 
 const dir = process.env.HRTO_SERVICEACCOUNT_DIR!;
@@ -47,7 +51,7 @@ const META_ANSWER = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v
 function request(agent: https.Agent, method: string, p: string, body?: unknown, accept = 'application/json'): Promise<string> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = https.request({ agent, host, port, method, path: p, headers: { authorization: `Bearer ${token}`, 'user-agent': AGENT, accept, ...(payload ? { 'content-type': 'application/merge-patch+json' } : {}) } }, (res) => {
+    const req = https.request({ agent, host, port, method, path: p, headers: { authorization: `Bearer ${token}`, 'user-agent': AGENT, accept, ...(payload ? { 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' } : {}) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -117,6 +121,24 @@ async function work(): Promise<void> {
   idleWorkers++;
 }
 
+let sequence = 0;
+/** An Event like hrto's Triggered one, not awaited (hrto's recorder does not hold a reconcile for it). */
+function triggeredEvent(namespace: string, name: string, message: string): void {
+  const now = new Date();
+  const event = {
+    metadata: { name: `${name}.${(Date.now() * 1000 + (sequence++ % 1000)).toString(16)}`, namespace },
+    involvedObject: { apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', namespace, name, uid: releases.get(name)?.metadata.uid },
+    type: 'Normal',
+    reason: 'Triggered',
+    message,
+    count: 1,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    source: { component: AGENT },
+  };
+  request(writes, 'POST', `/api/v1/namespaces/${namespace}/events`, event, META_ANSWER).catch((err: Error) => process.stderr.write(`floor: Event: ${err.message}\n`));
+}
+
 /** The original's reconcile: a content not yet recorded triggers its releases, then is recorded. */
 async function handle(cm: Obj): Promise<void> {
   const digest = contentDigest({ data: cm.data, binaryData: cm.binaryData });
@@ -126,6 +148,7 @@ async function handle(cm: Obj): Promise<void> {
   const target = annotations[keys.namespace] ?? 'flux-system';
   for (const release of (annotations[keys.names] ?? '').split(',').filter(Boolean)) {
     await request(writes, 'PATCH', `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${target}/helmreleases/${release}`, { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': at, 'reconcile.fluxcd.io/forceAt': at } } }, META_ANSWER);
+    if (withEvents) triggeredEvent(target, release, `ConfigMap ${cm.metadata.namespace}/${cm.metadata.name} changed (${digest.slice(7, 19)}): requested forced upgrade at ${at}`);
   }
   await request(writes, 'PATCH', `/api/v1/namespaces/${cm.metadata.namespace}/configmaps/${cm.metadata.name}`, { metadata: { annotations: { [keys.digest]: digest } } }, META_ANSWER);
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { projectRoot } from '../test/harness/binaries.js';
-import { mountServiceAccount, type ServiceAccountMount } from '../test/harness/incluster.js';
+import { mountServiceAccount, type ServiceAccountMount, TOKEN_LIFETIME_SECONDS } from '../test/harness/incluster.js';
 import { freePort } from '../test/harness/processes.js';
 import { killChild, stopChild } from './proc.js';
 
@@ -83,6 +83,13 @@ const MARK_COMPACT = /: Mark-Compact(?: \(reduce\))? ([\d.]+) \([\d.]+\) -> ([\d
 export type Credentials = 'incluster' | 'kubeconfig';
 export const DEFAULT_CREDENTIALS: Credentials = process.env.HRTO_BENCH_CREDENTIALS === 'kubeconfig' ? 'kubeconfig' : 'incluster';
 
+/**
+ * Like a kubelet, which refreshes a projected token at 80 % of its lifetime, the bench writes a fresh
+ * one before it expires. Without it, every hrto of a run longer than the token (the fleet day) is
+ * refused at once.
+ */
+const TOKEN_REFRESH_MS = 0.8 * TOKEN_LIFETIME_SECONDS * 1000;
+
 const mounts = new Map<string, Promise<ServiceAccountMount>>();
 /** The bench's ServiceAccount folder for `kubeconfig`'s cluster (made once), as a pod has it mounted. */
 export function serviceAccount(kubeconfig: string): Promise<ServiceAccountMount> {
@@ -92,6 +99,11 @@ export function serviceAccount(kubeconfig: string): Promise<ServiceAccountMount>
     kc.loadFromFile(kubeconfig);
     mount = mountServiceAccount(kc, 'hrto-bench', 'hrto');
     mounts.set(kubeconfig, mount);
+    void mount.then((m) => {
+      setInterval(() => {
+        m.rotate().catch((err: Error) => process.stderr.write(`bench: could not refresh the ServiceAccount token: ${err.message}\n`));
+      }, TOKEN_REFRESH_MS).unref();
+    });
   }
   return mount;
 }
@@ -109,9 +121,12 @@ export interface HrtoOptions {
   /** Extra environment for this process (merged over the bench's; LOG_LEVEL defaults to warn). */
   env?: NodeJS.ProcessEnv;
   credentials?: Credentials;
-  /** Runs it with `--trace-gc` and keeps each full GC in `fullGcs` (its stdout is read for them, not shown). */
+  /** Runs it with `--trace-gc` and keeps each full GC in `fullGcs`. */
   traceGc?: boolean;
 }
+
+/** hrto's log lines kept (the last ones): enough to say why a process ended on its own. */
+const KEPT_LINES = 20;
 
 export class HrtoProcess {
   private child?: ChildProcess;
@@ -125,6 +140,8 @@ export class HrtoProcess {
   readonly fullGcs: FullGc[] = [];
   /** Resolves when the process ends, with its exit code or the signal that ended it (set by start). */
   exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Its last log lines (warn and above: the bench runs it at LOG_LEVEL=warn), GC traces left out. */
+  readonly lastLines: string[] = [];
 
   constructor(
     private readonly kubeconfig: string,
@@ -154,14 +171,13 @@ export class HrtoProcess {
     this.child = spawn(
       process.execPath,
       [...imageNodeFlags(), ...(traceGc ? ['--trace-gc'] : []), entry, ...where.args, '--leader-elect=false', `--metrics-bind-address=127.0.0.1:${this.metricsPort}`, `--health-probe-bind-address=127.0.0.1:${this.probePort}`, ...this.args],
-      { stdio: ['ignore', traceGc ? 'pipe' : 'ignore', 'inherit'], env: { ...where.env, LOG_LEVEL: 'warn', ...this.options.env } },
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...where.env, LOG_LEVEL: 'warn', ...this.options.env } },
     );
-    if (traceGc) {
-      createInterface({ input: this.child.stdout! }).on('line', (l) => {
-        const m = MARK_COMPACT.exec(l);
-        if (m) this.fullGcs.push({ at: Date.now(), beforeMiB: Number(m[1]), afterMiB: Number(m[2]) });
-      });
-    }
+    createInterface({ input: this.child.stdout! }).on('line', (l) => {
+      const m = MARK_COMPACT.exec(l);
+      if (m) this.fullGcs.push({ at: Date.now(), beforeMiB: Number(m[1]), afterMiB: Number(m[2]) });
+      else if (!l.startsWith('[') && this.lastLines.push(l) > KEPT_LINES) this.lastLines.shift();
+    });
     live.add(this);
     const child = this.child;
     this.exited = new Promise((resolve) =>
@@ -176,7 +192,7 @@ export class HrtoProcess {
   async ready(timeoutMs = 600_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.child?.exitCode !== null) throw new Error(`bench: hrto exited with ${this.child?.exitCode} before it was ready`);
+      if (this.child?.exitCode !== null) throw new Error(`bench: hrto exited with ${this.child?.exitCode} before it was ready; its last lines:\n${this.lastLines.join('\n')}`);
       const ok = await fetch(`http://127.0.0.1:${this.probePort}/readyz`)
         .then((r) => r.ok)
         .catch(() => false);

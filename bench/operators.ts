@@ -311,14 +311,17 @@ export class FloorProcess extends PeerProcess {
   }
 }
 
-/** The Node.js floor on `w`: what the original's traffic costs in bare Node.js (bench/floor.ts). */
-export function nodeFloorOn(w: Workload): Operator<FloorProcess> {
+/**
+ * The Node.js floor on `w`: what the original's traffic costs in bare Node.js (bench/floor.ts);
+ * with `events`, hrto's Triggered Event per trigger too.
+ */
+export function nodeFloorOn(w: Workload, { events = false } = {}): Operator<FloorProcess> {
   return {
     id: 'floor',
-    label: 'Node.js floor',
+    label: events ? 'Node.js floor + Events' : 'Node.js floor',
     workload: w,
     recorded: hrtoDigestOn(w),
     sent: (e) => e.userAgent === FLOOR_AGENT,
-    process: (ctx, hrtoArgs = []) => new FloorProcess(ctx.cp.kubeconfigPath, [...keyDomainArgs(w), ...hrtoArgs]),
+    process: (ctx, hrtoArgs = []) => new FloorProcess(ctx.cp.kubeconfigPath, [...keyDomainArgs(w), ...(events ? ['--floor-events'] : []), ...hrtoArgs]),
   };
 }

@@ -145,7 +145,8 @@ class Fleet {
     void h.exited!.then(({ code, signal }) => {
       inc.ended ??= { at: Date.now(), by: 'itself', code, signal };
       if (inc.ended.by === 'bench' || this.stopping) return;
-      say(`  fleet: ${inc.label} exited on its own (${signal ?? `code ${code}`}) at ${this.clock()}; started again in ${CRASH_BACKOFF_MS / 1000} s`);
+      say(`  fleet: ${inc.label} exited on its own (${signal ?? `code ${code}`}) at ${this.clock()}; started again in ${CRASH_BACKOFF_MS / 1000} s; its last lines:`);
+      for (const line of h.lastLines.slice(-5)) say(`    ${line.slice(0, 400)}`);
       void sleep(CRASH_BACKOFF_MS).then(() => this.spawn(replica).catch((err: Error) => say(`  fleet: ${inc.label}'s replacement failed: ${err.message}`)));
     });
     return inc;

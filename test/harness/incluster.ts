@@ -35,6 +35,9 @@ async function ignoreConflict(create: () => Promise<unknown>): Promise<void> {
  * `clusterRole` (default cluster-admin) is bound to the ServiceAccount; `false` keeps the RBAC that
  * exists (the rendered install's).
  */
+/** What a token issued for a mount lasts (a kubelet's projected tokens default to about an hour too). */
+export const TOKEN_LIFETIME_SECONDS = 3600;
+
 export async function mountServiceAccount(kc: KubeConfig, namespace: string, name: string, clusterRole: string | false = 'cluster-admin'): Promise<ServiceAccountMount> {
   const core = kc.makeApiClient(CoreV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
@@ -62,7 +65,7 @@ export async function mountServiceAccount(kc: KubeConfig, namespace: string, nam
   const issue = async (): Promise<IssuedToken> => {
     const holder = await core.createNamespacedSecret({ namespace, body: { metadata: { name: `${name}-token-${Date.now().toString(36)}-${issued++}` } } });
     const boundObjectRef = { kind: 'Secret', apiVersion: 'v1', name: holder.metadata!.name!, uid: holder.metadata!.uid! };
-    const answer = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef } } });
+    const answer = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: TOKEN_LIFETIME_SECONDS, boundObjectRef } } });
     const token = answer.status?.token;
     if (!token) throw new Error(`no token for ServiceAccount ${namespace}/${name}`);
     writeFileSync(path.join(dir, 'token'), token);
