@@ -76,8 +76,10 @@ export interface FullGc {
   at: number;
   beforeMiB: number;
   afterMiB: number;
+  /** What V8 holds for its heap after it (used, and free space in its pages): what RSS follows. */
+  committedAfterMiB: number;
 }
-const MARK_COMPACT = /: Mark-Compact(?: \(reduce\))? ([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
+const MARK_COMPACT = /: Mark-Compact(?: \(reduce\))? ([\d.]+) \([\d.]+\) -> ([\d.]+) \(([\d.]+)\) MB/;
 
 /** How hrto finds the cluster: `incluster` (what a pod does; default) or `kubeconfig`. */
 export type Credentials = 'incluster' | 'kubeconfig';
@@ -175,7 +177,7 @@ export class HrtoProcess {
     );
     createInterface({ input: this.child.stdout! }).on('line', (l) => {
       const m = MARK_COMPACT.exec(l);
-      if (m) this.fullGcs.push({ at: Date.now(), beforeMiB: Number(m[1]), afterMiB: Number(m[2]) });
+      if (m) this.fullGcs.push({ at: Date.now(), beforeMiB: Number(m[1]), afterMiB: Number(m[2]), committedAfterMiB: Number(m[3]) });
       else if (!l.startsWith('[') && this.lastLines.push(l) > KEPT_LINES) this.lastLines.shift();
     });
     live.add(this);

@@ -82,7 +82,7 @@ interface Incarnation {
   /** When it became the leader the last time. */
   leadingSince?: number;
   ended?: { at: number; by: 'bench' | 'itself'; code: number | null; signal: string | null };
-  rss: { at: number; rssMiB: number; leader: boolean }[];
+  rss: { at: number; rssMiB: number; anonMiB: number; fileMiB: number; leader: boolean }[];
   /** Its full GCs (`--trace-gc`): the heap after each is what it holds on to, where a leak shows. */
   gcs: readonly FullGc[];
 }
@@ -227,7 +227,8 @@ class Fleet {
     const at = Date.now();
     for (const inc of this.live()) {
       try {
-        inc.rss.push({ at, rssMiB: mib(memory(inc.pid).rssMiB), leader: inc.identity !== undefined && inc.identity === this.holder });
+        const m = memory(inc.pid);
+        inc.rss.push({ at, rssMiB: mib(m.rssMiB), anonMiB: mib(m.anonMiB), fileMiB: mib(m.fileMiB), leader: inc.identity !== undefined && inc.identity === this.holder });
       } catch {
         // gone
       }
@@ -633,6 +634,8 @@ async function dayOfLoad(
     const from = Math.max(slopeFrom, inc.startedAt, finalLeader ? (inc.leadingSince ?? 0) : 0);
     const rss = inc.rss.map((s) => ({ at: s.at, mib: s.rssMiB }));
     const heap = inc.gcs.map((g) => ({ at: g.at, mib: g.afterMiB }));
+    const committed = inc.gcs.map((g) => ({ at: g.at, mib: g.committedAfterMiB }));
+    const anon = inc.rss.map((s) => ({ at: s.at, mib: s.anonMiB }));
     // The window's second half too: a leader's working set warms up for minutes after a takeover.
     const late = Math.max(from, lateFrom);
     return {
@@ -647,9 +650,19 @@ async function dayOfLoad(
       fullGcs: inc.gcs.length,
       heapAfterFullGcMiB: extent(heap),
       heapAfterFullGcSlope: live ? slopeOver(heap, from, loadEnd, at) : undefined,
-      lateSlopes: live ? { rss: slopeOver(rss, late, loadEnd, at), heapAfterFullGc: slopeOver(heap, late, loadEnd, at) } : undefined,
-      samples: inc.rss.map((s) => [at(s.at), s.rssMiB, s.leader ? 1 : 0]),
-      heapAfterFullGcSamples: inc.gcs.map((g) => [at(g.at), g.afterMiB]),
+      heapCommittedAfterFullGcMiB: extent(committed),
+      lateSlopes: live
+        ? {
+            rss: slopeOver(rss, late, loadEnd, at),
+            anon: slopeOver(anon, late, loadEnd, at),
+            heapAfterFullGc: slopeOver(heap, late, loadEnd, at),
+            heapCommittedAfterFullGc: slopeOver(committed, late, loadEnd, at),
+          }
+        : undefined,
+      // [s, RSS, RssAnon, RssFile (MiB), leader]
+      samples: inc.rss.map((s) => [at(s.at), s.rssMiB, s.anonMiB, s.fileMiB, s.leader ? 1 : 0]),
+      // [s, used, committed (MiB)]
+      heapAfterFullGcSamples: inc.gcs.map((g) => [at(g.at), g.afterMiB, g.committedAfterMiB]),
     };
   });
   const leaderRow = processRows.find((r) => r.roleAtEnd === 'leader');
@@ -699,6 +712,8 @@ async function dayOfLoad(
       ['heap after full GC, slope', slopeLabel + since, row?.heapAfterFullGcSlope],
       ['RSS slope', lateLabel, row?.lateSlopes?.rss],
       ['heap after full GC, slope', lateLabel, row?.lateSlopes?.heapAfterFullGc],
+      ['RssAnon slope', lateLabel, row?.lateSlopes?.anon],
+      ['heap committed after full GC, slope', lateLabel, row?.lateSlopes?.heapCommittedAfterFullGc],
     ] as const;
     for (const [what, over, slope] of slopes) if (slope) figures.push(figure('fleet', `${what} of the final ${role} ${over}`, slope.miBPerHour, 'MiB/h'));
   }
@@ -749,6 +764,9 @@ async function dayOfLoad(
       'heap after full GC first / max / last MiB (GCs)': r.heapAfterFullGcMiB ? `${r.heapAfterFullGcMiB.first} / ${r.heapAfterFullGcMiB.max} / ${r.heapAfterFullGcMiB.last} (${r.fullGcs})` : '-',
       'its slope MiB/h (from, GCs, range)': r.heapAfterFullGcSlope
         ? `${r.heapAfterFullGcSlope.miBPerHour} (${r.heapAfterFullGcSlope.fromS} s, ${r.heapAfterFullGcSlope.samples}, ${r.heapAfterFullGcSlope.minMiB}-${r.heapAfterFullGcSlope.maxMiB})`
+        : '-',
+      'heap committed after full GC first / max / last MiB': r.heapCommittedAfterFullGcMiB
+        ? `${r.heapCommittedAfterFullGcMiB.first} / ${r.heapCommittedAfterFullGcMiB.max} / ${r.heapCommittedAfterFullGcMiB.last}`
         : '-',
     })),
   );
