@@ -309,6 +309,9 @@ function extent(points: readonly { mib: number }[]) {
   return { first: points[0]!.mib, max: Math.max(...points.map((p) => p.mib)), last: points.at(-1)!.mib };
 }
 
+/** An extent as the table shows it: first / max / last, or '-'. */
+const showExtent = (e: ReturnType<typeof extent>, suffix = ''): string => (e ? `${e.first} / ${e.max} / ${e.last}${suffix}` : '-');
+
 /** hrto with `--trace-gc`: each process keeps its full GCs. */
 const TRACED: Operator<HrtoProcess> = { ...HRTO, process: (ctx, args) => HRTO.process(ctx, args, { traceGc: true }) };
 
@@ -759,15 +762,13 @@ async function dayOfLoad(
       ended: r.ended ?? '-',
       role: r.roleAtEnd,
       'CPU s': r.cpuSeconds,
-      'RSS first / max / last MiB': r.rssMiB ? `${r.rssMiB.first} / ${r.rssMiB.max} / ${r.rssMiB.last}` : '-',
+      'RSS first / max / last MiB': showExtent(r.rssMiB),
       'slope MiB/h (from, samples, range)': r.slope ? `${r.slope.miBPerHour} (${r.slope.fromS} s, ${r.slope.samples}, ${r.slope.minMiB}-${r.slope.maxMiB})` : '-',
-      'heap after full GC first / max / last MiB (GCs)': r.heapAfterFullGcMiB ? `${r.heapAfterFullGcMiB.first} / ${r.heapAfterFullGcMiB.max} / ${r.heapAfterFullGcMiB.last} (${r.fullGcs})` : '-',
+      'heap after full GC first / max / last MiB (GCs)': showExtent(r.heapAfterFullGcMiB, ` (${r.fullGcs})`),
       'its slope MiB/h (from, GCs, range)': r.heapAfterFullGcSlope
         ? `${r.heapAfterFullGcSlope.miBPerHour} (${r.heapAfterFullGcSlope.fromS} s, ${r.heapAfterFullGcSlope.samples}, ${r.heapAfterFullGcSlope.minMiB}-${r.heapAfterFullGcSlope.maxMiB})`
         : '-',
-      'heap committed after full GC first / max / last MiB': r.heapCommittedAfterFullGcMiB
-        ? `${r.heapCommittedAfterFullGcMiB.first} / ${r.heapCommittedAfterFullGcMiB.max} / ${r.heapCommittedAfterFullGcMiB.last}`
-        : '-',
+      'heap committed after full GC first / max / last MiB': showExtent(r.heapCommittedAfterFullGcMiB),
     })),
   );
   return { ...result, figures };
