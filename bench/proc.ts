@@ -23,7 +23,19 @@ export function memory(pid: number): { rssMiB: number; hwmMiB: number; anonMiB: 
 
 /** utime + stime of the process itself (not its children), in seconds. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/**
+ * utime + stime of the process's main thread alone: the rest of cpuSeconds is its other threads
+ * (for Node.js, V8's background compiler and GC helpers, libuv's pool).
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuSeconds(file: string): number {
+  const stat = readFileSync(file, 'utf8');
   // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // After the ')' the fields start at 3 (state): utime is field 14, stime field 15.
