@@ -303,6 +303,9 @@ function slopeOver(points: readonly { at: number; mib: number }[], from: number,
   return { miBPerHour: Number(slope.toFixed(2)), fromS: at(from), samples: window.length, minMiB: Math.min(...values), maxMiB: Math.max(...values) };
 }
 
+/** A slope as the table shows it: MiB/h (from, points, range), or '-'. */
+const showSlope = (s: ReturnType<typeof slopeOver>): string => (s ? `${s.miBPerHour} (${s.fromS} s, ${s.samples}, ${s.minMiB}-${s.maxMiB})` : '-');
+
 /** A series' first, highest and last value; undefined when empty. */
 function extent(points: readonly { mib: number }[]) {
   if (points.length === 0) return undefined;
@@ -763,11 +766,9 @@ async function dayOfLoad(
       role: r.roleAtEnd,
       'CPU s': r.cpuSeconds,
       'RSS first / max / last MiB': showExtent(r.rssMiB),
-      'slope MiB/h (from, samples, range)': r.slope ? `${r.slope.miBPerHour} (${r.slope.fromS} s, ${r.slope.samples}, ${r.slope.minMiB}-${r.slope.maxMiB})` : '-',
+      'slope MiB/h (from, samples, range)': showSlope(r.slope),
       'heap after full GC first / max / last MiB (GCs)': showExtent(r.heapAfterFullGcMiB, ` (${r.fullGcs})`),
-      'its slope MiB/h (from, GCs, range)': r.heapAfterFullGcSlope
-        ? `${r.heapAfterFullGcSlope.miBPerHour} (${r.heapAfterFullGcSlope.fromS} s, ${r.heapAfterFullGcSlope.samples}, ${r.heapAfterFullGcSlope.minMiB}-${r.heapAfterFullGcSlope.maxMiB})`
-        : '-',
+      'its slope MiB/h (from, GCs, range)': showSlope(r.heapAfterFullGcSlope),
       'heap committed after full GC first / max / last MiB': showExtent(r.heapCommittedAfterFullGcMiB),
     })),
   );
