@@ -1,5 +1,11 @@
 // Prometheus metrics. One registry per controller instance so several can run in one process (tests).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// Module by module: prom-client's index also loads what hrto never uses (Summary with its t-digest,
+// the Pushgateway with zlib, the cluster aggregator), code held in memory for the process's life.
+import Counter from 'prom-client/lib/counter.js';
+import collectDefaultMetrics from 'prom-client/lib/defaultMetrics.js';
+import Gauge from 'prom-client/lib/gauge.js';
+import Histogram from 'prom-client/lib/histogram.js';
+import Registry from 'prom-client/lib/registry.js';
 import type { ApiObserver } from './kube/api.js';
 
 export interface Metrics {
