@@ -8,7 +8,7 @@ import { CrossNamespaceRefError, InvalidReferenceError } from './errors.js';
 import { type Keys, TRIGGER_DISABLED } from './keys.js';
 import type { ValuesIndex } from './mapping/index.js';
 import { type ObjectRef, parseTargets, refKey } from './mapping/targets.js';
-import { type FactsContext, namesContent, rolloutFacts } from './rollout/facts.js';
+import { carriedContent, type FactsContext, namesContent, rolloutFacts } from './rollout/facts.js';
 import { parseSelector } from './selector.js';
 import { watchedKinds } from './sources/caches.js';
 import type { ReleaseObject, SourceKind, SourceObject } from './sources/objects.js';
@@ -113,11 +113,14 @@ export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded
     const consumer = byRef.get(key);
     const release = ctx.getRelease(key);
     const rollout = release && rolloutFacts(release, src.key, src.digest, ctx.rollout, now);
+    // hrto's record on the release names the content its last trigger carried from this source: a
+    // restart or a new leader does not trigger it twice for it.
+    const carried = release && carriedContent(release, src.key);
     return {
       ref,
       release,
-      // hrto's record on the release says so too: a new leader does not trigger it twice.
-      triggeredDigest: triggered?.get(key) ?? (rollout?.outcome ? src.digest : undefined),
+      triggeredDigest: triggered?.get(key) ?? (carried !== undefined && src.digest.startsWith(carried) ? src.digest : undefined),
+      carried,
       rollout,
       inScope: release === undefined || ctx.inScope(release),
       valuesKeys: consumer?.keys,

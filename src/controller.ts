@@ -23,7 +23,8 @@ import { parseSelector } from './selector.js';
 import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
 import type { ReleaseObject } from './sources/objects.js';
 import { monotonicNanoClock } from './trigger.js';
-import { releaseHandlers, sourceHandlers } from './watches.js';
+import { releaseHandlers, sourceHandlers, sourcesToWake } from './watches.js';
+import { Holder } from './holds.js';
 import { type Lane, WorkerPool } from './workers.js';
 
 export { CacheSyncTimeoutError } from './sources/caches.js';
@@ -111,20 +112,38 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     clock: monotonicNanoClock(),
     rollout: {
       recordAnnotation: keys.rolloutRecord,
-      // Waved releases gate the waves above them; with an in-flight limit every trigger is counted.
-      tracks: (release) => release.wave !== undefined || config.maxUpgradesInFlight > 0,
+      holdAnnotation: keys.suspendedBy,
       windowsClosed: (release) => windowsClosed(release, decision.rollout, Date.now()),
       maxInFlight: config.maxUpgradesInFlight,
       inFlight: () => {
         const now = Date.now();
-        return caches.listReleases().filter((r) => upgradeInFlight(r, decision.rollout, now)).length;
+        // Every trigger leaves a record; waved releases gate the waves above them, and with an
+        // in-flight limit every release counts.
+        const counted = (r: ReleaseObject): boolean => config.maxUpgradesInFlight > 0 || r.wave !== undefined;
+        return caches.listReleases().filter((r) => counted(r) && upgradeInFlight(r, decision.rollout, now)).length;
       },
     },
   });
-  const reconciler = new Reconciler({
+  const holder: Holder = new Holder({
+    annotation: keys.suspendedBy,
+    getRelease,
+    // Only a wave, windows or an in-flight limit can hold a change: other releases cost no look.
+    mayHold: (release) => release.wave !== undefined || release.triggerWindows !== undefined || config.triggerWindows.length > 0 || config.maxUpgradesInFlight > 0,
+    rowsFor: (release) => reconciler.rowsFor(release),
+    waitingForSlot: (release) => scheduler.waitingForSlot(release),
+    writer,
+    events,
+    metrics,
+    log,
+    now: Date.now,
+  });
+  const reconciler: Reconciler = new Reconciler({
     ...decision,
     values,
     scheduler,
+    sourcesOf: (release) => sourcesToWake(release, index, values),
+    markedFor: (source) => holder.markedFor(source),
+    wakeHold: (release) => releaseQueue.add(release),
     getSource,
     getRelease,
     writer,
@@ -157,7 +176,18 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const releaseCount = (): number => caches.releases.reduce((n, i) => n + i.size, 0);
   const lanes: Lane[] = [
     { name: 'trigger', queue, reconcile: (key) => reconciler.reconcile(key), workers: config.maxConcurrency },
-    { name: 'release', queue: releaseQueue, reconcile: (key) => scheduler.reconcile(key), workers: config.maxConcurrency },
+    {
+      name: 'release',
+      queue: releaseQueue,
+      // A release's hold first: while a source holds a change from it, no trigger may go (it would
+      // carry the held change too).
+      reconcile: async (key) => {
+        const hold = await holder.reconcile(key);
+        if (hold === 'retry') return 'retry';
+        return hold.held ? 'done' : scheduler.reconcile(key);
+      },
+      workers: config.maxConcurrency,
+    },
     // Marking is rare and cheap: two workers keep a slow patch from holding up the others.
     { name: 'autodiscovery', queue: markQueue, reconcile: (key) => discoverer.reconcile(key), workers: config.autodiscovery ? 2 : 0 },
   ];
@@ -185,7 +215,11 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     synced: () => pool.isSynced(),
   });
   for (const informer of caches.sources) informer.addHandlers(onSource);
-  const onRelease = releaseHandlers({ ...watchDeps, releaseStatusChanged: rolloutChanged });
+  const onRelease = releaseHandlers({
+    ...watchDeps,
+    releaseStatusChanged: rolloutChanged,
+    holds: { track: (release, deleted) => holder.track(release, deleted), wake: (key) => releaseQueue.add(key) },
+  });
   for (const informer of caches.releases) informer.addHandlers(onRelease);
 
   metrics.observe({
@@ -197,7 +231,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     watchedReleases: releaseCount,
     informersSynced: () => caches.all.map((informer) => [informer.name, informer.hasSynced()] as const),
     leader: isLeader,
-    heldReleases: () => reconciler.heldReleases(),
+    heldReleases: () => holder.heldByReason(),
+    oldestHoldSeconds: () => holder.oldestHoldSeconds(),
     upgradesInFlight: () => scheduler.upgradesInFlight(),
   });
 

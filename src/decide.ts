@@ -51,7 +51,7 @@ export const ACTIONS: Readonly<Record<TargetAction, ActionFacts>> = {
   current: { handled: true, pending: false, reason: 'up to date: the recorded digest is the content' },
   trigger: { handled: false, pending: true, reason: 'trigger pending: the content changed since the recorded digest' },
   adopt: { handled: true, pending: true, reason: 'adoption pending: first sight, and the release is newer than the content' },
-  done: { handled: true, pending: false, reason: 'triggered; the digest is about to be recorded' },
+  done: { handled: true, pending: false, reason: 'triggered for this content' },
   unchanged: {
     handled: true,
     pending: false,
@@ -119,6 +119,8 @@ export interface TargetInput {
   ref: ObjectRef;
   release: ReleaseObject | undefined;
   triggeredDigest: string | undefined;
+  /** The digest prefix of this source's content that hrto's last trigger of the release carried. */
+  carried?: string | undefined;
   /** The keys the release reads through valuesFrom; undefined: the whole content counts. */
   valuesKeys?: readonly string[] | undefined;
   /** Left to helm-controller's own watch of this source. */
@@ -174,6 +176,9 @@ function baseAction(input: DecideInput, firstSight: boolean, t: TargetInput): Ta
   if (release.suspended) return 'suspended';
   if (input.sourcePaused || release.paused) return 'paused';
   if (triggeredDigest === input.digest) return 'done';
+  // Back at the recorded content (a revert after a halt): only releases a trigger gave another
+  // content need it again.
+  if (input.recorded === input.digest) return carriedOther(input, t) ? 'trigger' : 'current';
   const keys = firstSight || !valuesKeys ? undefined : keysState(input, valuesKeys);
   if (keys === 'unchanged') return 'unchanged';
   if (fluxWatches) return 'deferred';
@@ -183,17 +188,21 @@ function baseAction(input: DecideInput, firstSight: boolean, t: TargetInput): Ta
 
 const CANNOT_ACT: ReadonlySet<TargetAction> = new Set(['missing', 'suspended', 'paused']);
 
+/** hrto's last trigger of the release carried another content of this source than the one it has now. */
+const carriedOther = (input: DecideInput, t: TargetInput): boolean => t.carried !== undefined && !input.digest.startsWith(t.carried);
+
 export function decide(input: DecideInput): Plan {
   const readKeys = new Set(input.targets.flatMap((t) => t.valuesKeys ?? []));
   const keyDigests = selectKeyDigests(input.keyDigests, readKeys);
-  if (input.recorded === input.digest) {
+  if (input.recorded === input.digest && !input.targets.some((t) => t.release && carriedOther(input, t))) {
     const targets = input.targets.map(({ ref }): TargetPlan => ({ ref, action: 'current' }));
     return { upToDate: true, firstSight: false, targets, record: false, keyDigests, skipped: [], wakeAt: undefined };
   }
   const firstSight = !isOwnDigest(input.recorded);
   const base = input.targets.map((t) => baseAction(input, firstSight, t));
   const { targets, skipped, wake } = applyGates(input, base);
-  const record = targets.every((t) => ACTIONS[t.action].handled);
+  // (Back at the recorded content, there is nothing new to record.)
+  const record = input.recorded !== input.digest && targets.every((t) => ACTIONS[t.action].handled);
   return { upToDate: false, firstSight, targets, record, keyDigests, skipped, wakeAt: wake };
 }
 

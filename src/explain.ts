@@ -6,6 +6,8 @@ import type { KubeApi } from './kube/api.js';
 import { diffKeys, formatKeyChanges } from './changes.js';
 import { ACTIONS, type TargetAction } from './decide.js';
 import { describeGate, type Gate } from './rollout/gate.js';
+import { namesContent, rolloutFacts, triggeredFor } from './rollout/facts.js';
+import { holdState, parseHoldMark } from './rollout/hold.js';
 import { keysFor } from './keys.js';
 import type { Logger } from './log.js';
 import { ValuesIndex } from './mapping/index.js';
@@ -38,6 +40,8 @@ export interface ExplainedRelease {
   exists: boolean;
   suspended: boolean;
   paused: boolean;
+  /** hrto's hold: suspended by hrto (held), or lifted by someone else (overridden). */
+  hold?: { state: 'held' | 'overridden'; reason: string; since: string; by?: string | undefined; sources: string[] } | undefined;
   sources: ExplainedSource[];
 }
 
@@ -78,6 +82,7 @@ export function explain(
     const changedKeys = assessment.plan.upToDate ? undefined : formatKeyChanges(diffKeys(src.annotations[ctx.keys.keyHashes], src.keyDigests));
     for (const { ref, action, wave, gate } of assessment.plan.targets) {
       const reader = readers.get(refKey(ref));
+      const release = byKey.get(refKey(ref));
       const named = src.annotations[ctx.keys.targetNames]?.split(',').some((n) => n.trim() === ref.name) ?? false;
       add(refKey(ref), {
         source: src.key,
@@ -87,7 +92,7 @@ export function explain(
         recorded: recorded.digest,
         state: action,
         pending: ACTIONS[action].pending,
-        reason: gate ? describeGate(gate) : ACTIONS[action].reason,
+        reason: gate ? describeGate(gate) : action === 'done' && release ? triggeredReason(release, src, full) : ACTIONS[action].reason,
         wave,
         changedKeys: ACTIONS[action].pending ? changedKeys : undefined,
         gate,
@@ -123,15 +128,36 @@ export function explain(
     .sort()
     .map((key) => {
       const release = byKey.get(key);
+      const mark = parseHoldMark(release?.holdMark);
+      const state = release && holdState(release.suspend, mark);
       return {
         release: key,
         exists: release !== undefined,
         suspended: release?.suspended ?? false,
         paused: release?.paused ?? false,
+        hold:
+          mark && (state === 'held' || state === 'overridden')
+            ? { state, reason: mark.reason, since: mark.since, by: mark.over, sources: Object.keys(mark.src) }
+            : undefined,
         sources: (rows.get(key) ?? []).sort((a, b) => a.source.localeCompare(b.source)),
       };
     });
   return { releases: out, refused: refused.filter((r) => !filter.namespace || r.source.split('/')[1] === filter.namespace) };
+}
+
+/** A release triggered for this content: when, and what came of it when its outcome gates a rollout. */
+function triggeredReason(release: ReleaseObject, src: SourceObject, ctx: AssessContext): string {
+  const record = triggeredFor(release, src.key, src.digest);
+  if (!record) return ACTIONS.done.reason;
+  const outcome = rolloutFacts(release, src.key, src.digest, ctx.rollout, ctx.now())?.outcome;
+  const at = `triggered for this content at ${record.at}`;
+  if (outcome?.state === 'failed') {
+    const resumed = namesContent(src.annotations[ctx.keys.rolloutResume], src.digest);
+    return `failed (${outcome.reason}${outcome.message ? `: ${outcome.message}` : ''}) after being ${at}${resumed ? '; the rollout was resumed past it' : '; the rollout is halted on it'}`;
+  }
+  if (outcome?.state === 'progressing') return `${at}; upgrading`;
+  if (outcome?.state === 'succeeded') return `${at}; upgraded and healthy`;
+  return at;
 }
 
 const short = (digest: string | undefined): string => (digest ? `${digest.slice(0, 19)}…` : '-');
@@ -141,7 +167,8 @@ export function formatReport(report: ExplainReport): string {
   const header = ['HELMRELEASE', 'WAVE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
   const lines: string[][] = [header];
   for (const r of report.releases) {
-    const state = !r.exists ? ' (missing)' : r.suspended ? ' (suspended)' : r.paused ? ' (paused)' : '';
+    const hold = r.hold?.state === 'held' ? ` (held by hrto since ${r.hold.since}: ${r.hold.reason})` : r.hold ? ` (hrto's hold lifted by ${r.hold.by})` : '';
+    const state = !r.exists ? ' (missing)' : r.suspended ? ' (suspended)' : r.paused ? ' (paused)' : hold;
     const release = `${r.release}${state}`;
     if (r.sources.length === 0) lines.push([release, '-', '-', '-', '-', '-', 'no watched source feeds it']);
     for (const s of r.sources) {

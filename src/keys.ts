@@ -49,6 +49,8 @@ export interface Keys {
   rolloutResume: string;
   /** hrto's record of its last trigger on a HelmRelease, for reading the outcome. */
   rolloutRecord: string;
+  /** hrto's mark on a HelmRelease it suspended to hold a change (see rollout/hold.ts). */
+  suspendedBy: string;
 }
 
 export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
@@ -71,6 +73,7 @@ export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
     rolloutNow: `${domain}/rollout-now`,
     rolloutResume: `${domain}/rollout-resume`,
     rolloutRecord: `${domain}/rollout`,
+    suspendedBy: `${domain}/suspended-by`,
   };
 }
 

@@ -26,7 +26,9 @@ export interface Metrics {
   leader: Gauge;
   throttleWait: Histogram;
   fluxEventPosts: Counter<'result'>;
-  heldReleases: Gauge;
+  heldReleases: Gauge<'reason'>;
+  oldestHold: Gauge;
+  holdSteps: Counter<'step'>;
   upgradesInFlight: Gauge;
   rolloutsHalted: Counter;
   invalidRollouts: Counter;
@@ -45,8 +47,10 @@ export interface StateProbe {
   watchedReleases(): number;
   informersSynced(): Iterable<readonly [informer: string, synced: boolean]>;
   leader(): boolean;
-  /** HelmReleases with a change held outside their trigger windows. */
-  heldReleases(): number;
+  /** HelmReleases hrto holds suspended now, by the reason they were held for. */
+  heldReleases(): Iterable<readonly [reason: string, count: number]>;
+  /** Seconds the oldest hold has lasted (0: none). */
+  oldestHoldSeconds(): number;
   /** Triggered HelmReleases whose upgrade has not finished (tracked with waves or --max-upgrades-in-flight). */
   upgradesInFlight(): number;
 }
@@ -138,11 +142,28 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     }),
     heldReleases: new Gauge({
       name: 'hrto_held_releases',
-      help: 'HelmReleases with a change held outside their trigger windows.',
+      help: 'HelmReleases hrto holds suspended so that helm-controller does not apply a held change, by reason (window, wave, halted, invalid, in-flight).',
+      labelNames: ['reason'],
       registers,
       collect() {
-        if (probe) this.set(probe.heldReleases());
+        if (!probe) return;
+        this.reset();
+        for (const [reason, count] of probe.heldReleases()) this.set({ reason }, count);
       },
+    }),
+    oldestHold: new Gauge({
+      name: 'hrto_oldest_hold_seconds',
+      help: 'How long the oldest hold (a HelmRelease hrto keeps suspended) has lasted; 0 when none.',
+      registers,
+      collect() {
+        if (probe) this.set(probe.oldestHoldSeconds());
+      },
+    }),
+    holdSteps: new Counter({
+      name: 'hrto_hold_steps_total',
+      help: 'Writes of a hold: suspend, remark, lift, override (someone else lifted hrto\'s suspension), unmark.',
+      labelNames: ['step'],
+      registers,
     }),
     upgradesInFlight: new Gauge({
       name: 'hrto_upgrades_in_flight',

@@ -1,7 +1,7 @@
 // One source key -> read the cache -> decide -> ask the scheduler for triggers -> once they landed,
 // record the digest. Level-triggered: everything it needs is in the cache and in the digest recorded
 // on the source, so a restart or a dropped event loses nothing.
-import { assess, type AssessContext, recordedOn } from './assess.js';
+import { assess, type AssessContext, type Recorded, recordedOn } from './assess.js';
 import { ACTIONS, type Plan, type TargetAction } from './decide.js';
 import { diffKeys, encodeKeyHashes, formatKeyChanges } from './changes.js';
 import { encodeKeyDigests } from './digest.js';
@@ -15,10 +15,18 @@ import { type ObjectRef, refKey } from './mapping/targets.js';
 import type { TriggerRequest, TriggerScheduler } from './scheduler.js';
 import { describeGate } from './rollout/gate.js';
 import { shortDigest } from './rollout/facts.js';
-import type { SourceObject } from './sources/objects.js';
+import type { ReleaseObject, SourceObject } from './sources/objects.js';
+import type { SourceRow } from './holds.js';
+import { holdStale } from './rollout/hold.js';
 
 export interface ReconcilerOptions extends AssessContext {
   getSource(key: string): SourceObject | undefined;
+  /** The sources that name a release or that it reads. */
+  sourcesOf(release: ReleaseObject): string[];
+  /** Releases carrying hrto's hold mark for a source. */
+  markedFor(source: string): string[];
+  /** Asks for the hold of a release to be looked at (the release lane). */
+  wakeHold(release: string): void;
   writer: KubeWriter;
   events: EventRecorder;
   metrics: Metrics;
@@ -88,8 +96,6 @@ export class Reconciler {
   private readonly reportedInvalid = new Map<string, string>();
   /** source -> rollout Events already emitted for its current change (held, halted, skipped). */
   private readonly told = new Map<string, Set<string>>();
-  /** source -> HelmReleases it holds outside their windows. */
-  private readonly held = new Map<string, Set<string>>();
 
   private readonly adoptions: AdoptionSummary;
 
@@ -112,36 +118,67 @@ export class Reconciler {
     this.changeSeenAt.delete(key);
     this.reportedInvalid.delete(key);
     this.told.delete(key);
-    this.held.delete(key);
+  }
+
+  /** The state recorded on a source: this process's newer write, or the object's annotations. */
+  private recordedFor(key: string, src: SourceObject): Recorded {
+    const memo = this.recorded.get(key);
+    const onObject = recordedOn(src, this.opts.keys);
+    if (onObject.digest === src.digest) this.recorded.delete(key);
+    return memo?.digest === src.digest ? memo : onObject;
+  }
+
+  /** What each source naming or read by a release decides for it now, from the cache (for its hold). */
+  rowsFor(release: ReleaseObject): SourceRow[] {
+    const rows: SourceRow[] = [];
+    for (const key of new Set(this.opts.sourcesOf(release))) {
+      const src = this.opts.getSource(key);
+      if (!src) continue;
+      const assessment = assess(src, this.opts, this.recordedFor(key, src), this.triggered.get(key));
+      if ('invalid' in assessment) continue;
+      const t = assessment.plan.targets.find((x) => x.ref.namespace === release.namespace && x.ref.name === release.name);
+      if (t) rows.push({ source: key, digest: src.digest, action: t.action, gate: t.gate });
+    }
+    return rows;
+  }
+
+  /** Wakes the hold of each target whose wish (hold this content, or not) differs from its mark. */
+  private wakeHolds(key: string, digest: string, plan: Plan): void {
+    for (const t of plan.targets) {
+      const ref = refKey(t.ref);
+      const release = this.opts.getRelease(ref);
+      if (release && holdStale(release.suspend, release.holdMark, key, shortDigest(digest), t.gate !== undefined)) this.opts.wakeHold(ref);
+    }
   }
 
   async reconcile(key: string): Promise<Outcome> {
     const { keys, log } = this.opts;
     const src = this.opts.getSource(key);
     if (!src) {
-      // Deleted or no longer labeled: deleting a source never triggers.
+      // Deleted or no longer labeled: deleting a source never triggers, and holds nothing.
       this.forgetSource(key);
+      for (const release of this.opts.markedFor(key)) this.opts.wakeHold(release);
       return 'done';
     }
-    const memo = this.recorded.get(key);
-    const onObject = recordedOn(src, keys);
-    if (onObject.digest === src.digest) this.recorded.delete(key);
-    const assessment = assess(src, this.opts, memo?.digest === src.digest ? memo : onObject, this.triggered.get(key));
+    const keyHashes = this.recorded.get(key)?.keyHashes ?? src.annotations[keys.keyHashes];
+    const recorded = this.recordedFor(key, src);
+    const assessment = assess(src, this.opts, recorded, this.triggered.get(key));
     if ('invalid' in assessment) {
       this.reportInvalid(key, src, assessment.invalid);
+      for (const release of this.opts.markedFor(key)) this.opts.wakeHold(release);
       return 'done';
     }
     this.reportedInvalid.delete(key);
     const { plan } = assessment;
+    this.wakeHolds(key, src.digest, plan);
     if (plan.upToDate) {
       this.triggered.delete(key);
       this.changeSeenAt.delete(key);
       this.told.delete(key);
-      this.held.delete(key);
       log.debug({ source: key, digest: src.digest }, 'content unchanged since last recorded');
       return 'done';
     }
-    return this.carryOut(key, src, plan, memo?.keyHashes ?? src.annotations[keys.keyHashes]);
+    return this.carryOut(key, src, plan, keyHashes);
   }
 
   private async carryOut(key: string, src: SourceObject, plan: Plan, keyHashes: string | undefined): Promise<Outcome> {
@@ -206,12 +243,8 @@ export class Reconciler {
   /** Held, gated, halted and skipped targets: a log line each time, an Event once per change. */
   private reportRollout(key: string, src: SourceObject, plan: Plan, changes: string): void {
     const { log, events, metrics } = this.opts;
-    if (plan.skipped.length === 0 && !plan.targets.some((t) => t.gate)) {
-      this.held.delete(key);
-      return;
-    }
+    if (plan.skipped.length === 0 && !plan.targets.some((t) => t.gate)) return;
     const what = `${src.kind} ${src.namespace}/${src.name} (${shortDigest(src.digest)}; ${changes})`;
-    const held = new Set<string>();
     // One log line per distinct reason, however many releases wait for it.
     const waits = new Map<string, ObjectRef[]>();
     for (const t of plan.targets) {
@@ -222,7 +255,6 @@ export class Reconciler {
       if (same) same.push(t.ref);
       else waits.set(reason, [t.ref]);
       if (t.gate.gate === 'held') {
-        held.add(refKey(t.ref));
         if (!release) continue;
         if (t.gate.by === 'invalid') {
           if (this.once(key, `invalid\u0000${refKey(t.ref)}\u0000${t.gate.message}`)) {
@@ -248,8 +280,6 @@ export class Reconciler {
       }
     }
     for (const [reason, refs] of waits) log.info({ source: key, targets: sample(refs), count: refs.length, digest: src.digest, changedKeys: changes }, `${src.kind} change ${reason}`);
-    if (held.size > 0) this.held.set(key, held);
-    else this.held.delete(key);
     for (const t of plan.skipped) {
       if (!this.once(key, `skipped\u0000${src.digest}\u0000${refKey(t.ref)}`)) continue;
       const message = `wave ${t.wave}: HelmRelease ${refKey(t.ref)} is ${t.action === 'missing' ? 'missing' : t.action}, so the waves above it do not wait for it (${what}); it is triggered when it can act again`;
@@ -265,11 +295,6 @@ export class Reconciler {
     if (seen.has(fingerprint)) return false;
     seen.add(fingerprint);
     return true;
-  }
-
-  /** HelmReleases with a change held outside their windows, for the gauge. */
-  heldReleases(): number {
-    return new Set([...this.held.values()].flatMap((s) => [...s])).size;
   }
 
   /** The scheduler's report: remember what landed so the source can record its digest. */

@@ -3,13 +3,14 @@
 // minimum interval after its last trigger. Nothing asked is dropped: a request waits, it is never
 // discarded, and the sources that asked are woken when their trigger landed (or could not).
 import { type EventRecorder, helmReleaseObject } from './events.js';
-import type { KubeWriter } from './kube/client.js';
+import type { KubeWriter, ReleasePatch } from './kube/client.js';
 import { NotLeaderError } from './errors.js';
 import { ApiError, statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { shortDigest } from './rollout/facts.js';
 import { encodeRolloutRecord, parseRolloutRecord, snapshotBefore } from './rollout/health.js';
+import { parseHoldMark, releaseFields } from './rollout/hold.js';
 import type { WorkQueue } from './queue.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
 import type { TokenBucket } from './throttle.js';
@@ -27,10 +28,10 @@ export interface TriggerRequest {
 
 /** How the rollout bears on the trigger itself: asked again when it is due, since debounce moves it in time. */
 export interface RolloutPolicy {
-  /** The annotation hrto keeps its trigger record in. */
+  /** The annotation hrto keeps its trigger record in: every trigger writes it, so a restart knows what was sent. */
   recordAnnotation: string;
-  /** Whether to record the trigger on the release (its outcome is then read for waves and in-flight counting). */
-  tracks(release: ReleaseObject): boolean;
+  /** hrto's hold mark: a trigger of a release hrto holds suspended resumes it in the same patch. */
+  holdAnnotation: string;
   /** The release's windows are closed now (or cannot be read): a trigger must not go. */
   windowsClosed(release: ReleaseObject): boolean;
   /** --max-upgrades-in-flight; 0: unlimited. */
@@ -106,6 +107,8 @@ export class TriggerScheduler {
   private readonly sentRecords = new Map<string, string>();
   /** Trigger patches whose answer was lost, until the cache says whether they landed. */
   private readonly unanswered = new Map<string, Unanswered>();
+  /** Releases whose trigger waits for a slot under --max-upgrades-in-flight (held meanwhile). */
+  private readonly waitingSlot = new Set<string>();
 
   constructor(private readonly opts: SchedulerOptions) {}
 
@@ -115,6 +118,12 @@ export class TriggerScheduler {
     if (!pending) this.pending.set(release, (pending = { firstAt: Date.now(), requests: new Map() }));
     pending.requests.set(request.source.key, request);
     this.opts.queue.addAfter(release, this.delay(release, pending));
+  }
+
+  /** The requests of a release whose trigger waits for a slot under --max-upgrades-in-flight. */
+  waitingForSlot(release: string): { source: string; digest: string }[] {
+    if (!this.waitingSlot.has(release)) return [];
+    return [...(this.pending.get(release)?.requests.values() ?? [])].map((r) => ({ source: r.source.key, digest: r.source.digest }));
   }
 
   /** Whether a trigger for this source's digest is already waiting or being sent. */
@@ -147,6 +156,7 @@ export class TriggerScheduler {
     if (!release || release.suspended || release.paused) {
       // The sources decide again: they report it missing, or wait for the resume.
       this.pending.delete(key);
+      this.waitingSlot.delete(key);
       this.opts.onSettled(key, [...pending.requests.values()], false);
       return 'done';
     }
@@ -172,9 +182,11 @@ export class TriggerScheduler {
     const inFlight = rollout.maxInFlight > 0 ? this.upgradesInFlight() : 0;
     if (rollout.maxInFlight > 0 && inFlight >= rollout.maxInFlight) {
       this.opts.log.debug({ target: key, inFlight, max: rollout.maxInFlight }, 'trigger waits for --max-upgrades-in-flight');
+      this.waitingSlot.add(key);
       this.opts.queue.addAfter(key, IN_FLIGHT_POLL_MS);
       return 'done';
     }
+    this.waitingSlot.delete(key);
     if (this.opts.throttle) {
       if (pending.slot === undefined) {
         const reserved = this.opts.throttle.reserve(Date.now());
@@ -243,18 +255,23 @@ export class TriggerScheduler {
     const { triggerMode, metrics, log, dryRun, rollout } = this.opts;
     const requestedAt = formatRFC3339Nano(this.opts.clock());
     const reset = this.opts.resetStalled && release.stalled;
-    const patch = triggerPatch(triggerMode, requestedAt, reset);
-    const tracked = rollout.tracks(release);
-    if (tracked) {
-      // In the same patch: what the release looked like before, so its outcome can be read later,
-      // by this process or by the next leader, and which contents the trigger carried.
-      const src = { ...parseRolloutRecord(release.rolloutRecord)?.src };
-      for (const r of requests) src[r.source.key] = shortDigest(r.source.digest);
-      const record = { at: requestedAt, ...snapshotBefore(release, reset), force: triggerMode === 'force', src: newest(src, MAX_RECORDED_SOURCES) };
-      patch.metadata.annotations[rollout.recordAnnotation] = encodeRolloutRecord(record);
+    const patch: ReleasePatch = triggerPatch(triggerMode, requestedAt, reset);
+    // A release hrto holds is resumed by its trigger, in the same patch.
+    const resume = releaseFields(release.suspend, parseHoldMark(release.holdMark), rollout.holdAnnotation);
+    if (resume) {
+      Object.assign(patch.metadata.annotations, resume.annotations);
+      if (resume.spec) patch.spec = resume.spec;
     }
+    // In the same patch: what the release looked like before, so its outcome can be read later, by
+    // this process or by the next leader, and which contents the trigger carried (so that no
+    // process triggers it for them again). Resuming changes the generation, which resets
+    // helm-controller's failure count: count from zero then, as for a reset.
+    const src = { ...parseRolloutRecord(release.rolloutRecord)?.src };
+    for (const r of requests) src[r.source.key] = shortDigest(r.source.digest);
+    const record = { at: requestedAt, ...snapshotBefore(release, reset || patch.spec !== undefined), force: triggerMode === 'force', src: newest(src, MAX_RECORDED_SOURCES) };
+    patch.metadata.annotations[rollout.recordAnnotation] = encodeRolloutRecord(record);
     // Counted before the patch leaves: workers deciding meanwhile must see it (--max-upgrades-in-flight).
-    if (tracked && !dryRun) this.sentRecords.set(release.key, requestedAt);
+    if (!dryRun) this.sentRecords.set(release.key, requestedAt);
     try {
       // In a dry run the writer patches nothing.
       await this.opts.writer.patchRelease(release.namespace, release.name, patch);

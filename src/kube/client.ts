@@ -17,6 +17,12 @@ export interface AnnotationPatch {
   metadata: { annotations: Record<string, string | null> };
 }
 
+/** A HelmRelease patch: the trigger's annotations, and for a hold spec.suspend; resourceVersion makes it conditional. */
+export interface ReleasePatch {
+  metadata: { annotations: Record<string, string | null>; resourceVersion?: string };
+  spec?: { suspend: boolean };
+}
+
 /** A merge patch of labels and annotations; with resourceVersion it fails with 409 on a stale read. */
 export interface MetadataPatch {
   metadata: {
@@ -35,7 +41,7 @@ export interface SourceMetadata {
 
 /** The API calls the reconcilers and event recorder make; an interface so tests can count them. */
 export interface KubeWriter {
-  patchRelease(namespace: string, name: string, patch: AnnotationPatch): Promise<void>;
+  patchRelease(namespace: string, name: string, patch: ReleasePatch): Promise<void>;
   patchSource(kind: SourceKind, namespace: string, name: string, patch: MetadataPatch): Promise<void>;
   /** Metadata only (never a Secret's data); undefined when the object does not exist. */
   getSourceMetadata(kind: SourceKind, namespace: string, name: string): Promise<SourceMetadata | undefined>;

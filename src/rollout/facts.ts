@@ -45,6 +45,11 @@ export function triggeredFor(release: ReleaseObject, source: string, digest: str
   return sent !== undefined && digest.startsWith(sent) ? record : undefined;
 }
 
+/** The digest prefix of this source's content that hrto's last trigger of the release carried. */
+export function carriedContent(release: ReleaseObject, source: string): string | undefined {
+  return release.rolloutRecord === undefined ? undefined : parseRolloutRecord(release.rolloutRecord)?.src[source];
+}
+
 /** A release's wave and windows, or what is wrong with them. */
 export function rolloutConfig(release: ReleaseObject, ctx: FactsContext): { wave: number | undefined; windows: readonly Window[] } | { invalid: string } {
   try {
@@ -65,19 +70,21 @@ export function windowsClosed(release: ReleaseObject, ctx: FactsContext, now: nu
 
 /** The facts, or undefined when none of it applies (today's behaviour, at no cost). */
 export function rolloutFacts(release: ReleaseObject, source: string, digest: string, ctx: FactsContext, now: number): RolloutFacts | undefined {
-  if (release.wave === undefined && release.triggerWindows === undefined && ctx.triggerWindows.length === 0 && release.rolloutRecord === undefined) return undefined;
+  if (release.wave === undefined && release.triggerWindows === undefined && ctx.triggerWindows.length === 0) return undefined;
   const facts: RolloutFacts = { now: namesContent(release.rolloutNow, digest) };
-  const config = rolloutConfig(release, ctx);
-  if ('invalid' in config) facts.invalid = config.invalid;
+  const parsed = rolloutConfig(release, ctx);
+  const config = 'invalid' in parsed ? { wave: undefined } : parsed;
+  if ('invalid' in parsed) facts.invalid = parsed.invalid;
   else {
-    facts.wave = config.wave;
-    if (config.windows.length > 0) {
-      const state = windowState(config.windows, now);
+    facts.wave = parsed.wave;
+    if (parsed.windows.length > 0) {
+      const state = windowState(parsed.windows, now);
       facts.window = state.open ? { open: true } : state;
     }
   }
   const record = triggeredFor(release, source, digest);
-  if (record) {
+  // Only a waved release's outcome gates anything (the status is cached for those alone).
+  if (record && config.wave !== undefined) {
     const health = readHealth(release, record, now, ctx.waveTimeoutMs);
     facts.outcome = health.state === 'progressing' ? { state: 'progressing', deadline: Date.parse(record.at) + ctx.waveTimeoutMs } : health;
   }
@@ -92,7 +99,7 @@ export function upgradeInFlight(release: ReleaseObject, ctx: FactsContext, now: 
 
 /** What a rollout decision reads of a release, so that a change of any of it wakes its sources. */
 function rolloutView(r: ReleaseObject): string {
-  const tracked = r.rolloutRecord !== undefined;
+  const tracked = r.wave !== undefined;
   return JSON.stringify([
     r.wave,
     r.triggerWindows,
@@ -105,6 +112,7 @@ function rolloutView(r: ReleaseObject): string {
 
 /** A release's rollout facts changed (its annotations, or the status of a recorded trigger). */
 export function rolloutChanged(old: ReleaseObject, release: ReleaseObject): boolean {
-  const involved = (r: ReleaseObject) => r.wave !== undefined || r.triggerWindows !== undefined || r.rolloutNow !== undefined || r.rolloutRecord !== undefined;
+  // Every trigger leaves a record, but only a waved release's outcome gates its sources.
+  const involved = (r: ReleaseObject) => r.wave !== undefined || r.triggerWindows !== undefined || r.rolloutNow !== undefined;
   return (involved(old) || involved(release)) && rolloutView(old) !== rolloutView(release);
 }

@@ -88,7 +88,8 @@ export function buildCaches(config: Config, keys: Keys, api: KubeApi, log: Logge
       name,
       api,
       path: `/apis/${HELM_GROUP}/${HELM_VERSION}${inScope(HELM_PLURAL, namespace)}`,
-      transform: (raw) => toRelease(raw, keys, config.maxUpgradesInFlight > 0),
+      // An in-flight limit reads every trigger's outcome, global windows may hold every release.
+      transform: (raw) => toRelease(raw, keys, config.maxUpgradesInFlight > 0 || config.triggerWindows.length > 0),
       log,
       resyncMs,
       onError: onError(name),

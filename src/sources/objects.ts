@@ -3,6 +3,7 @@
 import { contentDigest, type ContentSections, keyDigests } from '../digest.js';
 import { FLUX_REQUESTED_AT, type Keys, keysFor, TRIGGER_DISABLED } from '../keys.js';
 import type { Cached, RawObject } from './informer.js';
+import { holdState, parseHoldMark } from '../rollout/hold.js';
 
 export type SourceKind = 'ConfigMap' | 'Secret';
 
@@ -34,7 +35,14 @@ export interface ReleaseObject extends Cached {
   namespace: string;
   name: string;
   uid: string;
+  /** Suspended by someone else than hrto (spec.suspend without hrto's mark): it cannot act. */
   suspended: boolean;
+  /** spec.suspend as it is, whoever set it. */
+  suspend: boolean;
+  /** Raw `<domain>/suspended-by`: hrto's mark of a hold (see rollout/hold.ts). */
+  holdMark?: string | undefined;
+  /** The field manager that last wrote spec.suspend; read only while a mark is on the release. */
+  suspendManager?: string | undefined;
   labels: Record<string, string>;
   /** reconcile.fluxcd.io/requestedAt: the last reconcile request, hrto's or anyone's. */
   requestedAt: string | undefined;
@@ -206,6 +214,7 @@ interface ReleaseRaw {
     generation?: number;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
+    managedFields?: ManagedFieldsEntry[];
   };
   spec?: {
     suspend?: boolean;
@@ -281,6 +290,17 @@ function outcomeFacts(obj: ReleaseRaw, conditions: ConditionRaw[]): Partial<Rele
   };
 }
 
+/** The manager of the newest managedFields entry owning spec.suspend. */
+export function suspendManager(managed: readonly ManagedFieldsEntry[] | undefined): string | undefined {
+  let latest: ManagedFieldsEntry | undefined;
+  for (const entry of managed ?? []) {
+    const spec = entry.fieldsV1?.['f:spec'];
+    if (typeof spec !== 'object' || spec === null || !('f:suspend' in spec)) continue;
+    if (!latest || Date.parse(entry.time ?? '') >= Date.parse(latest.time ?? '')) latest = entry;
+  }
+  return latest?.manager;
+}
+
 /**
  * `trackAll` (--max-upgrades-in-flight): every trigger's outcome is read, so every release keeps the
  * facts; otherwise only waved releases and those hrto recorded a trigger on.
@@ -293,13 +313,19 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = fal
   const latest = status.history?.[0];
   const deployedAt = latest?.lastDeployed ?? latest?.firstDeployed;
   const conditions = Array.isArray(status.conditions) ? status.conditions : [];
+  const suspend = obj.spec?.suspend === true;
+  const holdMark = annotations[keys.suspendedBy];
+  const held = parseHoldMark(holdMark);
   return {
     key: `${meta.namespace ?? ''}/${meta.name ?? ''}`,
     resourceVersion: meta.resourceVersion ?? '',
     namespace: meta.namespace ?? '',
     name: meta.name ?? '',
     uid: meta.uid ?? '',
-    suspended: obj.spec?.suspend === true,
+    suspended: holdState(suspend, held) === 'person',
+    suspend,
+    holdMark,
+    suspendManager: holdMark === undefined ? undefined : suspendManager(meta.managedFields),
     labels: meta.labels ?? {},
     requestedAt: annotations[FLUX_REQUESTED_AT],
     paused: annotations[keys.trigger] === TRIGGER_DISABLED,
@@ -315,6 +341,6 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = fal
     rolloutNow: annotations[keys.rolloutNow],
     rolloutRecord: annotations[keys.rolloutRecord],
     // The status is read for a trigger's outcome only: none of it is kept for the other releases.
-    ...(trackAll || annotations[keys.wave] !== undefined || annotations[keys.rolloutRecord] !== undefined ? outcomeFacts(obj, conditions) : {}),
+    ...(trackAll || annotations[keys.wave] !== undefined || annotations[keys.triggerWindows] !== undefined || holdMark !== undefined ? outcomeFacts(obj, conditions) : {}),
   };
 }

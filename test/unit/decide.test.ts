@@ -30,6 +30,17 @@ describe('decide', () => {
     assert.deepEqual(plan.targets.map((t) => t.action), ['current']);
     assert.equal(plan.record, false);
   });
+  it('back at the recorded content (a revert), triggers again only the releases a trigger gave another content', () => {
+    const carriedNew = { ref: { namespace: 'ns', name: 'canary' }, release: releaseObject('canary'), triggeredDigest: undefined, carried: NEW.slice(0, 19) };
+    const carriedOurs = { ref: { namespace: 'ns', name: 'held' }, release: releaseObject('held'), triggeredDigest: undefined, carried: OURS.slice(0, 19) };
+    const never = { ref: { namespace: 'ns', name: 'adopted' }, release: releaseObject('adopted'), triggeredDigest: undefined };
+    const plan = decide(input({ digest: OURS, recorded: OURS, targets: [carriedNew, carriedOurs, never] }));
+    assert.equal(plan.upToDate, false);
+    assert.deepEqual(plan.targets.map((t) => t.action), ['trigger', 'current', 'current']);
+    assert.equal(plan.record, false, 'the digest is recorded already');
+    const repaired = decide(input({ digest: OURS, recorded: OURS, targets: [{ ...carriedNew, carried: OURS.slice(0, 19) }, carriedOurs, never] }));
+    assert.equal(repaired.upToDate, true, 'once the repair carried it, nothing is left to do');
+  });
   it('triggers on a changed digest, whatever the release status, and records once the trigger landed', () => {
     for (const status of ['deployed', 'failed', 'superseded']) {
       const plan = decide(input({}, { release: release({ lastRelease: { deployedAt: '2027-01-01T00:00:00Z', status } }) }));

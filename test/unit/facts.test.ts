@@ -12,8 +12,8 @@ const SOURCE = 'ConfigMap/apps/shared';
 const NOW = Date.parse('2026-11-30T12:00:00Z');
 const ctx: FactsContext = { waveAnnotation: keys.wave, windowsAnnotation: keys.triggerWindows, triggerWindows: [], waveTimeoutMs: 600_000 };
 
-const release = (annotations: Record<string, string>, status: Record<string, unknown> = {}) =>
-  toRelease({ metadata: { name: 'app', namespace: 'apps', resourceVersion: '1', generation: 1, annotations }, status }, keys);
+const release = (annotations: Record<string, string>, status: Record<string, unknown> = {}, trackAll = false) =>
+  toRelease({ metadata: { name: 'app', namespace: 'apps', resourceVersion: '1', generation: 1, annotations }, status }, keys, trackAll);
 const record = (at: string, src: Record<string, string> = { [SOURCE]: DIGEST.slice(0, 19) }) => JSON.stringify({ at, v: 1, f: 0, force: true, src });
 
 describe('rollout facts', () => {
@@ -68,11 +68,11 @@ describe('rollout facts', () => {
     assert.equal(timedOut?.outcome?.state === 'failed' && timedOut.outcome.reason, 'Timeout');
   });
 
-  it('count a tracked upgrade as in flight until it has an outcome', () => {
+  it('count a tracked upgrade as in flight until it has an outcome (--max-upgrades-in-flight keeps every status)', () => {
     const at = '2026-11-30T11:59:00Z';
-    assert.ok(upgradeInFlight(release({ [keys.rolloutRecord]: record(at) }), ctx, NOW));
-    assert.ok(!upgradeInFlight(release({}), ctx, NOW));
-    const failed = release({ [keys.rolloutRecord]: record(at) }, { failures: 1 });
+    assert.ok(upgradeInFlight(release({ [keys.rolloutRecord]: record(at) }, {}, true), ctx, NOW));
+    assert.ok(!upgradeInFlight(release({}, {}, true), ctx, NOW));
+    const failed = release({ [keys.rolloutRecord]: record(at) }, { failures: 1 }, true);
     assert.ok(!upgradeInFlight(failed, ctx, NOW));
   });
 

@@ -21,6 +21,7 @@ describe('keys', () => {
       rolloutNow: 'nebius.ai/rollout-now',
       rolloutResume: 'nebius.ai/rollout-resume',
       rolloutRecord: 'nebius.ai/rollout',
+      suspendedBy: 'nebius.ai/suspended-by',
     });
     assert.equal(keysFor().watchLabel, 'uburro.github.com/helmrelease-trigger-operator');
   });

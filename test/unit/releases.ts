@@ -9,6 +9,7 @@ export function releaseObject(name = 'app', overrides: Partial<ReleaseObject> = 
     name,
     uid: name === 'app' ? 'u' : name,
     suspended: false,
+    suspend: false,
     labels: {},
     requestedAt: undefined,
     paused: false,

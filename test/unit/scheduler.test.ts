@@ -64,7 +64,7 @@ function schedulerOver(release: () => ReleaseObject, patchRelease: (patch: Annot
     metrics: createMetrics(),
     log,
     clock: monotonicNanoClock(),
-    rollout: { recordAnnotation: 'x/rollout', tracks: () => false, windowsClosed: () => false, maxInFlight: 0, inFlight: () => 0 },
+    rollout: { recordAnnotation: 'x/rollout', holdAnnotation: 'x/suspended-by', windowsClosed: () => false, maxInFlight: 0, inFlight: () => 0 },
   });
   return { scheduler, created, settled, queue };
 }

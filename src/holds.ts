@@ -1,0 +1,152 @@
+// Holds a change from helm-controller by suspending the release (see rollout/hold.ts): reads what
+// every source targeting a release decides for it, takes the next step of the hold, writes it in one
+// conditional patch, and says whether a trigger of the release must wait. The releases hrto marked
+// are known from the informer, for the held-releases gauges and to wake them when a source goes.
+import { type EventRecorder, helmReleaseObject } from './events.js';
+import type { KubeWriter } from './kube/client.js';
+import { statusOf } from './kube/api.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import { describeGate, type Gate } from './rollout/gate.js';
+import { holdPatch, type HoldReason, holdReason, holdState, type HoldStep, nextHoldStep, parseHoldMark } from './rollout/hold.js';
+import { shortDigest } from './rollout/facts.js';
+import type { TargetAction } from './decide.js';
+import type { ReleaseObject } from './sources/objects.js';
+
+/** What one source decides for a release. */
+export interface SourceRow {
+  source: string;
+  digest: string;
+  action: TargetAction;
+  gate?: Exclude<Gate, { gate: 'open' }> | undefined;
+}
+
+export interface HolderOptions {
+  annotation: string;
+  getRelease(key: string): ReleaseObject | undefined;
+  /** Whether anything could hold this release (a wave, windows, an in-flight limit): else no read at all. */
+  mayHold(release: ReleaseObject): boolean;
+  /** What each source targeting the release decides for it, from the cache. */
+  rowsFor(release: ReleaseObject): SourceRow[];
+  /** Sources whose trigger of the release waits for a slot under --max-upgrades-in-flight. */
+  waitingForSlot(release: string): readonly { source: string; digest: string }[];
+  writer: KubeWriter;
+  events: Pick<EventRecorder, 'emit'>;
+  metrics: Metrics;
+  log: Logger;
+  now(): number;
+}
+
+export type HoldOutcome = 'retry' | { held: boolean };
+
+export class Holder {
+  /** Releases carrying hrto's mark, as the cache shows them (derived: a restart rebuilds it). */
+  private readonly marked = new Map<string, { reason: HoldReason; since: number; held: boolean; sources: string[] }>();
+
+  constructor(private readonly opts: HolderOptions) {}
+
+  /** Keeps the marked set in step with the cache (informer add/update/delete). */
+  track(release: ReleaseObject, deleted = false): void {
+    const mark = deleted ? undefined : parseHoldMark(release.holdMark);
+    if (!mark) {
+      this.marked.delete(release.key);
+      return;
+    }
+    const since = Date.parse(mark.since);
+    this.marked.set(release.key, { reason: mark.reason, since: Number.isNaN(since) ? this.opts.now() : since, held: holdState(release.suspend, mark) === 'held', sources: Object.keys(mark.src) });
+  }
+
+  /** Releases hrto marked for this source (to look again when it is deleted or unlabeled). */
+  markedFor(source: string): string[] {
+    return [...this.marked].filter(([, m]) => m.sources.includes(source)).map(([key]) => key);
+  }
+
+  /** Releases held now, by the reason they were held for. */
+  heldByReason(): Map<HoldReason, number> {
+    const counts = new Map<HoldReason, number>();
+    for (const m of this.marked.values()) if (m.held) counts.set(m.reason, (counts.get(m.reason) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Seconds the oldest hold has lasted (0: none). */
+  oldestHoldSeconds(): number {
+    let oldest = Infinity;
+    for (const m of this.marked.values()) if (m.held) oldest = Math.min(oldest, m.since);
+    return oldest === Infinity ? 0 : Math.max(0, (this.opts.now() - oldest) / 1000);
+  }
+
+  async reconcile(key: string): Promise<HoldOutcome> {
+    const release = this.opts.getRelease(key);
+    if (!release || (release.holdMark === undefined && !this.opts.mayHold(release))) return { held: false };
+    const rows = this.opts.rowsFor(release);
+    const holds = new Map<string, { digest: string; reason: HoldReason }>();
+    const why = new Map<string, string>();
+    for (const row of rows) {
+      if (!row.gate) continue;
+      holds.set(row.source, { digest: row.digest, reason: holdReason(row.gate) });
+      why.set(row.source, describeGate(row.gate));
+    }
+    // Waiting for a slot holds too, but never blocks the trigger that takes the slot.
+    const blocking = holds.size > 0;
+    for (const w of this.opts.waitingForSlot(key)) {
+      if (holds.has(w.source)) continue;
+      holds.set(w.source, { digest: w.digest, reason: 'in-flight' });
+      why.set(w.source, 'waiting for a slot under --max-upgrades-in-flight');
+    }
+    const mark = parseHoldMark(release.holdMark);
+    const step = nextHoldStep({
+      suspend: release.suspend,
+      mark,
+      holds,
+      triggerDue: rows.some((r) => r.action === 'trigger'),
+      version: release.newest?.version ?? 0,
+      suspendManager: release.suspendManager,
+      now: new Date(this.opts.now()).toISOString(),
+      short: shortDigest,
+    });
+    if (step.step === 'none') return { held: blocking };
+    try {
+      await this.opts.writer.patchRelease(release.namespace, release.name, holdPatch(step, this.opts.annotation, release.resourceVersion));
+    } catch (err) {
+      // 409: the release changed since the cache saw it; its update event brings it back.
+      if (statusOf(err) === 409 || statusOf(err) === 404) return statusOf(err) === 409 ? 'retry' : { held: false };
+      throw err;
+    }
+    this.report(release, step, why);
+    return { held: blocking };
+  }
+
+  private report(release: ReleaseObject, step: Exclude<HoldStep, { step: 'none' }>, why: ReadonlyMap<string, string>): void {
+    const { log, events, metrics } = this.opts;
+    const target = release.key;
+    const object = helmReleaseObject(release);
+    const reasons = [...why].map(([source, reason]) => `${source} ${reason}`).join('; ');
+    metrics.holdSteps.inc({ step: step.step });
+    switch (step.step) {
+      case 'suspend':
+        log.info({ target, sources: step.mark.src, reason: step.mark.reason }, 'suspended the HelmRelease to hold a change from helm-controller');
+        events.emit(object, 'Normal', 'HoldSuspended', `suspended by hrto to hold ${reasons}; the trigger that lets the change through resumes it`, { reason: step.mark.reason });
+        return;
+      case 'remark':
+        log.info({ target, sources: step.mark.src }, 'the held contents changed; the HelmRelease stays suspended');
+        return;
+      case 'lift':
+        log.info({ target }, 'lifted the hold: nothing holds the change any more and no trigger is due');
+        events.emit(object, 'Normal', 'HoldLifted', 'resumed by hrto: nothing holds a change of its sources any more');
+        return;
+      case 'override':
+        log.warn({ target, by: step.by, sources: step.mark.src }, 'hrto\'s suspension was lifted by someone else: taken as an override, not suspended again for these contents');
+        events.emit(
+          object,
+          'Warning',
+          'HoldOverridden',
+          `hrto's suspension (${Object.entries(step.mark.src).map(([s, d]) => `${s} ${d}`).join(', ')}) was lifted by ${step.by}: the held change reaches the release at its next reconcile, outside its rollout; hrto does not suspend it again for these contents`,
+          { by: step.by },
+        );
+        return;
+      case 'unmark':
+        log.debug({ target }, 'an override\'s contents are no longer held; removed the mark');
+        return;
+    }
+  }
+}
