@@ -90,6 +90,12 @@ export class ControlPlane {
         'kind: Policy',
         'omitStages: ["RequestReceived", "ResponseStarted"]',
         'rules:',
+        // A HelmRelease patch with its body: a trigger (requestedAt) is told apart from a hold (spec.suspend).
+        '- level: Request',
+        '  verbs: ["patch"]',
+        '  resources:',
+        '  - group: "helm.toolkit.fluxcd.io"',
+        '    resources: ["helmreleases"]',
         '- level: Metadata',
         '  verbs: ["create", "update", "patch", "delete"]',
         '  resources:',

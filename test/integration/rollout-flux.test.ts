@@ -9,6 +9,7 @@
 // the helm-controller status write the watch saw the new revision Ready in.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { type Cached, Informer } from '../../src/sources/informer.js';
@@ -18,6 +19,7 @@ import { events, type EventSummary, REQUESTED_AT, startHrto, TriggerLog } from '
 import { clusterArgs, fastLeaderElection, leaderAndStandby, logLines, type Run, waitForLog } from './process.js';
 import {
   api,
+  type AuditEvent,
   auditEvents,
   auditLogPath,
   core,
@@ -30,6 +32,7 @@ import {
   NAMES,
   NAMESPACE,
   patchConfigMap,
+  patchHelmRelease,
   sleep,
   waitForRecordedDigest,
   WATCH_LABEL,
@@ -39,6 +42,8 @@ const onTestControlPlane = { skip: auditLogPath ? false : 'starts Flux controlle
 
 const WAVE = 'uburro.github.com/wave';
 const ROLLOUT = 'uburro.github.com/rollout';
+const HOLD = 'uburro.github.com/suspended-by';
+const WINDOWS = 'uburro.github.com/trigger-windows';
 const SOURCE = 'values';
 /** Release name -> wave, in wave order. */
 const RELEASES: readonly (readonly [string, number])[] = [
@@ -78,10 +83,15 @@ interface Seen extends Cached {
   stalled?: Condition;
   latest?: { version: number; status: string; action?: string; configDigest?: string };
   lastAttemptedConfigDigest?: string;
+  /** spec.suspend. */
+  suspend: boolean;
+  /** hrto's hold mark. */
+  hold?: string;
 }
 
 function seen(raw: Record<string, unknown>): Seen {
   const meta = (raw.metadata ?? {}) as { name?: string; resourceVersion?: string; generation?: number; annotations?: Record<string, string> };
+  const spec = (raw.spec ?? {}) as { suspend?: boolean };
   const status = (raw.status ?? {}) as {
     lastHandledReconcileAt?: string;
     failures?: number;
@@ -109,6 +119,8 @@ function seen(raw: Record<string, unknown>): Seen {
     stalled: condition('Stalled'),
     latest: latest && { version: latest.version, status: latest.status, action: latest.action, configDigest: latest.configDigest },
     lastAttemptedConfigDigest: status.lastAttemptedConfigDigest,
+    suspend: spec.suspend === true,
+    hold: meta.annotations?.[HOLD],
   };
 }
 
@@ -161,6 +173,9 @@ class ReleaseWatch {
           reconciling: s.reconciling && `${s.reconciling.status}/${s.reconciling.reason}`,
           stalled: s.stalled?.status,
           latest: s.latest && `v${s.latest.version} ${s.latest.status} ${s.latest.action ?? ''}`,
+          attempted: s.lastAttemptedConfigDigest?.slice(7, 19),
+          suspend: s.suspend || undefined,
+          hold: s.hold,
         }),
       )
       .join('\n');
@@ -213,16 +228,29 @@ function upgradeFailed(s: Seen, base: Baseline): boolean {
 
 // --- what the API server recorded ----------------------------------------------------------------
 
-/** hrto's patches of HelmReleases (its trigger) received since `since`, by release, oldest first. */
+/** hrto's patches of HelmReleases received since `since`, each with its body. */
+function hrtoReleasePatches(ns: string, since: number): AuditEvent[] {
+  return auditEvents(ns).filter(
+    (e) =>
+      e.verb === 'patch' &&
+      e.objectRef?.resource === 'helmreleases' &&
+      e.objectRef.subresource === undefined &&
+      e.userAgent?.startsWith('hrto/') &&
+      (e.responseStatus?.code ?? 0) < 300 &&
+      Date.parse(e.requestReceivedTimestamp) >= since,
+  );
+}
+
+const isTrigger = (e: AuditEvent): boolean => typeof e.requestObject?.metadata?.annotations?.[REQUESTED_AT] === 'string';
+
+/** hrto's trigger patches of HelmReleases (they set requestedAt) received since `since`, by release, oldest first. */
 function triggerPatches(ns: string, since: number): Map<string, string[]> {
   const byRelease = new Map<string, string[]>();
-  for (const e of auditEvents(ns)) {
-    if (e.verb !== 'patch' || e.objectRef?.resource !== 'helmreleases' || e.objectRef.subresource !== undefined) continue;
-    if (!e.userAgent?.startsWith('hrto/') || (e.responseStatus?.code ?? 0) >= 300) continue;
-    if (Date.parse(e.requestReceivedTimestamp) < since) continue;
-    const list = byRelease.get(e.objectRef.name!) ?? [];
+  for (const e of hrtoReleasePatches(ns, since)) {
+    if (!isTrigger(e)) continue;
+    const list = byRelease.get(e.objectRef!.name!) ?? [];
     list.push(e.requestReceivedTimestamp);
-    byRelease.set(e.objectRef.name!, list);
+    byRelease.set(e.objectRef!.name!, list);
   }
   for (const list of byRelease.values()) list.sort();
   return byRelease;
@@ -508,5 +536,237 @@ describe('safe rollouts end to end with Flux', onTestControlPlane, () => {
     for (const name of NAMES_OF(1)) assert.ok(triggeredBy(leader, name) && !triggeredBy(standby, name), `${name} triggered by the first leader only`);
     for (const name of [...NAMES_OF(2), ...NAMES_OF(3)]) assert.ok(triggeredBy(standby, name) && !triggeredBy(leader, name), `${name} triggered by the new leader only`);
     t.diagnostic(`killed +${killed - changed} ms; patches: ${JSON.stringify(Object.fromEntries(patches))}`);
+  });
+
+  // Holds that hold: the releases run at `interval: 20s`, so helm-controller's own reconciles would
+  // apply a changed source within 20 s; each hold is watched over at least three intervals.
+  describe('holds against helm-controller\'s own reconciles (interval: 20s)', () => {
+    const HELD_WAVES: readonly (readonly [string, number])[] = [
+      ['h1', 1],
+      ['h2', 2],
+      ['h3', 3],
+    ];
+    const NIGHTLY = 'nightly';
+    const NAMES_H = [...HELD_WAVES.map(([name]) => name), NIGHTLY];
+    const CLOSED = JSON.stringify([{ cron: '0 0 1 1 *', timeZone: 'UTC', window: '1m' }]);
+    const THREE_INTERVALS = 65_000;
+    let ns: string;
+    let watch: ReleaseWatch;
+    let triggers: TriggerLog;
+    let stopHrto: (() => Promise<void>) | undefined;
+
+    before(async () => {
+      ns = await createNamespace('holds');
+      await flux.createRepository(ns);
+      await createConfigMap({
+        metadata: { name: SOURCE, namespace: ns, labels: { [WATCH_LABEL]: 'true' }, annotations: { [NAMES]: NAMES_H.join(','), [NAMESPACE]: ns } },
+        data: { 'values.yaml': 'message: one\n' },
+      });
+      for (const [name, wave] of HELD_WAVES) {
+        await custom.createNamespacedCustomObject({ ...HR, namespace: ns, body: demoHelmRelease(ns, name, { valuesFrom: SOURCE, annotations: { [WAVE]: String(wave) }, spec: { interval: '20s' } }) });
+      }
+      await custom.createNamespacedCustomObject({ ...HR, namespace: ns, body: demoHelmRelease(ns, NIGHTLY, { valuesFrom: SOURCE, annotations: { [WINDOWS]: CLOSED }, spec: { interval: '20s' } }) });
+      watch = await ReleaseWatch.start(ns);
+      await eventually('four releases installed', () => Promise.resolve(NAMES_H.every((name) => watch.current(name)?.latest?.status === 'deployed')), ROLLOUT_TIMEOUT);
+      triggers = await TriggerLog.start(ns);
+      const h = await startHrto({ watchNamespaces: ns, debounce: '0s', waveTimeout: '2m' });
+      stopHrto = () => h.stop();
+      await waitForRecordedDigest(ns, SOURCE);
+    });
+    after(async () => {
+      await stopHrto?.();
+      await triggers?.stop();
+      await watch?.stop();
+    });
+
+    /** Nothing helm-controller did to the release since `since`: no new revision, failure or attempted values. */
+    function untouched(name: string, since: number, before: Seen): void {
+      for (const s of (watch.states.get(name) ?? []).filter((x) => x.at >= since)) {
+        assert.equal(s.latest?.version, before.latest?.version, `${name}: no new revision`);
+        assert.equal(s.failures, before.failures, `${name}: no failed attempt`);
+        assert.equal(s.lastAttemptedConfigDigest, before.lastAttemptedConfigDigest, `${name}: no attempt with other values`);
+      }
+    }
+
+    const heldByHrto = (name: string): boolean => {
+      const s = watch.current(name);
+      return s !== undefined && s.suspend && s.hold !== undefined && (JSON.parse(s.hold) as { by?: string }).by === 'helmrelease-trigger-operator';
+    };
+
+    /** hrto's hold patches (spec.suspend) of a release since `since`: [suspend, value] in order. */
+    const holdPatches = (name: string, since: number): boolean[] =>
+      hrtoReleasePatches(ns, since)
+        .filter((e) => e.objectRef?.name === name && typeof e.requestObject?.spec?.suspend === 'boolean')
+        .sort((a, b) => a.requestReceivedTimestamp.localeCompare(b.requestReceivedTimestamp))
+        .map((e) => e.requestObject!.spec!.suspend!);
+
+    it('a bad change fails wave 1 and halts; waves 2 and 3 and a closed window attempt nothing over three intervals', async (t) => {
+      const before = new Map(NAMES_H.map((name) => [name, watch.current(name)!]));
+      const counts = new Map(NAMES_H.map((name) => [name, triggers.count(name)]));
+      const changed = Date.now();
+      await patchConfigMap(ns, SOURCE, { data: { 'values.yaml': `message: bad\n${DEMO_INVALID_VALUES}` } });
+      try {
+        const held = ['h2', 'h3', NIGHTLY];
+        await eventually('h2, h3 and nightly suspended by hrto', () => Promise.resolve(held.every(heldByHrto)), 30_000);
+        t.diagnostic(`suspended +${Math.max(...held.map((n) => watch.first(n, changed, (s) => s.suspend)!.at)) - changed} ms after the change`);
+        await eventually('h1 triggered and failed', () => Promise.resolve(watch.first('h1', changed, (s) => upgradeFailed(s, { version: before.get('h1')!.latest!.version, failures: before.get('h1')!.failures, requestedAt: before.get('h1')!.requestedAt }))), ROLLOUT_TIMEOUT);
+        await sleep(THREE_INTERVALS);
+        for (const name of held) {
+          untouched(name, changed, before.get(name)!);
+          assert.equal(triggers.count(name), counts.get(name), `${name}: not triggered`);
+          assert.ok(heldByHrto(name), `${name}: still held`);
+          assert.deepEqual(holdPatches(name, changed), [true], `${name}: one hold patch`);
+        }
+        const mark = JSON.parse(watch.current(NIGHTLY)!.hold!) as { reason: string; src: Record<string, string> };
+        assert.equal(mark.reason, 'window');
+        assert.match(mark.src[`ConfigMap/${ns}/${SOURCE}`] ?? '', /^sha256:[0-9a-f]{12}$/);
+        // h1 keeps failing on its own retries: it is the canary, not held.
+        assert.ok(watch.current('h1')!.failures > 0);
+      } catch (err) {
+        for (const name of NAMES_H) t.diagnostic(`${name}:\n${watch.timeline(name, changed)}`);
+        throw err;
+      }
+    });
+
+    it('a revert to the content last rolled out repairs the canary and touches no other release; the holds are lifted', async (t) => {
+      const counts = new Map(NAMES_H.map((name) => [name, triggers.count(name)]));
+      const changed = Date.now();
+      await patchConfigMap(ns, SOURCE, { data: { 'values.yaml': 'message: one\n' } });
+      try {
+        const base = { version: 0, failures: 0, requestedAt: watch.current('h1')!.requestedAt };
+        base.version = watch.current('h1')!.latest!.version;
+        await eventually('h1 repaired', () => Promise.resolve(watch.first('h1', changed, (s) => s.requestedAt !== base.requestedAt && s.lastHandledReconcileAt === s.requestedAt && s.ready?.status === 'True')), ROLLOUT_TIMEOUT);
+        await eventually('every hold lifted', () => Promise.resolve(NAMES_H.every((name) => !watch.current(name)!.suspend && watch.current(name)!.hold === undefined)), 30_000);
+        await sleep(5_000);
+        assert.equal(triggers.count('h1'), counts.get('h1')! + 1, 'h1 triggered once, back to the good content');
+        for (const name of ['h2', 'h3', NIGHTLY]) {
+          assert.equal(triggers.count(name), counts.get(name), `${name}: not triggered (it never had the bad content)`);
+          assert.deepEqual(holdPatches(name, changed), [false], `${name}: its hold lifted in one patch`);
+        }
+        assert.equal(await rendered(ns, 'h1'), 'one');
+      } catch (err) {
+        for (const name of NAMES_H) t.diagnostic(`${name}:\n${watch.timeline(name, changed)}`);
+        throw err;
+      }
+    });
+
+    it('a good change rolls through the waves, each released by its trigger; the windowed release is held until its window opens, then upgraded once', async (t) => {
+      const counts = new Map(NAMES_H.map((name) => [name, triggers.count(name)]));
+      const before = watch.current(NIGHTLY)!;
+      const changed = Date.now();
+      await patchConfigMap(ns, SOURCE, { data: { 'values.yaml': 'message: fixed\n' } });
+      try {
+        for (const [name] of HELD_WAVES) {
+          await eventually(`${name} renders the fix`, async () => (await rendered(ns, name)) === 'fixed', ROLLOUT_TIMEOUT);
+        }
+        await eventually('the waves released', () => Promise.resolve(HELD_WAVES.every(([name]) => !watch.current(name)!.suspend && watch.current(name)!.hold === undefined)), 30_000);
+        for (const [name, wave] of HELD_WAVES) {
+          assert.equal(triggers.count(name), counts.get(name)! + 1, `${name}: triggered once`);
+          const patches = hrtoReleasePatches(ns, changed).filter((e) => e.objectRef?.name === name);
+          if (wave > 1) {
+            // Held when the change was seen, released by the trigger's own patch: two writes in all.
+            assert.equal(patches.length, 2, `${name}: a hold and its trigger (${JSON.stringify(patches.map((e) => e.requestObject))})`);
+            assert.equal(patches[0]!.requestObject?.spec?.suspend, true);
+            assert.ok(isTrigger(patches[1]!) && patches[1]!.requestObject?.spec?.suspend === false, `${name}: the trigger resumes it`);
+            assert.equal(patches[1]!.requestObject?.metadata?.annotations?.[HOLD], null, `${name}: the trigger removes the mark`);
+          } else {
+            assert.equal(patches.length, 1, `${name}: the canary is only triggered`);
+          }
+        }
+        // The window opens at the next minute boundary at least 30 s away, for 5 minutes.
+        const opens = new Date(Math.ceil((Date.now() + 30_000) / 60_000) * 60_000);
+        await patchHelmRelease(ns, NIGHTLY, {
+          metadata: { annotations: { [WINDOWS]: JSON.stringify([{ cron: `${opens.getUTCMinutes()} ${opens.getUTCHours()} * * *`, timeZone: 'UTC', window: '5m' }]) } },
+        });
+        const waiting = Date.now();
+        await sleep(Math.max(0, opens.getTime() - Date.now() - 1_000));
+        assert.ok(heldByHrto(NIGHTLY), 'nightly held until its window opens');
+        untouched(NIGHTLY, changed, before);
+        assert.equal(triggers.count(NIGHTLY), counts.get(NIGHTLY), 'nightly not triggered while its window is closed');
+        t.diagnostic(`nightly held ${Math.round((Date.now() - changed) / 1000)} s (${Math.round((Date.now() - waiting) / 1000)} s after the window moved)`);
+        await eventually('nightly renders the fix once its window opens', async () => (await rendered(ns, NIGHTLY)) === 'fixed', 60_000);
+        await eventually('nightly released', () => Promise.resolve(!watch.current(NIGHTLY)!.suspend && watch.current(NIGHTLY)!.hold === undefined), 30_000);
+        await sleep(25_000); // one more interval: no second upgrade
+        assert.equal(triggers.count(NIGHTLY), counts.get(NIGHTLY)! + 1, 'nightly triggered once');
+        const after = watch.current(NIGHTLY)!;
+        assert.equal(after.latest?.version, before.latest!.version + 1, 'nightly upgraded exactly once');
+        const opened = triggerPatches(ns, changed).get(NIGHTLY)![0]!;
+        assert.ok(Date.parse(opened) >= opens.getTime(), `triggered at ${opened}, once the window opened at ${opens.toISOString()}`);
+      } catch (err) {
+        for (const name of NAMES_H) t.diagnostic(`${name}:\n${watch.timeline(name, changed)}`);
+        throw err;
+      }
+    });
+  });
+
+  it('holds survive a SIGKILLed leader, a person\'s resume is an override, and a hold whose reason goes is lifted', async (t) => {
+    const ns = await createNamespace('holds-ha');
+    await flux.createRepository(ns);
+    const names = ['k1', 'k2', 'k3'];
+    await createConfigMap({
+      metadata: { name: SOURCE, namespace: ns, labels: { [WATCH_LABEL]: 'true' }, annotations: { [NAMES]: names.join(','), [NAMESPACE]: ns } },
+      data: { 'values.yaml': 'message: one\n' },
+    });
+    for (const name of names) {
+      await custom.createNamespacedCustomObject({ ...HR, namespace: ns, body: demoHelmRelease(ns, name, { valuesFrom: SOURCE, annotations: { [WAVE]: name === 'k1' ? '1' : '2' }, spec: { interval: '20s' } }) });
+    }
+    const watch = await ReleaseWatch.start(ns);
+    t.after(() => watch.stop());
+    await eventually('three releases installed', () => Promise.resolve(names.every((name) => watch.current(name)?.latest?.status === 'deployed')), ROLLOUT_TIMEOUT);
+    const triggers = await TriggerLog.start(ns);
+    t.after(() => triggers.stop());
+    const args = clusterArgs(ns, [...fastLeaderElection(ns), '--min-trigger-interval=0s', '--debounce=0s', '--wave-timeout=2m']);
+    const { leader, standby } = await leaderAndStandby(t, args);
+    await waitForRecordedDigest(ns, SOURCE);
+    const before = new Map(names.map((name) => [name, watch.current(name)!]));
+    const changed = Date.now();
+    await patchConfigMap(ns, SOURCE, { data: { 'values.yaml': `message: bad\n${DEMO_INVALID_VALUES}` } });
+    const held = (name: string): boolean => watch.current(name)!.suspend && watch.current(name)!.hold !== undefined;
+    try {
+      await eventually('k2 and k3 held', () => Promise.resolve(held('k2') && held('k3')), 30_000);
+      await eventually('k1 failed', () => Promise.resolve((watch.current('k1')?.failures ?? 0) > 0), ROLLOUT_TIMEOUT);
+      leader.kill('SIGKILL');
+      await waitForLog(standby, 'the standby to take over', (l) => l.msg === 'became the leader', 60_000);
+      await sleep(65_000);
+      for (const name of ['k2', 'k3']) {
+        assert.ok(held(name), `${name} still held under the new leader`);
+        for (const s of (watch.states.get(name) ?? []).filter((x) => x.at >= changed)) {
+          assert.equal(s.latest?.version, before.get(name)!.latest?.version, `${name}: no new revision`);
+          assert.equal(s.failures, 0, `${name}: no attempt`);
+        }
+        const writes = hrtoReleasePatches(ns, changed).filter((e) => e.objectRef?.name === name);
+        assert.equal(writes.length, 1, `${name}: one hold patch across both leaders, none doubled or dropped: ${JSON.stringify(writes.map((e) => e.requestObject))}`);
+        assert.equal(triggers.count(name), 0, `${name}: never triggered`);
+      }
+
+      // A person resumes k3: an override, reported, never suspended again for this content.
+      const resumed = Date.now();
+      await custom.patchNamespacedCustomObject(
+        { ...HR, namespace: ns, name: 'k3', body: { spec: { suspend: false } }, fieldManager: 'person-resumes' },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      const warning = await eventually('a HoldOverridden Warning', async () => (await events(ns)).find((e) => e.reason === 'HoldOverridden' && e.name === 'k3'));
+      assert.equal(warning.type, 'Warning');
+      assert.match(warning.message, /person-resumes/, 'names the field manager that lifted the hold');
+      await sleep(45_000);
+      assert.equal(watch.current('k3')!.suspend, false, 'k3 not suspended again');
+      assert.deepEqual(
+        hrtoReleasePatches(ns, resumed).filter((e) => e.objectRef?.name === 'k3' && e.requestObject?.spec?.suspend === true),
+        [],
+        'no suspend patch after the override',
+      );
+      assert.ok(watch.current('k3')!.failures > 0, 'k3 attempted the held change once resumed (outside its rollout)');
+
+      // k2's wave annotation removed: nothing orders it any more, so its hold goes at once (its trigger).
+      await patchHelmRelease(ns, 'k2', { metadata: { annotations: { [WAVE]: null } } });
+      await eventually('k2 released', () => Promise.resolve(!watch.current('k2')!.suspend && watch.current('k2')!.hold === undefined), 30_000);
+      const k2 = hrtoReleasePatches(ns, changed).filter((e) => e.objectRef?.name === 'k2');
+      assert.equal(k2.length, 2, `k2: its hold, then one patch releasing it: ${JSON.stringify(k2.map((e) => e.requestObject))}`);
+      assert.ok(isTrigger(k2[1]!) && k2[1]!.requestObject?.spec?.suspend === false, 'released by its trigger');
+      assert.ok(logLines(standby).some((l) => l.msg.startsWith('hrto\'s suspension was lifted by someone else') && l.by === 'person-resumes'));
+    } catch (err) {
+      for (const name of names) t.diagnostic(`${name}:\n${watch.timeline(name, changed)}`);
+      throw err;
+    }
   });
 });

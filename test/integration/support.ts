@@ -223,6 +223,8 @@ export interface AuditEvent {
   objectRef?: { resource?: string; namespace?: string; name?: string; subresource?: string };
   responseStatus?: { code?: number };
   requestReceivedTimestamp: string;
+  /** The request body, where the audit policy logs it (HelmRelease patches). */
+  requestObject?: { metadata?: { annotations?: Record<string, string | null> }; spec?: { suspend?: boolean } };
 }
 
 /** The test control plane's audit log; undefined against an existing cluster (HRTO_TEST_KUBECONFIG given by hand). */
