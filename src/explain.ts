@@ -6,7 +6,7 @@ import type { KubeApi } from './kube/api.js';
 import { diffKeys, formatKeyChanges } from './changes.js';
 import { ACTIONS, type TargetAction } from './decide.js';
 import { describeGate, type Gate } from './rollout/gate.js';
-import { namesContent, rolloutFacts, triggeredFor } from './rollout/facts.js';
+import { namesContent, ordered, rolloutFacts, triggeredFor, UNHOLDABLE } from './rollout/facts.js';
 import { holdState, parseHoldMark } from './rollout/hold.js';
 import { keysFor } from './keys.js';
 import type { Logger } from './log.js';
@@ -92,7 +92,9 @@ export function explain(
         recorded: recorded.digest,
         state: action,
         pending: ACTIONS[action].pending,
-        reason: gate ? describeGate(gate) : action === 'done' && release ? triggeredReason(release, src, full) : ACTIONS[action].reason,
+        reason: `${gate ? describeGate(gate) : action === 'done' && release ? triggeredReason(release, src, full) : ACTIONS[action].reason}${
+          src.fluxWatch && reader && release && ordered(release, ctx.rollout) ? `; ${UNHOLDABLE}` : ''
+        }`,
         wave,
         changedKeys: ACTIONS[action].pending ? changedKeys : undefined,
         gate,

@@ -14,7 +14,7 @@ import type { Metrics } from './metrics.js';
 import { type ObjectRef, refKey } from './mapping/targets.js';
 import type { TriggerRequest, TriggerScheduler } from './scheduler.js';
 import { describeGate } from './rollout/gate.js';
-import { shortDigest } from './rollout/facts.js';
+import { ordered, shortDigest, UNHOLDABLE } from './rollout/facts.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
 import type { SourceRow } from './holds.js';
 import { holdStale } from './rollout/hold.js';
@@ -206,6 +206,7 @@ export class Reconciler {
       if (wait) log[wait.level]({ source: key, targets: sample(refs), count: refs.length }, wait.msg);
     }
     this.reportRollout(key, src, plan, changes);
+    if (src.fluxWatch) this.reportUnholdable(key, src);
     const retry = missing.length > 0;
     // Triggers land asynchronously: the scheduler wakes this source when they did. A window that
     // opens or a health deadline that passes has no event of its own: come back then.
@@ -285,6 +286,16 @@ export class Reconciler {
       const message = `wave ${t.wave}: HelmRelease ${refKey(t.ref)} is ${t.action === 'missing' ? 'missing' : t.action}, so the waves above it do not wait for it (${what}); it is triggered when it can act again`;
       log.warn({ source: key, target: refKey(t.ref), wave: t.wave, action: t.action }, message);
       events.emit(sourceObject(src), 'Warning', 'WaveSkipped', message, { source: key, digest: src.digest, release: refKey(t.ref) });
+    }
+  }
+
+  /** Waved or windowed readers of a source helm-controller watches itself: a Warning once per change. */
+  private reportUnholdable(key: string, src: SourceObject): void {
+    for (const { ref } of this.opts.values.consumersOf(key)) {
+      const release = this.opts.getRelease(refKey(ref));
+      if (!release || !ordered(release, this.opts.rollout) || !this.once(key, `unholdable\u0000${src.digest}\u0000${release.key}`)) continue;
+      this.opts.log.warn({ source: key, target: release.key }, UNHOLDABLE);
+      this.opts.events.emit(helmReleaseObject(release), 'Warning', 'CannotHold', `${src.kind} ${src.namespace}/${src.name}: ${UNHOLDABLE}`, { source: key, digest: src.digest });
     }
   }
 

@@ -1,7 +1,7 @@
 // A release's rollout facts for one source change, from the cached release and hrto's record on it:
 // its wave, whether its windows are open, whether an operator let this change through, and what
 // came of a trigger for this content. Pure: the time comes in as `now`.
-import type { ReleaseObject } from '../sources/objects.js';
+import { FLUX_WATCH_LABEL, type ReleaseObject } from '../sources/objects.js';
 import type { RolloutFacts } from './gate.js';
 import { parseRolloutRecord, readHealth, type RolloutRecord } from './health.js';
 import { parseWindows, type Window, WindowError, windowState } from './window.js';
@@ -49,6 +49,14 @@ export function triggeredFor(release: ReleaseObject, source: string, digest: str
 export function carriedContent(release: ReleaseObject, source: string): string | undefined {
   return release.rolloutRecord === undefined ? undefined : parseRolloutRecord(release.rolloutRecord)?.src[source];
 }
+
+/** Whether a release has a wave or windows: what a source labeled for helm-controller's own watcher escapes. */
+export function ordered(release: ReleaseObject, ctx: Pick<FactsContext, 'triggerWindows'>): boolean {
+  return release.wave !== undefined || release.triggerWindows !== undefined || ctx.triggerWindows.length > 0;
+}
+
+/** Said of a waved or windowed release reading a source helm-controller watches itself. */
+export const UNHOLDABLE = `helm-controller applies changes of a source labeled ${FLUX_WATCH_LABEL}=Enabled the moment they happen: its waves and windows cannot hold this source`;
 
 /** A release's wave and windows, or what is wrong with them. */
 export function rolloutConfig(release: ReleaseObject, ctx: FactsContext): { wave: number | undefined; windows: readonly Window[] } | { invalid: string } {

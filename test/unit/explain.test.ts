@@ -86,5 +86,38 @@ describe('explain', () => {
     assert.match(row('night').reason, /^held until 2026-11-30T19:00:00.000Z/);
     const table = formatReport(report);
     assert.match(table, /apps\/main +2 +ConfigMap\/apps\/shared .*halted.*\(keys: changed values.yaml; added added; removed gone\)/);
+    // The canary failed and the rollout is halted on it: its row says so, not that all is well.
+    assert.equal(row('canary').reason, `failed (UpgradeFailed: values schema) after being triggered for this content at ${at}; the rollout is halted on it`);
+
+    // What the controller knows of holds and past triggers, read from the objects alone.
+    const mark = JSON.stringify({ by: 'helmrelease-trigger-operator', reason: 'wave', since: '2026-11-30T11:59:01.000Z', v: 1, src: { [src.key]: src.digest.slice(0, 19) } });
+    const heldMain = toRelease({
+      metadata: { name: 'main', namespace: 'apps', resourceVersion: '2', generation: 2, annotations: { [keys.wave]: '2', [keys.suspendedBy]: mark } },
+      spec: { suspend: true, valuesFrom: [{ kind: 'ConfigMap', name: 'shared' }] },
+      status: { history: [{ status: 'deployed', lastDeployed: '2025-01-01T00:00:00Z', version: 1 }] },
+    });
+    const sibling = toRelease({
+      metadata: { name: 'sibling', namespace: 'apps', resourceVersion: '1', annotations: { [keys.rolloutRecord]: JSON.stringify({ at, v: 1, f: 0, force: true, src: { [src.key]: src.digest.slice(0, 19) } }) } },
+      spec: { valuesFrom: [{ kind: 'ConfigMap', name: 'shared' }] },
+      status: { history: [{ status: 'deployed', lastDeployed: '2025-01-01T00:00:00Z', version: 2 }] },
+    });
+    const held = explain([src], [failedCanary, heldMain, sibling], ctx);
+    const heldRelease = held.releases.find((r) => r.release === 'apps/main')!;
+    assert.equal(heldRelease.suspended, false, 'hrto\'s own suspension is a hold, not a person\'s');
+    assert.deepEqual(heldRelease.hold, { state: 'held', reason: 'wave', since: '2026-11-30T11:59:01.000Z', by: undefined, sources: [src.key] });
+    assert.match(formatReport(held), /apps\/main \(held by hrto since 2026-11-30T11:59:01.000Z: wave\) +2 /);
+    const siblingRow = held.releases.find((r) => r.release === 'apps/sibling')!.sources[0]!;
+    assert.equal(siblingRow.state, 'done', 'triggered for this content by an earlier process: not pending again');
+    assert.equal(siblingRow.reason, `triggered for this content at ${at}`);
+  });
+
+  it('says a waved release cannot be held for a source helm-controller watches itself', () => {
+    const watched = toSource('ConfigMap', keys)({
+      metadata: { name: 'shared', namespace: 'apps', resourceVersion: '1', labels: { 'reconcile.fluxcd.io/watch': 'Enabled' }, annotations: { [keys.configDigest]: `sha256:${'0'.repeat(64)}` } },
+      data: { 'values.yaml': 'a: 2\n' },
+    });
+    const waved = toRelease({ metadata: { name: 'main', namespace: 'apps', resourceVersion: '1', annotations: { [keys.wave]: '2' } }, spec: { valuesFrom: [{ kind: 'ConfigMap', name: 'shared' }] } });
+    const row = explain([watched], [waved], ctx).releases[0]!.sources[0]!;
+    assert.match(row.reason, /its waves and windows cannot hold this source/);
   });
 });
