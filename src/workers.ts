@@ -79,7 +79,9 @@ export class WorkerPool {
         }
       } catch (err) {
         metrics.reconciles.inc({ queue: name, result: 'error' });
-        if (err instanceof NotLeaderError) continue; // shutting down: the new leader takes it from here
+        // Shutting down (leadership lost): the new leader takes it from here. Otherwise the write was
+        // refused during a late lease renewal while this process still leads: retried, never dropped.
+        if (err instanceof NotLeaderError && this.stopping) continue;
         metrics.queueRetries.inc({ queue: name });
         // Backoff, but never sooner than the server asked (429 and 503 carry Retry-After).
         const delay = q.addRateLimited(key, retryAfterMs(err));

@@ -44,6 +44,10 @@ function pool(outcomes: Record<string, () => Promise<WorkOutcome>>, opts: { lead
   return { workers, queue, addAfter, forget, lines, reconciles, retries, reconciled, starts: () => starts };
 }
 
+async function eventuallyTrue(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 describe('worker pool', () => {
   it('starts once, only after the caches synced, while leading and not stopping', async () => {
     let leading = false;
@@ -94,16 +98,20 @@ describe('worker pool', () => {
     assert.equal(await p.retries(), 1, 'a requeue after a delay is not a retry');
     await p.workers.shutdown();
   });
-  it('an error backs off no sooner than Retry-After and is logged; NotLeaderError is dropped', async () => {
+  it('an error backs off no sooner than Retry-After and is logged; NotLeaderError once shutting down is dropped', async () => {
+    let release!: () => void;
     const p = pool({
       busy: () => Promise.reject(new ApiError(429, 'TooManyRequests', 'slow down', 7)),
-      lost: () => Promise.reject(new NotLeaderError('not leading')),
+      lost: () => new Promise((_resolve, reject) => (release = () => reject(new NotLeaderError('not leading')))),
     });
     p.workers.markSynced();
     p.workers.start();
     p.queue.add('busy');
     p.queue.add('lost');
     await settle();
+    const stopped = p.workers.shutdown(); // leadership lost: shutting down while 'lost' is in flight
+    release();
+    await stopped;
     assert.deepEqual(
       p.addAfter.mock.calls.map((c) => c.arguments),
       [['busy', 7_000, false]],
@@ -114,6 +122,16 @@ describe('worker pool', () => {
     );
     assert.equal(await p.reconciles('error'), 2);
     assert.equal(await p.retries(), 1);
+  });
+  it('a write refused as "not the leader" while still leading (a late lease renewal) is retried, never dropped', async () => {
+    let refusals = 1;
+    const p = pool({ flicker: () => (refusals-- > 0 ? Promise.reject(new NotLeaderError('not the leader: HelmRelease patch not sent')) : Promise.resolve('done')) });
+    p.workers.markSynced();
+    p.workers.start();
+    p.queue.add('flicker');
+    await eventuallyTrue(() => p.reconciled.length >= 2);
+    assert.deepEqual(p.reconciled, ['flicker', 'flicker'], 'reconciled again after the refusal');
+    assert.equal(await p.reconciles('success'), 1);
     await p.workers.shutdown();
   });
   it('shutdown drops waiting keys and waits for in-flight ones', async () => {
