@@ -37,6 +37,7 @@ const WAVE = 'uburro.github.com/wave';
 const WINDOWS = 'uburro.github.com/trigger-windows';
 const ROLLOUT_NOW = 'uburro.github.com/rollout-now';
 const ROLLOUT_RESUME = 'uburro.github.com/rollout-resume';
+const HOLD = 'uburro.github.com/suspended-by';
 const ROLLOUT = 'uburro.github.com/rollout';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -348,7 +349,18 @@ describe('waves (helm-controller simulated)', () => {
     assert.equal(record.f, 0);
     assert.equal(record.force, true);
     assert.deepEqual(record.src, { [`ConfigMap/${ns}/values`]: short(digest) });
-    assert.equal((await getHelmRelease(ns, 'free')).metadata.annotations?.[ROLLOUT], undefined, 'unwaved: no record');
+    // Every trigger records the contents it carried, so no later process triggers it again for them.
+    const free = JSON.parse((await getHelmRelease(ns, 'free')).metadata.annotations?.[ROLLOUT] ?? '{}') as Partial<Record_>;
+    assert.deepEqual(free.src, { [`ConfigMap/${ns}/values`]: short(digest) }, 'unwaved: a record of the contents too');
+    // Wave 2 waits for wave 1, and is held from helm-controller meanwhile: suspended with hrto's mark.
+    const w2 = await eventually('wave 2 held', async () => {
+      const r = (await getHelmRelease(ns, 'w2')) as { spec?: { suspend?: boolean }; metadata: { annotations?: Record<string, string> } };
+      return r.spec?.suspend === true && r.metadata.annotations?.[HOLD] ? r : undefined;
+    });
+    const mark = JSON.parse(w2.metadata.annotations![HOLD]!) as { by: string; reason: string; src: Record<string, string> };
+    assert.equal(mark.by, 'helmrelease-trigger-operator');
+    assert.equal(mark.reason, 'wave');
+    assert.deepEqual(mark.src, { [`ConfigMap/${ns}/values`]: short(digest) });
     return { ns, h, triggers, digest, record };
   }
 
