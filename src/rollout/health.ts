@@ -33,8 +33,8 @@ export interface RolloutRecord {
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
-/** The record in an annotation value; anything that is not one (absent, not JSON, wrong types): undefined. */
-export function parseRolloutRecord(value: string | undefined): RolloutRecord | undefined {
+/** An annotation value holding a JSON object; anything else (absent, not JSON, not an object): undefined. */
+export function jsonObject(value: string | undefined): Record<string, unknown> | undefined {
   if (!value) return undefined;
   let raw: unknown;
   try {
@@ -42,16 +42,26 @@ export function parseRolloutRecord(value: string | undefined): RolloutRecord | u
   } catch {
     return undefined;
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
-  const { at, v, f, force, src } = raw as Record<string, unknown>;
+  return typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
+}
+
+/** The string entries of a JSON object (source -> digest prefix); undefined when it is not one. */
+export function stringEntries(obj: unknown): Record<string, string> | undefined {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, d] of Object.entries(obj)) if (typeof d === 'string') out[k] = d;
+  return out;
+}
+
+/** The record in an annotation value; anything that is not one (absent, not JSON, wrong types): undefined. */
+export function parseRolloutRecord(value: string | undefined): RolloutRecord | undefined {
+  const raw = jsonObject(value);
+  if (!raw) return undefined;
+  const { at, v, f, force, src } = raw;
   if (typeof at !== 'string' || !Number.isFinite(Date.parse(at))) return undefined;
   if (!isCount(v) || !isCount(f) || typeof force !== 'boolean') return undefined;
-  const sources: Record<string, string> = {};
-  if (src !== undefined) {
-    if (typeof src !== 'object' || src === null || Array.isArray(src)) return undefined;
-    for (const [k, d] of Object.entries(src)) if (typeof d === 'string') sources[k] = d;
-  }
-  return { at, v, f, force, src: sources };
+  const sources = src === undefined ? {} : stringEntries(src);
+  return sources && { at, v, f, force, src: sources };
 }
 
 /** The annotation value: compact JSON, fields in a fixed order. */

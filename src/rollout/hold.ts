@@ -11,6 +11,7 @@
 //
 // A release suspended without hrto's mark is a person's: hrto neither lifts nor holds it.
 import { type Gate } from './gate.js';
+import { jsonObject, stringEntries } from './health.js';
 
 export const HOLDER = 'helmrelease-trigger-operator';
 
@@ -33,20 +34,12 @@ export interface HoldMark {
 
 /** The mark in an annotation value; anything else (absent, not JSON, not hrto's) is no mark. */
 export function parseHoldMark(value: string | undefined): HoldMark | undefined {
-  if (!value) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(value);
-  } catch {
-    return undefined;
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
-  const { by, reason, since, v, src, over } = raw as Record<string, unknown>;
-  if (by !== HOLDER || typeof reason !== 'string' || typeof since !== 'string') return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || typeof src !== 'object' || src === null || Array.isArray(src)) return undefined;
-  const sources: Record<string, string> = {};
-  for (const [k, d] of Object.entries(src)) if (typeof d === 'string') sources[k] = d;
-  return { by, reason: reason as HoldReason, since, v, src: sources, ...(typeof over === 'string' ? { over } : {}) };
+  const raw = jsonObject(value);
+  if (!raw) return undefined;
+  const { by, reason, since, v, src, over } = raw;
+  if (by !== HOLDER || typeof reason !== 'string' || typeof since !== 'string' || typeof v !== 'number' || !Number.isSafeInteger(v)) return undefined;
+  const sources = stringEntries(src);
+  return sources && { by, reason: reason as HoldReason, since, v, src: sources, ...(typeof over === 'string' ? { over } : {}) };
 }
 
 export function encodeHoldMark(m: HoldMark): string {
