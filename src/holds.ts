@@ -124,11 +124,10 @@ export class Holder {
     metrics.holdSteps.inc({ step: step.step });
     switch (step.step) {
       case 'suspend':
-        log.info({ target, sources: step.mark.src, reason: step.mark.reason }, 'suspended the HelmRelease to hold a change from helm-controller');
-        events.emit(object, 'Normal', 'HoldSuspended', `suspended by hrto to hold ${reasons}; the trigger that lets the change through resumes it`, { reason: step.mark.reason });
-        return;
       case 'remark':
-        log.info({ target, sources: step.mark.src }, 'the held contents changed; the HelmRelease stays suspended');
+        // Once per held content, across restarts: the mark on the release says it was told.
+        log.info({ target, sources: step.mark.src, reason: step.mark.reason }, step.step === 'suspend' ? 'suspended the HelmRelease to hold a change from helm-controller' : 'the held contents changed; the HelmRelease stays suspended');
+        events.emit(object, 'Normal', 'Held', `${reasons}; suspended so that helm-controller does not apply it either, until the trigger that lets it through resumes it`, { reason: step.mark.reason });
         return;
       case 'lift':
         log.info({ target }, 'lifted the hold: nothing holds the change any more and no trigger is due');

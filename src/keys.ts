@@ -51,6 +51,8 @@ export interface Keys {
   rolloutRecord: string;
   /** hrto's mark on a HelmRelease it suspended to hold a change (see rollout/hold.ts). */
   suspendedBy: string;
+  /** On a source: which halts and skipped releases of its current change were reported (once, across restarts). */
+  rolloutReported: string;
 }
 
 export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
@@ -74,6 +76,7 @@ export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
     rolloutResume: `${domain}/rollout-resume`,
     rolloutRecord: `${domain}/rollout`,
     suspendedBy: `${domain}/suspended-by`,
+    rolloutReported: `${domain}/rollout-reported`,
   };
 }
 

@@ -13,7 +13,7 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type ObjectRef, refKey } from './mapping/targets.js';
 import type { TriggerRequest, TriggerScheduler } from './scheduler.js';
-import { describeGate } from './rollout/gate.js';
+import { describeGate, encodeReported, parseReported } from './rollout/gate.js';
 import { ordered, shortDigest, UNHOLDABLE } from './rollout/facts.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
 import type { SourceRow } from './holds.js';
@@ -205,7 +205,7 @@ export class Reconciler {
       const { wait } = ACTIONS[action];
       if (wait) log[wait.level]({ source: key, targets: sample(refs), count: refs.length }, wait.msg);
     }
-    this.reportRollout(key, src, plan, changes);
+    if (!(await this.reportRollout(key, src, plan, changes))) return 'done';
     if (src.fluxWatch) this.reportUnholdable(key, src);
     const retry = missing.length > 0;
     // Triggers land asynchronously: the scheduler wakes this source when they did. A window that
@@ -218,9 +218,10 @@ export class Reconciler {
     const hashes = encodeKeyHashes(src.keyDigests);
     try {
       const keyDigests = Object.keys(plan.keyDigests).length > 0 ? encodeKeyDigests(plan.keyDigests) : null;
-      await this.opts.writer.patchSource(src.kind, src.namespace, src.name, {
-        metadata: { annotations: { [this.opts.keys.configDigest]: src.digest, [this.opts.keys.keyDigests]: keyDigests, [this.opts.keys.keyHashes]: hashes } },
-      });
+      const annotations: Record<string, string | null> = { [this.opts.keys.configDigest]: src.digest, [this.opts.keys.keyDigests]: keyDigests, [this.opts.keys.keyHashes]: hashes };
+      // The change is rolled out: what was reported of it goes with it.
+      if (src.annotations[this.opts.keys.rolloutReported] !== undefined) annotations[this.opts.keys.rolloutReported] = null;
+      await this.opts.writer.patchSource(src.kind, src.namespace, src.name, { metadata: { annotations } });
     } catch (err) {
       if (statusOf(err) === 404) {
         this.forgetSource(key);
@@ -241,10 +242,16 @@ export class Reconciler {
     return 'done';
   }
 
-  /** Held, gated, halted and skipped targets: a log line each time, an Event once per change. */
-  private reportRollout(key: string, src: SourceObject, plan: Plan, changes: string): void {
-    const { log, events, metrics } = this.opts;
-    if (plan.skipped.length === 0 && !plan.targets.some((t) => t.gate)) return;
+  /**
+   * Held, gated, halted and skipped targets: a log line each time; a halt and a skipped release an
+   * Event once per change, recorded on the source first so that no restart reports them again (the
+   * hold itself reports Held, once per suspension). False when the source is gone.
+   */
+  private async reportRollout(key: string, src: SourceObject, plan: Plan, changes: string): Promise<boolean> {
+    const { log, events, metrics, keys } = this.opts;
+    if (plan.skipped.length === 0 && !plan.targets.some((t) => t.gate)) return true;
+    const reported = parseReported(src.annotations[keys.rolloutReported], shortDigest(src.digest));
+    const news: (() => void)[] = [];
     const what = `${src.kind} ${src.namespace}/${src.name} (${shortDigest(src.digest)}; ${changes})`;
     // One log line per distinct reason, however many releases wait for it.
     const waits = new Map<string, ObjectRef[]>();
@@ -256,17 +263,12 @@ export class Reconciler {
       if (same) same.push(t.ref);
       else waits.set(reason, [t.ref]);
       if (t.gate.gate === 'held') {
-        if (!release) continue;
-        if (t.gate.by === 'invalid') {
-          if (this.once(key, `invalid\u0000${refKey(t.ref)}\u0000${t.gate.message}`)) {
-            metrics.invalidRollouts.inc();
-            events.emit(helmReleaseObject(release), 'Warning', 'InvalidRollout', `${t.gate.message}: changes of ${what} are held until it is fixed`, { source: key, digest: src.digest });
-          }
-        } else if (this.once(key, `held\u0000${refKey(t.ref)}\u0000${src.digest}\u0000${t.gate.opensAt}`)) {
-          // Once per change and opening: a new window annotation that moves the opening says so again.
-          events.emit(helmReleaseObject(release), 'Normal', 'Held', `${what} ${reason}`, { source: key, digest: src.digest, keys: changes });
+        if (release && t.gate.by === 'invalid' && this.once(key, `invalid\u0000${refKey(t.ref)}\u0000${t.gate.message}`)) {
+          metrics.invalidRollouts.inc();
+          events.emit(helmReleaseObject(release), 'Warning', 'InvalidRollout', `${t.gate.message}: changes of ${what} are held until it is fixed`, { source: key, digest: src.digest });
         }
-      } else if (t.gate.gate === 'halted' && this.once(key, `halted\u0000${src.digest}\u0000${refKey(t.gate.failed.ref)}`)) {
+      } else if (t.gate.gate === 'halted' && !reported.halted.includes(refKey(t.gate.failed.ref))) {
+        reported.halted.push(refKey(t.gate.failed.ref));
         const halted = plan.targets.filter((x) => x.gate?.gate === 'halted');
         const failed = this.opts.getRelease(refKey(t.gate.failed.ref));
         const message =
@@ -274,19 +276,36 @@ export class Reconciler {
           `${t.gate.failed.message ? `: ${t.gate.failed.message}` : ''}); ${halted.length} release${halted.length === 1 ? '' : 's'} of later waves not triggered. ` +
           `Change the content again to fix it, or annotate the source ${this.opts.keys.rolloutResume}=${shortDigest(src.digest)} to go on`;
         const meta = { source: key, digest: src.digest, keys: changes, release: refKey(t.gate.failed.ref), reason: t.gate.failed.reason };
-        metrics.rolloutsHalted.inc();
-        log.warn({ ...meta, notTriggered: sample(halted.map((x) => x.ref)) }, message);
-        events.emit(sourceObject(src), 'Warning', 'RolloutHalted', message, meta);
-        if (failed) events.emit(helmReleaseObject(failed), 'Warning', 'RolloutHalted', message, meta);
+        news.push(() => {
+          metrics.rolloutsHalted.inc();
+          log.warn({ ...meta, notTriggered: sample(halted.map((x) => x.ref)) }, message);
+          events.emit(sourceObject(src), 'Warning', 'RolloutHalted', message, meta);
+          if (failed) events.emit(helmReleaseObject(failed), 'Warning', 'RolloutHalted', message, meta);
+        });
       }
     }
     for (const [reason, refs] of waits) log.info({ source: key, targets: sample(refs), count: refs.length, digest: src.digest, changedKeys: changes }, `${src.kind} change ${reason}`);
     for (const t of plan.skipped) {
-      if (!this.once(key, `skipped\u0000${src.digest}\u0000${refKey(t.ref)}`)) continue;
+      if (reported.skipped.includes(refKey(t.ref))) continue;
+      reported.skipped.push(refKey(t.ref));
       const message = `wave ${t.wave}: HelmRelease ${refKey(t.ref)} is ${t.action === 'missing' ? 'missing' : t.action}, so the waves above it do not wait for it (${what}); it is triggered when it can act again`;
-      log.warn({ source: key, target: refKey(t.ref), wave: t.wave, action: t.action }, message);
-      events.emit(sourceObject(src), 'Warning', 'WaveSkipped', message, { source: key, digest: src.digest, release: refKey(t.ref) });
+      news.push(() => {
+        log.warn({ source: key, target: refKey(t.ref), wave: t.wave, action: t.action }, message);
+        events.emit(sourceObject(src), 'Warning', 'WaveSkipped', message, { source: key, digest: src.digest, release: refKey(t.ref) });
+      });
     }
+    if (news.length === 0) return true;
+    try {
+      await this.opts.writer.patchSource(src.kind, src.namespace, src.name, { metadata: { annotations: { [keys.rolloutReported]: encodeReported(reported) } } });
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        this.forgetSource(key);
+        return false;
+      }
+      throw err;
+    }
+    for (const report of news) report();
+    return true;
   }
 
   /** Waved or windowed readers of a source helm-controller watches itself: a Warning once per change. */

@@ -4,6 +4,7 @@
 // rollout. helm-controller's atomic release loop is the model: advance while healthy, stop at the
 // first failure, and let a new change (or an explicit resume) start again.
 import { type ObjectRef, refKey } from '../mapping/targets.js';
+import { jsonObject } from './health.js';
 
 /** What hrto's trigger of a release for this content became, read from helm-controller's status. */
 export type Outcome =
@@ -100,6 +101,28 @@ export function wakeAt(targets: readonly GateTarget[], gates: readonly Gate[]): 
 }
 
 const when = (ms: number | undefined): string => (ms === undefined ? 'no window opens again' : new Date(ms).toISOString());
+
+/**
+ * What was reported of a source's current change, kept on the source so that a restart or a new
+ * leader does not report it again (a halt re-reported would fire Flux's alerts once more).
+ */
+export interface Reported {
+  /** The content (digest prefix) the reports are about: another content starts afresh. */
+  d: string;
+  /** Failed releases a halt was reported for. */
+  halted: string[];
+  /** Releases reported skipped by their wave (missing, suspended or paused). */
+  skipped: string[];
+}
+
+export function parseReported(value: string | undefined, digest: string): Reported {
+  const raw = jsonObject(value);
+  const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  if (!raw || raw.d !== digest) return { d: digest, halted: [], skipped: [] };
+  return { d: digest, halted: list(raw.halted), skipped: list(raw.skipped) };
+}
+
+export const encodeReported = (r: Reported): string => JSON.stringify({ d: r.d, halted: r.halted, skipped: r.skipped });
 
 /** One line for a log, an Event or explain: why a would-be trigger waits. */
 export function describeGate(g: Exclude<Gate, { gate: 'open' }>): string {

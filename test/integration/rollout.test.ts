@@ -207,7 +207,7 @@ describe('trigger windows', () => {
     assert.equal(await metricValue(h.metrics, 'hrto_held_releases'), 0);
   });
 
-  it('a held change stays held across a restart (Held again, explain says until when); rollout-now on the source lets it through', async (t) => {
+  it('a held change stays held across a restart (Held once: the hold is on the release; explain says until when); rollout-now on the source lets it through', async (t) => {
     const ns = await createNamespace('ro-restart');
     const triggers = await triggerLog(t, ns);
     const far = farWindow();
@@ -222,10 +222,12 @@ describe('trigger windows', () => {
     await first.stop();
 
     const second = await start(t, ns);
-    await eventually('a Held Event from the new process', async () => ofRelease(await events(ns), 'app', 'Held').length === 2);
-    assert.ok(second.logs.some((l) => l.msg.startsWith('ConfigMap change held until')));
+    await eventually('the new process sees the change held', () => Promise.resolve(second.logs.some((l) => l.msg.startsWith('ConfigMap change held until'))));
     assert.equal(triggers.count('app'), 0, 'still held');
     await heldQuietly(second, `ConfigMap/${ns}/values`);
+    const helds = ofRelease(await events(ns), 'app', 'Held');
+    assert.deepEqual(helds.map((e) => e.count), [1], `told once, not again by the new process: ${JSON.stringify(helds)}`);
+    assert.ok(!second.logs.some((l) => l.msg === 'suspended the HelmRelease to hold a change from helm-controller'), 'the new process found the hold on the release');
     assert.equal((await readSource('ConfigMap', ns, 'values')).annotations[DIGEST], adopted, 'the new content is not recorded');
 
     const report = await runExplain(resolveConfig({ watchNamespaces: ns, logLevel: 'error' }), api, silent, { namespace: ns, name: 'app' });
@@ -429,6 +431,18 @@ describe('waves (helm-controller simulated)', () => {
     assert.equal(triggers.count('w2'), 0, 'wave 2 is never triggered');
     assert.equal(triggers.count('w1'), 1);
     assert.ok(h.logs.some((l) => l.msg.includes('halted after wave 1')));
+    // The shipped alert fires on increase(hrto_rollouts_halted_total[1h]) > 0: the halt counts once.
+    assert.equal(await metricValue(h.metrics, 'hrto_rollouts_halted_total'), 1);
+
+    // A restart while halted reports nothing again: no Event (and so no Flux alert), no count.
+    await h.stop();
+    const again = await start(t, ns);
+    await eventually('the new process sees the rollout halted', () => Promise.resolve(again.logs.some((l) => String(l.msg).includes('change halted: wave 1'))));
+    await sleep(2_000);
+    assert.equal(await metricValue(again.metrics, 'hrto_rollouts_halted_total'), 0, 'not counted again: the alert expression stays at 0 after the restart');
+    assert.ok(!again.logs.some((l) => l.msg.includes('halted after wave 1')), 'not reported again');
+    const halts = (await events(ns)).filter((e) => e.reason === 'RolloutHalted');
+    assert.deepEqual(halts.map((e) => e.count), [1, 1], `one RolloutHalted on the source and one on the release: ${JSON.stringify(halts)}`);
 
     await patchConfigMap(ns, 'values', { metadata: { annotations: { [ROLLOUT_RESUME]: short(digest) } } });
     await triggers.waitFor('w2', 1);

@@ -22,6 +22,7 @@ describe('keys', () => {
       rolloutResume: 'nebius.ai/rollout-resume',
       rolloutRecord: 'nebius.ai/rollout',
       suspendedBy: 'nebius.ai/suspended-by',
+      rolloutReported: 'nebius.ai/rollout-reported',
     });
     assert.equal(keysFor().watchLabel, 'uburro.github.com/helmrelease-trigger-operator');
   });
