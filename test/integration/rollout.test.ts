@@ -12,6 +12,7 @@ import { createLogger } from '../../src/log.js';
 import { events, type EventSummary, type Hrto, metricValue, REQUESTED_AT, startHrto, TriggerLog, waitForEvent } from './hrto.js';
 import {
   api,
+  auditedWrites,
   createConfigMap,
   createNamespace,
   createSecret,
@@ -246,6 +247,33 @@ describe('trigger windows', () => {
     await sleep(1_000);
     assert.equal(triggers.count('app'), 1);
     assert.ok(second.logs.some((l) => l.msg.startsWith('triggered HelmRelease')));
+  });
+
+  it('a sibling of a held release is triggered once per content, however often hrto restarts', async (t) => {
+    const ns = await createNamespace('ro-sibling');
+    const triggers = await triggerLog(t, ns);
+    const far = farWindow();
+    await createRelease(ns, 'held', { [WINDOWS]: far.json });
+    await createRelease(ns, 'sibling');
+    // The digest cannot be recorded while 'held' waits for its window: only the record on the sibling
+    // says it was triggered for this content.
+    await createConfigMap(labeledConfigMap(ns, 'values', { targets: 'held,sibling', targetNamespace: ns }));
+    let h = await start(t, ns);
+    const adopted = await waitForRecordedDigest(ns, 'values');
+    await patchConfigMap(ns, 'values', { data: { 'values.yaml': 'replicas: 2\n' } });
+    await triggers.waitFor('sibling', 1);
+    for (let restart = 1; restart <= 2; restart++) {
+      await h.stop();
+      h = await start(t, ns);
+      await eventually('the new process sees the change held', () => Promise.resolve(h.logs.some((l) => String(l.msg).startsWith('ConfigMap change held until'))));
+      await sleep(2_000);
+      assert.equal(triggers.count('sibling'), 1, `restart ${restart}: the sibling is not triggered again for the same content`);
+      assert.ok(!h.logs.some((l) => String(l.msg).startsWith('triggered HelmRelease')), `restart ${restart}: nothing triggered`);
+    }
+    assert.equal(triggers.count('held'), 0);
+    assert.equal((await readSource('ConfigMap', ns, 'values')).annotations[DIGEST], adopted, 'not recorded: one target is held');
+    const patches = auditedWrites({ verb: 'patch', resource: 'helmreleases', namespace: ns, name: 'sibling' }).filter((e) => e.userAgent?.startsWith('hrto/'));
+    assert.equal(patches.length, 1, 'one trigger patch of the sibling in the audit log');
   });
 
   it('--trigger-windows holds releases without the annotation; an annotation of [] is always open', async (t) => {
