@@ -85,6 +85,10 @@ export class WorkerPool {
         metrics.queueRetries.inc({ queue: name });
         // Backoff, but never sooner than the server asked (429 and 503 carry Retry-After).
         const delay = q.addRateLimited(key, retryAfterMs(err));
+        if (err instanceof NotLeaderError) {
+          log.warn({ queue: name, key, err: err.message, retryInMs: delay }, 'a write was refused while the lease renewal is late; retrying while still leading');
+          continue;
+        }
         log.error(
           { queue: name, key, status: statusOf(err), err: (err as Error).message, retryInMs: delay, retries: q.retries(key) },
           `${name} reconcile failed; retrying`,

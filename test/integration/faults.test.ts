@@ -12,6 +12,7 @@ import { FaultProxy } from '../harness/faultproxy.js';
 import { events, metricValue, startHrto, TriggerLog, waitForEvent } from './hrto.js';
 import { clusterArgs, hrto, logLines } from './process.js';
 import {
+  allRecorded,
   auditedWrites,
   core,
   createConfigMap,
@@ -30,6 +31,7 @@ import {
   oneSource,
   patchConfigMap,
   setLastRelease,
+  sleep,
   waitForRecordedDigest,
   WATCH_LABEL,
 } from './support.js';
@@ -44,6 +46,40 @@ async function proxy(t: { after: (fn: () => Promise<void>) => void }): Promise<F
 }
 
 describe('faults', () => {
+  it('leadership flicker: writes refused while a slow lease renewal makes isLeader() read false are retried, and every change is triggered once', async (t) => {
+    const ns = await createNamespace('fault-flicker');
+    const triggers = await TriggerLog.start(ns);
+    t.after(() => triggers.stop());
+    const names = Array.from({ length: 12 }, (_, i) => `app-${i}`);
+    for (const name of names) {
+      await createHelmRelease(ns, name);
+      await createConfigMap(labeledConfigMap(ns, `values-${name}`, { targets: name, targetNamespace: ns }));
+    }
+    const p = await proxy(t);
+    const h = await startHrto(
+      { watchNamespaces: ns, debounce: '0s', leaderElect: 'true', leaderElectionNamespace: ns, leaderElectLeaseDuration: '4s', leaderElectRenewDeadline: '3s', leaderElectRetryPeriod: '500ms' },
+      { kc: p.kubeConfig() },
+    );
+    t.after(() => h.stop());
+    const sources = names.map((name) => `values-${name}`);
+    await allRecorded(ns, sources); // adopted
+    // Every lease request now takes 800 ms: a renewal (GET + PUT) takes 1.6 s and is dated from its
+    // start, so for about 0.7 s of every 2.1 s the leader's isLeader() reads false while it still leads.
+    p.inject({ path: /\/leases\//, delayMs: 800, times: 10_000 });
+    await sleep(2_500);
+    for (const name of names) {
+      await patchConfigMap(ns, `values-${name}`, { data: { 'values.yaml': 'replicas: 2\n' } });
+      await sleep(700);
+    }
+    await allRecorded(ns, sources, 60_000);
+    await sleep(2_000);
+    for (const name of names) assert.equal(triggers.count(name), 1, `${name}: triggered once for its change`);
+    const refused = h.logs.filter((l) => l.msg === 'a write was refused while the lease renewal is late; retrying while still leading');
+    assert.ok(refused.length > 0, 'the flicker happened: some write was refused as not the leader');
+    assert.ok(h.controller.ready());
+    t.diagnostic(`${refused.length} writes refused during flickers, each retried`);
+  });
+
   it('watch expiry (410 Gone) and dropped connections: the informers relist and no change is lost', async (t) => {
     const ns = await createNamespace('fault-watch');
     const triggers = await TriggerLog.start(ns);
