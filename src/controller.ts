@@ -175,7 +175,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   // One release informer per namespace scope: disjoint, so sizes add up without listing.
   const releaseCount = (): number => caches.releases.reduce((n, i) => n + i.size, 0);
   const lanes: Lane[] = [
-    { name: 'trigger', queue, reconcile: (key) => reconciler.reconcile(key), workers: config.maxConcurrency },
+    { name: 'source', queue, reconcile: (key) => reconciler.reconcile(key), workers: config.maxConcurrency },
     {
       name: 'release',
       queue: releaseQueue,

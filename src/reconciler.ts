@@ -85,17 +85,33 @@ class AdoptionSummary {
   }
 }
 
+/**
+ * What this process keeps of one source between its reconciles: nothing a decision depends on after
+ * a restart. Each field says what a restart loses and why that is safe.
+ */
+interface SourceMemory {
+  /**
+   * Releases triggered for the current content (release -> digest), until the cache shows each
+   * one's trigger record. Lost: the record on each release says the same once the cache shows it.
+   */
+  triggered?: Map<string, string>;
+  /** What this process recorded on the source, until the cache shows it. Lost: the annotations say it. */
+  recorded?: Recorded & { keyHashes: string };
+  /** When the current content change was first seen (performance.now()). Lost: that change's latency goes unobserved. */
+  changeSeenAt?: number;
+  /**
+   * Reports already made of the current change (InvalidRollout, CannotHold, TargetNotFound), so a
+   * retry or a resync does not repeat them. Lost: each is reported once more by the new process
+   * (halts and skipped waves are recorded on the source, and holds on the release, instead).
+   */
+  told?: Set<string>;
+  /** The invalid reference last reported (resourceVersion + message). Lost: reported once more. */
+  reportedInvalid?: string;
+}
+
 export class Reconciler {
-  /** source -> target -> digest triggered, for sources whose digest is not recorded yet. */
-  private readonly triggered = new Map<string, Map<string, string>>();
-  /** source -> what this process recorded, until the cache shows it. */
-  private readonly recorded = new Map<string, { digest: string; keyDigests: Record<string, string>; keyHashes: string }>();
-  /** source -> when a content change was first seen, for the latency histogram. */
-  private readonly changeSeenAt = new Map<string, number>();
-  /** source -> the invalid reference last reported, so it is reported once per object version. */
-  private readonly reportedInvalid = new Map<string, string>();
-  /** source -> rollout Events already emitted for its current change (held, halted, skipped). */
-  private readonly told = new Map<string, Set<string>>();
+  /** One record per source; forget() drops it whole (the source deleted or no longer watched). */
+  private readonly memory = new Map<string, SourceMemory>();
 
   private readonly adoptions: AdoptionSummary;
 
@@ -108,23 +124,38 @@ export class Reconciler {
     this.adoptions.flush();
   }
 
+  private remember(key: string): SourceMemory {
+    let m = this.memory.get(key);
+    if (!m) this.memory.set(key, (m = {}));
+    return m;
+  }
+
   noteChange(key: string): void {
-    if (!this.changeSeenAt.has(key)) this.changeSeenAt.set(key, performance.now());
+    this.remember(key).changeSeenAt ??= performance.now();
   }
 
   forgetSource(key: string): void {
-    this.triggered.delete(key);
-    this.recorded.delete(key);
-    this.changeSeenAt.delete(key);
-    this.reportedInvalid.delete(key);
-    this.told.delete(key);
+    this.memory.delete(key);
+  }
+
+  /** Clears some of a source's memory; an empty record goes. */
+  private clear(key: string, fields: readonly (keyof SourceMemory)[]): void {
+    const m = this.memory.get(key);
+    if (!m) return;
+    for (const f of fields) m[f] = undefined;
+    if (Object.values(m).every((v) => v === undefined)) this.memory.delete(key);
+  }
+
+  /** The current change is done (rolled out, or back to the recorded content): what was kept of it goes. */
+  private changeDone(key: string): void {
+    this.clear(key, ['triggered', 'changeSeenAt', 'told']);
   }
 
   /** The state recorded on a source: this process's newer write, or the object's annotations. */
   private recordedFor(key: string, src: SourceObject): Recorded {
-    const memo = this.recorded.get(key);
+    const memo = this.memory.get(key)?.recorded;
     const onObject = recordedOn(src, this.opts.keys);
-    if (onObject.digest === src.digest) this.recorded.delete(key);
+    if (onObject.digest === src.digest) this.clear(key, ['recorded']);
     return memo?.digest === src.digest ? memo : onObject;
   }
 
@@ -134,7 +165,7 @@ export class Reconciler {
     for (const key of new Set(this.opts.sourcesOf(release))) {
       const src = this.opts.getSource(key);
       if (!src) continue;
-      const assessment = assess(src, this.opts, this.recordedFor(key, src), this.triggered.get(key));
+      const assessment = assess(src, this.opts, this.recordedFor(key, src), this.memory.get(key)?.triggered);
       if ('invalid' in assessment) continue;
       const t = assessment.plan.targets.find((x) => x.ref.namespace === release.namespace && x.ref.name === release.name);
       if (t) rows.push({ source: key, digest: src.digest, action: t.action, gate: t.gate });
@@ -160,21 +191,19 @@ export class Reconciler {
       for (const release of this.opts.markedFor(key)) this.opts.wakeHold(release);
       return 'done';
     }
-    const keyHashes = this.recorded.get(key)?.keyHashes ?? src.annotations[keys.keyHashes];
+    const keyHashes = this.memory.get(key)?.recorded?.keyHashes ?? src.annotations[keys.keyHashes];
     const recorded = this.recordedFor(key, src);
-    const assessment = assess(src, this.opts, recorded, this.triggered.get(key));
+    const assessment = assess(src, this.opts, recorded, this.memory.get(key)?.triggered);
     if ('invalid' in assessment) {
       this.reportInvalid(key, src, assessment.invalid);
       for (const release of this.opts.markedFor(key)) this.opts.wakeHold(release);
       return 'done';
     }
-    this.reportedInvalid.delete(key);
+    this.clear(key, ['reportedInvalid']);
     const { plan } = assessment;
     this.wakeHolds(key, src.digest, plan);
     if (plan.upToDate) {
-      this.triggered.delete(key);
-      this.changeSeenAt.delete(key);
-      this.told.delete(key);
+      this.changeDone(key);
       log.debug({ source: key, digest: src.digest }, 'content unchanged since last recorded');
       return 'done';
     }
@@ -196,7 +225,7 @@ export class Reconciler {
     const changes = waiting ? formatKeyChanges(diffKeys(keyHashes, src.keyDigests)) : '';
     for (const t of plan.targets) {
       if (t.action !== 'trigger' || this.opts.scheduler.isPending(refKey(t.ref), key, src.digest)) continue;
-      this.opts.scheduler.request(refKey(t.ref), { source: src, seenAt: this.changeSeenAt.get(key), changes, bypassWindows: t.bypass === true });
+      this.opts.scheduler.request(refKey(t.ref), { source: src, seenAt: this.memory.get(key)?.changeSeenAt, changes, bypassWindows: t.bypass === true });
     }
     const missing = by('missing');
     if (missing.length > 0) this.reportMissing(src, missing);
@@ -229,10 +258,8 @@ export class Reconciler {
       }
       throw err;
     }
-    this.recorded.set(key, { digest: src.digest, keyDigests: plan.keyDigests, keyHashes: hashes });
-    this.triggered.delete(key);
-    this.changeSeenAt.delete(key);
-    this.told.delete(key);
+    this.changeDone(key);
+    this.remember(key).recorded = { digest: src.digest, keyDigests: plan.keyDigests, keyHashes: hashes };
     const adopted = by('adopt');
     if (adopted.length > 0) {
       metrics.adoptions.inc();
@@ -320,8 +347,8 @@ export class Reconciler {
 
   /** True the first time a fingerprint is seen for this source (until its digest is recorded). */
   private once(source: string, fingerprint: string): boolean {
-    let seen = this.told.get(source);
-    if (!seen) this.told.set(source, (seen = new Set()));
+    const m = this.remember(source);
+    const seen = (m.told ??= new Set());
     if (seen.has(fingerprint)) return false;
     seen.add(fingerprint);
     return true;
@@ -330,14 +357,17 @@ export class Reconciler {
   /** The scheduler's report: remember what landed so the source can record its digest. */
   settled(release: string, requests: readonly TriggerRequest[], triggered: boolean): string[] {
     for (const { source } of triggered ? requests : []) {
-      let memo = this.triggered.get(source.key);
-      if (!memo) this.triggered.set(source.key, (memo = new Map<string, string>()));
-      memo.set(release, source.digest);
+      (this.remember(source.key).triggered ??= new Map()).set(release, source.digest);
     }
     return requests.map((r) => r.source.key);
   }
 
+  /** Once per change and set of missing releases: the retries that follow say nothing new. */
   private reportMissing(src: SourceObject, refs: readonly ObjectRef[]): void {
+    if (!this.once(src.key, `missing\u0000${src.digest}\u0000${refs.map(refKey).join(',')}`)) {
+      this.opts.log.debug({ source: src.key, count: refs.length }, 'target HelmReleases still not found; will retry');
+      return;
+    }
     this.opts.metrics.missingTargets.inc(refs.length);
     const shown = sample(refs);
     this.opts.log.warn({ source: src.key, targets: shown, count: refs.length }, 'target HelmReleases not found; will retry');
@@ -353,8 +383,9 @@ export class Reconciler {
 
   private reportInvalid(key: string, src: SourceObject, err: InvalidReferenceError): void {
     const fingerprint = `${src.resourceVersion}\u0000${err.message}`;
-    if (this.reportedInvalid.get(key) === fingerprint) return;
-    this.reportedInvalid.set(key, fingerprint);
+    const m = this.remember(key);
+    if (m.reportedInvalid === fingerprint) return;
+    m.reportedInvalid = fingerprint;
     const refused = err instanceof CrossNamespaceRefError;
     const reason = refused ? 'cross-namespace' : err.value === undefined ? 'missing' : 'invalid';
     this.opts.metrics.invalidReferences.inc({ kind: src.kind, reason });

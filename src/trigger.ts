@@ -11,8 +11,12 @@ export function formatRFC3339Nano(epochNanos: bigint): string {
   return `${base}${fraction ? `.${fraction}` : ''}Z`;
 }
 
-/** A clock that never returns the same instant twice, so back-to-back requests stay distinct. */
-export function monotonicNanoClock(now: () => number = () => performance.timeOrigin + performance.now()): () => bigint {
+/**
+ * The wall clock, never returning the same instant twice so back-to-back requests stay distinct. Read
+ * from Date.now(), not performance.now(): requestedAt is compared with Date.now() (the minimum
+ * interval, a trigger's deadline), and the monotonic clock drifts from the wall clock over a long uptime.
+ */
+export function monotonicNanoClock(now: () => number = Date.now): () => bigint {
   let last = 0n;
   return () => {
     const current = BigInt(Math.round(now() * 1000)) * 1000n;

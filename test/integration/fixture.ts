@@ -38,13 +38,13 @@ export async function fixture(
 /** Waits until hrto has reconciled at least once more than `before` and its queue is empty. */
 export async function reconciledSince(hrto: Hrto, before: number): Promise<void> {
   await eventually('hrto to reconcile', async () => {
-    const done = await metricValue(hrto.metrics, 'hrto_reconciles_total', { queue: 'trigger' });
+    const done = await metricValue(hrto.metrics, 'hrto_reconciles_total', { queue: 'source' });
     return done > before && (await metricValue(hrto.metrics, 'hrto_queue_depth')) === 0;
   });
 }
 
 export async function reconciles(hrto: Hrto): Promise<number> {
-  return metricValue(hrto.metrics, 'hrto_reconciles_total', { queue: 'trigger' });
+  return metricValue(hrto.metrics, 'hrto_reconciles_total', { queue: 'source' });
 }
 
 export async function requestedAt(ns: string, name: string): Promise<string | undefined> {

@@ -41,6 +41,11 @@ describe('lifecycle', () => {
     assert.equal(await configMapAnnotation(ns, 'values', DIGEST), adopted, 'not recorded while a target is missing');
     assert.ok((await metricValue(hrto.metrics, 'hrto_missing_targets_total')) >= 1);
     assert.ok(hrto.logs.some((l) => l.msg.includes('not found') && (l.targets as string[] | undefined)?.includes(`${ns}/later`)));
+    // Retried with backoff meanwhile, but reported once: one Event, one warning line, one count.
+    await eventually('a few retries', () => Promise.resolve(hrto.logs.filter((l) => l.msg === 'target HelmReleases still not found; will retry').length >= 2));
+    assert.equal(hrto.logs.filter((l) => l.msg === 'target HelmReleases not found; will retry').length, 1, 'one warning line for the change');
+    assert.equal(await metricValue(hrto.metrics, 'hrto_missing_targets_total'), 1);
+    assert.deepEqual((await events(ns)).filter((e) => e.reason === 'TargetNotFound').map((e) => e.count), [1]);
 
     await createHelmRelease(ns, 'later');
     await triggers.waitFor('later', 1);

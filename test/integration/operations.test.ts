@@ -204,7 +204,7 @@ describe('metrics and probes', () => {
     assert.equal(value('hrto_watched_sources{kind="ConfigMap"}'), 1);
     assert.equal(value('hrto_watched_helmreleases'), 1);
     assert.equal(value(`hrto_cache_synced{informer="helmreleases[${ns}]"}`), 1);
-    assert.equal(value('hrto_queue_depth{queue="trigger"}'), 0);
+    assert.equal(value('hrto_queue_depth{queue="source"}'), 0);
     assert.equal(value('rest_client_requests_total{verb="patch",resource="helmreleases",code="200"}'), 1, 'the trigger');
     assert.equal(value('rest_client_request_duration_seconds_count{verb="patch",resource="helmreleases"}'), 1);
     assert.ok((value('rest_client_requests_total{verb="watch",resource="configmaps",code="200"}') ?? 0) >= 1);

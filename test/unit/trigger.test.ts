@@ -19,6 +19,10 @@ describe('trigger', () => {
     const c = clock();
     assert.ok(b > a && c > b);
   });
+  it('reads the wall clock (Date.now), which requestedAt is compared with, not the drifting monotonic clock', (t) => {
+    t.mock.method(Date, 'now', () => 1_700_000_000_000);
+    assert.equal(monotonicNanoClock()(), 1_700_000_000_000n * 1_000_000n);
+  });
   it('force sets requestedAt and forceAt to the same value; reconcile only requestedAt', () => {
     assert.deepEqual(triggerPatch('force', 't'), {
       metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': 't', 'reconcile.fluxcd.io/forceAt': 't' } },
