@@ -31,6 +31,8 @@
 //              watched sources + 10,000 HelmReleases, all adopted (about 9 minutes)
 //   sustained  200 sources each changed once a second for 4 minutes, defaults (--debounce=1s
 //              --min-trigger-interval=30s --max-triggers-per-second=10), VmRSS every second (4.5 minutes)
+//   inflight   --max-upgrades-in-flight's count with 10,000 releases and 300 triggers waiting for a
+//              slot: CPU per second of waiting, beside the rescan it replaced (in process, seconds)
 // Opt-in by name only (not in `all`: about 40 minutes on its own):
 //   fleet      the fleet day (bench/scenarios/fleet.ts): 2,000 pairs, two replicas with leader
 //              election (default lease timings) and default valves, for 30 minutes a tenth of the
@@ -67,11 +69,12 @@ import { GO_PEER_PATH, goOriginal, goPeerInfo } from './operators.js';
 import { clkTck } from './proc.js';
 import { fleetScenarios } from './scenarios/fleet.js';
 import { runtimeScenarios } from './scenarios/runtime.js';
+import { rolloutScenarios } from './scenarios/rollout.js';
 import { throughputScenarios } from './scenarios/throughput.js';
 
-const scenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ...runtimeScenarios, ...throughputScenarios, ...fleetScenarios };
+const scenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ...runtimeScenarios, ...throughputScenarios, ...fleetScenarios, ...rolloutScenarios };
 const DEFAULT = ['idle', 'reaction', 'cpu', 'idlecpu', 'install', 'latency', 'burst', 'upgrade', 'coldstart'];
-const ALL = ['idle', 'reaction', 'cpu', 'idlecpu', 'install', 'memory', 'sustained', 'latency', 'burst', 'upgrade', 'coldstart'];
+const ALL = ['idle', 'reaction', 'cpu', 'idlecpu', 'install', 'memory', 'sustained', 'latency', 'burst', 'upgrade', 'coldstart', 'inflight'];
 
 const selected = process.argv.slice(2).filter((a) => a !== '--');
 const names = selected.length === 0 ? DEFAULT : selected.includes('all') ? ALL : selected;

@@ -17,7 +17,8 @@ import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { TriggerScheduler } from './scheduler.js';
-import { rolloutChanged, upgradeInFlight, windowsClosed } from './rollout/facts.js';
+import { rolloutChanged, windowsClosed } from './rollout/facts.js';
+import { InFlight } from './rollout/inflight.js';
 import { TokenBucket } from './throttle.js';
 import { parseSelector } from './selector.js';
 import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
@@ -92,6 +93,9 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
 
   const poster = config.eventsAddr ? new FluxEventPoster({ address: config.eventsAddr, log, metrics }) : undefined;
   const events = new EventRecorder(writer, log, hostname(), poster && { poster, keyDomain: config.keyDomain });
+  // Every trigger leaves a record; waved releases gate the waves above them, and with an in-flight
+  // limit every release counts.
+  const inFlight = new InFlight((r) => config.maxUpgradesInFlight > 0 || r.wave !== undefined, config.waveTimeoutMs);
   const scheduler = new TriggerScheduler({
     debounceMs: config.debounceMs,
     minIntervalMs: config.minTriggerIntervalMs,
@@ -115,13 +119,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
       holdAnnotation: keys.suspendedBy,
       windowsClosed: (release) => windowsClosed(release, decision.rollout, Date.now()),
       maxInFlight: config.maxUpgradesInFlight,
-      inFlight: () => {
-        const now = Date.now();
-        // Every trigger leaves a record; waved releases gate the waves above them, and with an
-        // in-flight limit every release counts.
-        const counted = (r: ReleaseObject): boolean => config.maxUpgradesInFlight > 0 || r.wave !== undefined;
-        return caches.listReleases().filter((r) => counted(r) && upgradeInFlight(r, decision.rollout, now)).length;
-      },
+      inFlight: () => inFlight.count(Date.now()),
     },
   });
   const holder: Holder = new Holder({
@@ -218,7 +216,12 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const onRelease = releaseHandlers({
     ...watchDeps,
     releaseStatusChanged: rolloutChanged,
-    holds: { track: (release, deleted) => holder.track(release, deleted), wake: (key) => releaseQueue.add(key) },
+    track: (release, deleted) => {
+      holder.track(release, deleted);
+      if (deleted) inFlight.delete(release);
+      else inFlight.set(release);
+    },
+    wakeHold: (key) => releaseQueue.add(key),
   });
   for (const informer of caches.releases) informer.addHandlers(onRelease);
 

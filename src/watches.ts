@@ -113,14 +113,16 @@ export function sourceHandlers({ index, values, queue, mark, keys, defaultNamesp
 export interface ReleaseWatchDeps extends WatchDeps {
   /** A status change that should wake the release's sources too; by default none does. */
   releaseStatusChanged?: (old: ReleaseObject, release: ReleaseObject) => boolean;
-  /** hrto's holds: which releases carry its mark, and a look at a marked release's hold. */
-  holds?: { track(release: ReleaseObject, deleted: boolean): void; wake(key: string): void };
+  /** Derived views kept in step with the cache (hrto's marks, upgrades in flight). */
+  track?: (release: ReleaseObject, deleted: boolean) => void;
+  /** A look at a release's hold. */
+  wakeHold?: (key: string) => void;
 }
 
 /** A release hrto marked (or marked until now): any change of it may change its hold (an override, a source dropped). */
 export const holdMayChange = (old: ReleaseObject | undefined, release: ReleaseObject): boolean => release.holdMark !== undefined || old?.holdMark !== undefined;
 
-export function releaseHandlers({ index, values, queue, mark, releaseStatusChanged = () => false, holds }: ReleaseWatchDeps): InformerHandlers<ReleaseObject> {
+export function releaseHandlers({ index, values, queue, mark, releaseStatusChanged = () => false, track, wakeHold }: ReleaseWatchDeps): InformerHandlers<ReleaseObject> {
   const wakeSourcesOf = (release: ReleaseObject): void => {
     for (const key of sourcesToWake(release, index, values)) queue.add(key);
   };
@@ -135,22 +137,22 @@ export function releaseHandlers({ index, values, queue, mark, releaseStatusChang
     add: (release) => {
       requeue(values.set(release));
       wakeSourcesOf(release);
-      holds?.track(release, false);
-      if (holdMayChange(undefined, release)) holds?.wake(release.key);
+      track?.(release, false);
+      if (holdMayChange(undefined, release)) wakeHold?.(release.key);
     },
     update: (old, release) => {
       if (needsReindex(old, release)) requeue(values.set(release));
       if (needsWake(old, release) || releaseStatusChanged(old, release)) wakeSourcesOf(release);
-      holds?.track(release, false);
-      if (holdMayChange(old, release)) holds?.wake(release.key);
+      track?.(release, false);
+      if (holdMayChange(old, release)) wakeHold?.(release.key);
     },
     resync: (release) => {
       for (const key of values.sourcesOf(release)) mark(key);
-      if (holdMayChange(undefined, release)) holds?.wake(release.key);
+      if (holdMayChange(undefined, release)) wakeHold?.(release.key);
     },
     delete: (release) => {
       requeue(values.delete(release));
-      holds?.track(release, true);
+      track?.(release, true);
     },
   };
 }

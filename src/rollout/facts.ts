@@ -99,12 +99,6 @@ export function rolloutFacts(release: ReleaseObject, source: string, digest: str
   return facts;
 }
 
-/** A tracked trigger of this release has not finished: no outcome yet, and within the wave timeout. */
-export function upgradeInFlight(release: ReleaseObject, ctx: FactsContext, now: number): boolean {
-  const record = parseRolloutRecord(release.rolloutRecord);
-  return record !== undefined && readHealth(release, record, now, ctx.waveTimeoutMs).state === 'progressing';
-}
-
 /** What a rollout decision reads of a release, so that a change of any of it wakes its sources. */
 function rolloutView(r: ReleaseObject): string {
   const tracked = r.wave !== undefined;

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { keysFor } from '../../src/keys.js';
-import { namesContent, parseWave, rolloutChanged, rolloutFacts, type FactsContext, upgradeInFlight, WaveError, windowsClosed } from '../../src/rollout/facts.js';
+import { namesContent, parseWave, rolloutChanged, rolloutFacts, type FactsContext, WaveError, windowsClosed } from '../../src/rollout/facts.js';
+import { InFlight } from '../../src/rollout/inflight.js';
 import { parseWindows } from '../../src/rollout/window.js';
 import { toRelease } from '../../src/sources/objects.js';
 
@@ -68,12 +69,28 @@ describe('rollout facts', () => {
     assert.equal(timedOut?.outcome?.state === 'failed' && timedOut.outcome.reason, 'Timeout');
   });
 
-  it('count a tracked upgrade as in flight until it has an outcome (--max-upgrades-in-flight keeps every status)', () => {
+  it('count a tracked upgrade as in flight until it has an outcome or its timeout passes, as the cache delivers releases', () => {
     const at = '2026-11-30T11:59:00Z';
-    assert.ok(upgradeInFlight(release({ [keys.rolloutRecord]: record(at) }, {}, true), ctx, NOW));
-    assert.ok(!upgradeInFlight(release({}, {}, true), ctx, NOW));
-    const failed = release({ [keys.rolloutRecord]: record(at) }, { failures: 1 }, true);
-    assert.ok(!upgradeInFlight(failed, ctx, NOW));
+    const inFlight = new InFlight(() => true, ctx.waveTimeoutMs);
+    const a = { ...release({ [keys.rolloutRecord]: record(at) }, {}, true), key: 'apps/a' };
+    const b = { ...release({ [keys.rolloutRecord]: record(at) }, {}, true), key: 'apps/b' };
+    inFlight.set(a);
+    inFlight.set(b);
+    inFlight.set({ ...release({}, {}, true), key: 'apps/never-triggered' });
+    assert.equal(inFlight.count(NOW), 2);
+    inFlight.set({ ...release({ [keys.rolloutRecord]: record(at) }, { failures: 1 }, true), key: 'apps/a' });
+    assert.equal(inFlight.count(NOW), 1, 'a failed: it has an outcome');
+    assert.ok(inFlight.has('apps/b', NOW));
+    assert.equal(inFlight.count(Date.parse(at) + ctx.waveTimeoutMs + 1), 0, 'b timed out');
+    assert.equal(inFlight.count(NOW), 0, 'and is forgotten');
+    inFlight.set(b);
+    inFlight.delete(b);
+    assert.equal(inFlight.count(NOW), 0);
+    const waved = new InFlight((r) => r.wave !== undefined, 0);
+    waved.set(b);
+    assert.equal(waved.count(NOW), 0, 'an unwaved release does not count without --max-upgrades-in-flight');
+    waved.set({ ...release({ [keys.wave]: '1', [keys.rolloutRecord]: record(at) }), key: 'apps/w' });
+    assert.equal(waved.count(Number.MAX_SAFE_INTEGER), 1, 'no timeout: in flight until an outcome');
   });
 
   it('wake the sources of a release when what a rollout reads of it changes, and only then', () => {
