@@ -218,8 +218,10 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     releaseStatusChanged: rolloutChanged,
     track: (release, deleted) => {
       holder.track(release, deleted);
-      if (deleted) inFlight.delete(release);
-      else inFlight.set(release);
+      if (deleted) {
+        inFlight.delete(release);
+        scheduler.forget(release.key);
+      } else inFlight.set(release);
     },
     wakeHold: (key) => releaseQueue.add(key),
   });

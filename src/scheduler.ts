@@ -97,46 +97,83 @@ export function dueAt(firstRequestAt: number, lastTriggeredAt: number | undefine
   return Math.max(firstRequestAt + debounceMs, lastTriggeredAt === undefined ? 0 : lastTriggeredAt + minIntervalMs);
 }
 
+/**
+ * What this process keeps of one release between its reconciles. Each field says what a restart
+ * loses and why that is safe: nothing a decision depends on lives only here.
+ */
+interface ReleaseMemory {
+  /**
+   * Requests waiting for the debounce window, the minimum interval, a slot or the throttle. Lost:
+   * every source whose content the release's trigger record does not name asks again at its first
+   * reconcile (its digest is recorded only once the trigger landed); debounce starts afresh.
+   */
+  pending?: Pending | undefined;
+  /** Requests whose patch is being sent: asked again meanwhile, they must not trigger twice. Lost: with the process. */
+  sending?: readonly TriggerRequest[] | undefined;
+  /** The last trigger this process made (when it saw it land), until the cache shows its requestedAt. Lost: the annotation says when. */
+  last?: { at: number; requestedAt: string } | undefined;
+  /** The requestedAt of a trigger sent whose record the cache does not show yet (counted in flight). Lost: the cache shows the record. */
+  sentRecord?: string | undefined;
+  /**
+   * A trigger patch whose answer was lost, until the cache says whether it landed. Lost: the new
+   * process reads the trigger record; one that landed is not sent again, one that did not is asked again.
+   */
+  unanswered?: Unanswered | undefined;
+  /** The trigger waits for a slot under --max-upgrades-in-flight (held meanwhile). Lost: found again at the next look. */
+  waitingSlot?: boolean | undefined;
+}
+
 export class TriggerScheduler {
-  private readonly pending = new Map<string, Pending>();
-  /** Requests whose patch is being sent: asked again meanwhile, they must not trigger twice. */
-  private readonly inFlight = new Map<string, readonly TriggerRequest[]>();
-  /** Triggers this process made (when it saw them land, and their requestedAt), until the cache shows them. */
-  private readonly lastTriggered = new Map<string, { at: number; requestedAt: string }>();
-  /** Tracked triggers this process sent (release -> requestedAt), until the cache shows their record. */
-  private readonly sentRecords = new Map<string, string>();
-  /** Trigger patches whose answer was lost, until the cache says whether they landed. */
-  private readonly unanswered = new Map<string, Unanswered>();
-  /** Releases whose trigger waits for a slot under --max-upgrades-in-flight (held meanwhile). */
-  private readonly waitingSlot = new Set<string>();
+  /** One record per release; forget() drops it (the release deleted), and an empty one goes by itself. */
+  private readonly memory = new Map<string, ReleaseMemory>();
 
   constructor(private readonly opts: SchedulerOptions) {}
 
+  private remember(key: string): ReleaseMemory {
+    let m = this.memory.get(key);
+    if (!m) this.memory.set(key, (m = {}));
+    return m;
+  }
+
+  /** Clears some of a release's memory; an empty record goes. */
+  private clear(key: string, fields: readonly (keyof ReleaseMemory)[]): void {
+    const m = this.memory.get(key);
+    if (!m) return;
+    for (const f of fields) m[f] = undefined;
+    if (Object.values(m).every((v) => v === undefined || v === false)) this.memory.delete(key);
+  }
+
+  /** The release was deleted: what is kept of it goes, but for requests still to be settled (their sources wait on them). */
+  forget(key: string): void {
+    this.clear(key, ['last', 'sentRecord', 'unanswered', 'waitingSlot']);
+  }
+
   /** Asks for a trigger of the release; a newer request of the same source replaces the older. */
   request(release: string, request: TriggerRequest): void {
-    let pending = this.pending.get(release);
-    if (!pending) this.pending.set(release, (pending = { firstAt: Date.now(), requests: new Map() }));
+    const pending = (this.remember(release).pending ??= { firstAt: Date.now(), requests: new Map() });
     pending.requests.set(request.source.key, request);
     this.opts.queue.addAfter(release, this.delay(release, pending));
   }
 
   /** The requests of a release whose trigger waits for a slot under --max-upgrades-in-flight. */
   waitingForSlot(release: string): { source: string; digest: string }[] {
-    if (!this.waitingSlot.has(release)) return [];
-    return [...(this.pending.get(release)?.requests.values() ?? [])].map((r) => ({ source: r.source.key, digest: r.source.digest }));
+    const m = this.memory.get(release);
+    if (!m?.waitingSlot) return [];
+    return [...(m.pending?.requests.values() ?? [])].map((r) => ({ source: r.source.key, digest: r.source.digest }));
   }
 
   /** Whether a trigger for this source's digest is already waiting or being sent. */
   isPending(release: string, source: string, digest: string): boolean {
-    if (this.pending.get(release)?.requests.get(source)?.source.digest === digest) return true;
-    return this.inFlight.get(release)?.some((r) => r.source.key === source && r.source.digest === digest) ?? false;
+    const m = this.memory.get(release);
+    if (m?.pending?.requests.get(source)?.source.digest === digest) return true;
+    return m?.sending?.some((r) => r.source.key === source && r.source.digest === digest) ?? false;
   }
 
   private lastTriggeredAt(key: string, release: ReleaseObject | undefined): number | undefined {
-    let local = this.lastTriggered.get(key);
+    let local = this.memory.get(key)?.last;
     if (local && release?.requestedAt === local.requestedAt) {
       // The cache shows it now: its own requestedAt (a patch's round trip earlier) will do.
-      this.lastTriggered.delete(key);
+      this.clear(key, ['last']);
       local = undefined;
     }
     const annotated = release?.requestedAt ? Date.parse(release.requestedAt) : NaN;
@@ -150,19 +187,18 @@ export class TriggerScheduler {
   }
 
   async reconcile(key: string): Promise<'done' | 'retry'> {
-    const pending = this.pending.get(key);
+    const pending = this.memory.get(key)?.pending;
     if (!pending) return 'done';
     const release = this.opts.getRelease(key);
     if (!release || release.suspended || release.paused) {
       // The sources decide again: they report it missing, or wait for the resume.
-      this.pending.delete(key);
-      this.waitingSlot.delete(key);
+      this.clear(key, ['pending', 'waitingSlot']);
       this.opts.onSettled(key, [...pending.requests.values()], false);
       return 'done';
     }
     this.settleIfLanded(key, release, pending);
     if (pending.requests.size === 0) {
-      this.pending.delete(key);
+      this.clear(key, ['pending']);
       return 'done';
     }
     const wait = this.delay(key, pending);
@@ -175,18 +211,18 @@ export class TriggerScheduler {
     if (![...pending.requests.values()].some((r) => r.bypassWindows) && rollout.windowsClosed(release)) {
       // Debounce or the minimum interval carried it past the window's end: the sources decide again (held).
       this.opts.log.info({ target: key }, 'trigger window closed while the trigger waited; the change is held');
-      this.pending.delete(key);
+      this.clear(key, ['pending', 'waitingSlot']);
       this.opts.onSettled(key, [...pending.requests.values()], false);
       return 'done';
     }
     const inFlight = rollout.maxInFlight > 0 ? this.upgradesInFlight() : 0;
     if (rollout.maxInFlight > 0 && inFlight >= rollout.maxInFlight) {
       this.opts.log.debug({ target: key, inFlight, max: rollout.maxInFlight }, 'trigger waits for --max-upgrades-in-flight');
-      this.waitingSlot.add(key);
+      this.remember(key).waitingSlot = true;
       this.opts.queue.addAfter(key, IN_FLIGHT_POLL_MS);
       return 'done';
     }
-    this.waitingSlot.delete(key);
+    this.clear(key, ['waitingSlot']);
     if (this.opts.throttle) {
       if (pending.slot === undefined) {
         const reserved = this.opts.throttle.reserve(Date.now());
@@ -199,19 +235,21 @@ export class TriggerScheduler {
         return 'done';
       }
     }
-    this.pending.delete(key);
     const requests = [...pending.requests.values()];
+    const m = this.remember(key);
+    m.pending = undefined;
+    m.waitingSlot = undefined;
+    m.sending = requests;
     let triggered: boolean;
-    this.inFlight.set(key, requests);
     try {
       triggered = await this.fire(release, requests);
     } catch (err) {
-      this.inFlight.delete(key);
+      m.sending = undefined;
       // Back in line (newer requests that arrived meanwhile win), retried with backoff by the caller.
-      const again = this.pending.get(key) ?? { firstAt: pending.firstAt, requests: new Map() };
+      const again = (m.pending ??= { firstAt: pending.firstAt, requests: new Map() });
       for (const r of requests) if (!again.requests.has(r.source.key)) again.requests.set(r.source.key, r);
-      this.pending.set(key, again);
-      if (this.unanswered.has(key)) {
+      this.memory.set(key, m);
+      if (m.unanswered) {
         // Sent, but the answer was lost: sending again at once could trigger (force-upgrade) twice.
         this.opts.log.warn({ target: key, err: (err as Error).message, recheckMs: UNANSWERED_RECHECK_MS }, 'trigger patch sent but its answer was lost; looking whether it landed before sending it again');
         this.opts.queue.addAfter(key, UNANSWERED_RECHECK_MS);
@@ -220,7 +258,7 @@ export class TriggerScheduler {
       throw err;
     }
     this.opts.onSettled(key, requests, triggered);
-    this.inFlight.delete(key);
+    this.clear(key, ['sending']);
     return 'done';
   }
 
@@ -229,9 +267,9 @@ export class TriggerScheduler {
    * settled and taken out of `pending` (not sent again); those that came after it stay.
    */
   private settleIfLanded(key: string, release: ReleaseObject, pending: Pending): void {
-    const lost = this.unanswered.get(key);
+    const lost = this.memory.get(key)?.unanswered;
     if (!lost) return;
-    this.unanswered.delete(key);
+    this.clear(key, ['unanswered']);
     if (release.requestedAt !== lost.requestedAt) return;
     const carried = lost.requests.filter((r) => pending.requests.get(r.source.key)?.source.digest === r.source.digest);
     for (const r of carried) pending.requests.delete(r.source.key);
@@ -242,12 +280,15 @@ export class TriggerScheduler {
 
   /** Tracked triggers not finished: the cache's reading, plus those sent that it does not show yet. */
   upgradesInFlight(): number {
-    for (const [key, at] of this.sentRecords) {
+    let sent = 0;
+    for (const [key, m] of this.memory) {
+      if (m.sentRecord === undefined) continue;
       const release = this.opts.getRelease(key);
       // Counted by the cache from when it shows the record; a release deleted meanwhile upgrades nothing.
-      if (!release || parseRolloutRecord(release.rolloutRecord)?.at === at) this.sentRecords.delete(key);
+      if (!release || parseRolloutRecord(release.rolloutRecord)?.at === m.sentRecord) this.clear(key, ['sentRecord']);
+      else sent++;
     }
-    return this.opts.rollout.inFlight() + this.sentRecords.size;
+    return this.opts.rollout.inFlight() + sent;
   }
 
   /** One merge patch of the release's annotations; false when the release is gone. */
@@ -271,12 +312,13 @@ export class TriggerScheduler {
     const record = { at: requestedAt, ...snapshotBefore(release, reset || patch.spec !== undefined), force: triggerMode === 'force', src: newest(src, MAX_RECORDED_SOURCES) };
     patch.metadata.annotations[rollout.recordAnnotation] = encodeRolloutRecord(record);
     // Counted before the patch leaves: workers deciding meanwhile must see it (--max-upgrades-in-flight).
-    if (!dryRun) this.sentRecords.set(release.key, requestedAt);
+    const counted = !dryRun && (rollout.maxInFlight > 0 || release.wave !== undefined);
+    if (counted) this.remember(release.key).sentRecord = requestedAt;
     try {
       // In a dry run the writer patches nothing.
       await this.opts.writer.patchRelease(release.namespace, release.name, patch);
     } catch (err) {
-      if (this.sentRecords.get(release.key) === requestedAt) this.sentRecords.delete(release.key);
+      if (this.memory.get(release.key)?.sentRecord === requestedAt) this.clear(release.key, ['sentRecord']);
       if (statusOf(err) === 404) {
         // Gone since the cache saw it: its sources decide again (missing, or asked once more).
         log.warn({ target: `${release.namespace}/${release.name}`, status: 404 }, 'HelmRelease not found when triggering; its sources decide again');
@@ -284,7 +326,7 @@ export class TriggerScheduler {
       }
       metrics.triggers.inc({ result: 'error', mode: triggerMode });
       // No status: the connection broke, perhaps after the API server applied the patch.
-      if (!(err instanceof ApiError) && !(err instanceof NotLeaderError)) this.unanswered.set(release.key, { requestedAt, requests, reset });
+      if (!(err instanceof ApiError) && !(err instanceof NotLeaderError)) this.remember(release.key).unanswered = { requestedAt, requests, reset };
       throw err;
     }
     this.announce(release, requests, requestedAt, reset);
@@ -294,7 +336,7 @@ export class TriggerScheduler {
   /** A landed trigger: its metrics, log line, Triggered Event (and Flux event). */
   private announce(release: ReleaseObject, requests: readonly TriggerRequest[], requestedAt: string, reset: boolean): void {
     const { triggerMode, metrics, log, events, dryRun } = this.opts;
-    this.lastTriggered.set(release.key, { at: Date.now(), requestedAt });
+    this.remember(release.key).last = { at: Date.now(), requestedAt };
     metrics.triggers.inc({ result: dryRun ? 'dry-run' : 'success', mode: triggerMode });
     const now = performance.now();
     for (const r of requests) if (r.seenAt !== undefined) metrics.triggerLatency.observe((now - r.seenAt) / 1000);
