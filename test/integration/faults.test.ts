@@ -174,7 +174,7 @@ describe('faults', () => {
     assert.ok(h.controller.ready(), 'still running');
   });
 
-  it('hrto SIGKILLed in the middle of a burst and restarted: nothing lost, at most one extra trigger per release', needsAudit, async (t) => {
+  it('hrto SIGKILLed in the middle of a throttled burst and restarted: nothing lost, one trigger per release', needsAudit, async (t) => {
     const ns = await createNamespace('fault-kill');
     const names = Array.from({ length: 30 }, (_, i) => `r${i}`);
     await inBatches(names, 15, (name) => createHelmRelease(ns, name));
@@ -191,13 +191,12 @@ describe('faults', () => {
     const second = hrto(args);
     t.after(() => second.kill('SIGKILL'));
     for (const name of names) await waitForRecordedDigest(ns, name, 60_000);
+    await sleep(1_000);
+    // Each trigger carries its own record of the content it delivered: a kill between a trigger and
+    // the source's digest record no longer makes the next process trigger that release again.
     const patches = auditedWrites({ verb: 'patch', resource: 'helmreleases', namespace: ns });
-    for (const name of names) {
-      const n = patches.filter((p) => p.objectRef?.name === name).length;
-      assert.ok(n >= 1 && n <= 2, `${name} patched ${n} times`);
-    }
-    const duplicates = names.filter((name) => patches.filter((p) => p.objectRef?.name === name).length === 2).length;
-    t.diagnostic(`${duplicates} of ${names.length} releases triggered twice (the kill came between their trigger and its record)`);
+    for (const name of names) assert.equal(patches.filter((p) => p.objectRef?.name === name).length, 1, `${name}: one trigger for its change`);
+    t.diagnostic(`${logLines(first).filter((l) => l.msg.startsWith('triggered')).length} triggered before the kill, the rest after the restart`);
   });
 
   it('fuzzed annotation values, a 1 MiB ConfigMap, thousands of targets and deletions mid-reconcile never crash it', async (t) => {
