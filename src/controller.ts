@@ -134,6 +134,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     metrics,
     log,
     now: Date.now,
+    dryRun: config.dryRun,
   });
   const reconciler: Reconciler = new Reconciler({
     ...decision,

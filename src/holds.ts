@@ -35,6 +35,8 @@ export interface HolderOptions {
   metrics: Metrics;
   log: Logger;
   now(): number;
+  /** --dry-run: say what would be held, write nothing (and so tell no Event at every look). */
+  dryRun: boolean;
 }
 
 export type HoldOutcome = 'retry' | { held: boolean };
@@ -105,6 +107,10 @@ export class Holder {
       short: shortDigest,
     });
     if (step.step === 'none') return { held: blocking };
+    if (this.opts.dryRun) {
+      this.opts.log.debug({ target: key, step: step.step }, `dry run: would ${step.step} the hold of the HelmRelease`);
+      return { held: blocking };
+    }
     try {
       await this.opts.writer.patchRelease(release.namespace, release.name, holdPatch(step, this.opts.annotation, release.resourceVersion));
     } catch (err) {
