@@ -124,6 +124,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   });
   const holder: Holder = new Holder({
     annotation: keys.suspendedBy,
+    recordAnnotation: keys.rolloutRecord,
     getRelease,
     // Only a wave, windows or an in-flight limit can hold a change: other releases cost no look.
     mayHold: (release) => release.wave !== undefined || release.triggerWindows !== undefined || config.triggerWindows.length > 0 || config.maxUpgradesInFlight > 0,

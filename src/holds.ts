@@ -3,12 +3,13 @@
 // conditional patch, and says whether a trigger of the release must wait. The releases hrto marked
 // are known from the informer, for the held-releases gauges and to wake them when a source goes.
 import { type EventRecorder, helmReleaseObject } from './events.js';
-import type { KubeWriter } from './kube/client.js';
+import type { KubeWriter, ReleasePatch } from './kube/client.js';
 import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { describeGate, type Gate } from './rollout/gate.js';
-import { holdPatch, type HoldReason, holdReason, holdState, type HoldStep, nextHoldStep, parseHoldMark } from './rollout/hold.js';
+import { type HoldMark, holdPatch, type HoldReason, holdReason, holdState, type HoldStep, nextHoldStep, parseHoldMark } from './rollout/hold.js';
+import { encodeRolloutRecord, parseRolloutRecord, type RolloutRecord } from './rollout/health.js';
 import { shortDigest } from './rollout/facts.js';
 import type { TargetAction } from './decide.js';
 import type { ReleaseObject } from './sources/objects.js';
@@ -23,6 +24,8 @@ export interface SourceRow {
 
 export interface HolderOptions {
   annotation: string;
+  /** hrto's trigger record: a change that slipped through is recorded there as that wave's result. */
+  recordAnnotation: string;
   getRelease(key: string): ReleaseObject | undefined;
   /** Whether anything could hold this release (a wave, windows, an in-flight limit): else no read at all. */
   mayHold(release: ReleaseObject): boolean;
@@ -102,6 +105,7 @@ export class Holder {
       holds,
       triggerDue: rows.some((r) => r.action === 'trigger'),
       version: release.newest?.version ?? 0,
+      attempted: release.lastAttemptedConfigDigest && shortDigest(release.lastAttemptedConfigDigest),
       suspendManager: release.suspendManager,
       now: new Date(this.opts.now()).toISOString(),
       short: shortDigest,
@@ -112,7 +116,8 @@ export class Holder {
       return { held: blocking };
     }
     try {
-      await this.opts.writer.patchRelease(release.namespace, release.name, holdPatch(step, this.opts.annotation, release.resourceVersion));
+      const patch = step.step === 'slipped' ? this.slipPatch(release, step.mark) : holdPatch(step, this.opts.annotation, release.resourceVersion);
+      await this.opts.writer.patchRelease(release.namespace, release.name, patch);
     } catch (err) {
       // 409: the release changed since the cache saw it; its update event brings it back.
       if (statusOf(err) === 409 || statusOf(err) === 404) return statusOf(err) === 409 ? 'retry' : { held: false };
@@ -120,6 +125,25 @@ export class Holder {
     }
     this.report(release, step, why);
     return { held: blocking };
+  }
+
+  /**
+   * The hold is over (suspension lifted, mark gone), and the contents it held are recorded as if
+   * triggered, with no request to wait for: their outcome is the wave's result.
+   */
+  private slipPatch(release: ReleaseObject, mark: HoldMark): ReleasePatch {
+    const record: RolloutRecord = {
+      at: new Date(this.opts.now()).toISOString(),
+      v: mark.v,
+      f: release.failures ?? 0,
+      force: false,
+      src: { ...parseRolloutRecord(release.rolloutRecord)?.src, ...mark.src },
+      slip: true,
+    };
+    return {
+      metadata: { resourceVersion: release.resourceVersion, annotations: { [this.opts.annotation]: null, [this.opts.recordAnnotation]: encodeRolloutRecord(record) } },
+      ...(release.suspend ? { spec: { suspend: false } } : {}),
+    };
   }
 
   private report(release: ReleaseObject, step: Exclude<HoldStep, { step: 'none' }>, why: ReadonlyMap<string, string>): void {
@@ -149,6 +173,19 @@ export class Holder {
           { by: step.by },
         );
         return;
+      case 'slipped': {
+        const how = step.mark.over ? `after ${step.mark.over} lifted hrto's suspension` : 'in a reconcile that began before hrto suspended it';
+        const what = Object.entries(step.mark.src).map(([s, d]) => `${s} ${d}`).join(', ');
+        log.warn({ target, sources: step.mark.src, by: step.mark.over }, 'helm-controller applied a held change without hrto\'s trigger; counted as its wave\'s result');
+        events.emit(
+          object,
+          'Warning',
+          'UpgradedOutsideRollout',
+          `helm-controller applied ${what} ${how}, outside its rollout: reported, and counted as its wave's result (a failure halts the waves above it)`,
+          { by: step.mark.over ?? '' },
+        );
+        return;
+      }
       case 'unmark':
         log.debug({ target }, 'an override\'s contents are no longer held; removed the mark');
         return;

@@ -29,6 +29,11 @@ export interface RolloutRecord {
   force: boolean;
   /** The sources whose change it carried: `Kind/namespace/name` → digest prefix. */
   src: Record<string, string>;
+  /**
+   * Not a request of hrto's: helm-controller applied a held change by itself (see rollout/hold.ts).
+   * Its outcome is read from what came after `v`, with no request to be handled.
+   */
+  slip?: boolean | undefined;
 }
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -57,16 +62,16 @@ export function stringEntries(obj: unknown): Record<string, string> | undefined 
 export function parseRolloutRecord(value: string | undefined): RolloutRecord | undefined {
   const raw = jsonObject(value);
   if (!raw) return undefined;
-  const { at, v, f, force, src } = raw;
+  const { at, v, f, force, src, slip } = raw;
   if (typeof at !== 'string' || !Number.isFinite(Date.parse(at))) return undefined;
   if (!isCount(v) || !isCount(f) || typeof force !== 'boolean') return undefined;
   const sources = src === undefined ? {} : stringEntries(src);
-  return sources && { at, v, f, force, src: sources };
+  return sources && { at, v, f, force, src: sources, ...(slip === true ? { slip } : {}) };
 }
 
 /** The annotation value: compact JSON, fields in a fixed order. */
 export function encodeRolloutRecord(r: RolloutRecord): string {
-  return JSON.stringify({ at: r.at, v: r.v, f: r.f, force: r.force, src: r.src });
+  return JSON.stringify({ at: r.at, v: r.v, f: r.f, force: r.force, src: r.src, ...(r.slip ? { slip: true } : {}) });
 }
 
 export type Health = { state: 'progressing' } | { state: 'succeeded' } | { state: 'failed'; reason: string; message: string };
@@ -129,7 +134,8 @@ export function readHealth(release: ReleaseObject, record: RolloutRecord, now: n
   const newest = release.newest;
   const generation = release.generation ?? 0;
   const failures = release.failures ?? 0;
-  const seen = requestHandled(release, record);
+  // A slip has no request: what helm-controller did since `v` is all there is to read.
+  const seen = record.slip === true || requestHandled(release, record);
   // Settled: the reconcile is over, or helm-controller gave up.
   const settled = !isTrue(c?.reconciling) || isTrue(c?.stalled);
   const handled = seen && settled;

@@ -26,6 +26,8 @@ export interface HoldMark {
   since: string;
   /** The newest history version when it was suspended: a newer one came without hrto's trigger. */
   v: number;
+  /** status.lastAttemptedConfigDigest (prefix) when it was suspended: another one is an attempt without hrto's trigger. */
+  a?: string | undefined;
   /** The held contents: `Kind/namespace/name` -> digest prefix. */
   src: Record<string, string>;
   /** Set when someone else lifted the suspension: the field manager that did. */
@@ -36,14 +38,14 @@ export interface HoldMark {
 export function parseHoldMark(value: string | undefined): HoldMark | undefined {
   const raw = jsonObject(value);
   if (!raw) return undefined;
-  const { by, reason, since, v, src, over } = raw;
+  const { by, reason, since, v, a, src, over } = raw;
   if (by !== HOLDER || typeof reason !== 'string' || typeof since !== 'string' || typeof v !== 'number' || !Number.isSafeInteger(v)) return undefined;
   const sources = stringEntries(src);
-  return sources && { by, reason: reason as HoldReason, since, v, src: sources, ...(typeof over === 'string' ? { over } : {}) };
+  return sources && { by, reason: reason as HoldReason, since, v, ...(typeof a === 'string' ? { a } : {}), src: sources, ...(typeof over === 'string' ? { over } : {}) };
 }
 
 export function encodeHoldMark(m: HoldMark): string {
-  return JSON.stringify({ by: m.by, reason: m.reason, since: m.since, v: m.v, src: m.src, ...(m.over !== undefined ? { over: m.over } : {}) });
+  return JSON.stringify({ by: m.by, reason: m.reason, since: m.since, v: m.v, ...(m.a !== undefined ? { a: m.a } : {}), src: m.src, ...(m.over !== undefined ? { over: m.over } : {}) });
 }
 
 /** The reason a gate holds a would-be trigger, as the mark names it. */
@@ -81,6 +83,8 @@ export interface HoldInput {
   triggerDue: boolean;
   /** The release's newest history version. */
   version: number;
+  /** status.lastAttemptedConfigDigest (prefix). */
+  attempted: string | undefined;
   /** The manager that last wrote spec.suspend (for an override). */
   suspendManager: string | undefined;
   now: string;
@@ -100,7 +104,13 @@ export type HoldStep =
   /** Someone lifted hrto's suspension: record who, and never suspend again for these contents. */
   | { step: 'override'; mark: HoldMark; by: string }
   /** An override whose contents no source holds any more: the mark goes. */
-  | { step: 'unmark' };
+  | { step: 'unmark' }
+  /**
+   * helm-controller applied the held contents without hrto's trigger (an interval reconcile begun
+   * before the suspension, or after someone lifted it): the hold is over, and what came of it is
+   * that wave's result (recorded as if triggered, so a failure still halts).
+   */
+  | { step: 'slipped'; mark: HoldMark };
 
 function heldContents(input: HoldInput): Record<string, string> {
   const src: Record<string, string> = {};
@@ -118,7 +128,16 @@ export function nextHoldStep(input: HoldInput): HoldStep {
   const { mark } = input;
   const state = holdState(input.suspend, mark);
   const first = input.holds.values().next().value;
-  const newMark = (src: Record<string, string>): HoldMark => ({ by: HOLDER, reason: first!.reason, since: input.now, v: input.version, src });
+  const newMark = (src: Record<string, string>): HoldMark => ({
+    by: HOLDER,
+    reason: first!.reason,
+    since: input.now,
+    v: input.version,
+    ...(input.attempted !== undefined ? { a: input.attempted } : {}),
+    src,
+  });
+  // A new revision, or an attempt with other values, since the suspension: the held change got through.
+  const slipped = mark !== undefined && (input.version > mark.v || (mark.a !== undefined && input.attempted !== undefined && input.attempted !== mark.a));
   switch (state) {
     case 'person':
       return { step: 'none' };
@@ -127,6 +146,7 @@ export function nextHoldStep(input: HoldInput): HoldStep {
     case 'free':
       return first ? { step: 'suspend', mark: newMark(heldContents(input)) } : { step: 'none' };
     case 'overridden': {
+      if (slipped) return { step: 'slipped', mark: mark };
       const src = heldContents(input);
       // A content the override did not cover (a newer change) is held again.
       const uncovered = Object.entries(src).some(([s, d]) => mark!.src[s] !== d);
@@ -134,6 +154,7 @@ export function nextHoldStep(input: HoldInput): HoldStep {
       return first ? { step: 'none' } : { step: 'unmark' };
     }
     case 'held': {
+      if (slipped) return { step: 'slipped', mark: mark };
       if (!first) return input.triggerDue ? { step: 'none' } : { step: 'lift' };
       const src = heldContents(input);
       return sameContents(src, mark!.src) ? { step: 'none' } : { step: 'remark', mark: { ...mark!, src } };
@@ -159,7 +180,7 @@ export interface HoldPatch {
   spec?: { suspend: boolean };
 }
 
-export function holdPatch(step: Exclude<HoldStep, { step: 'none' }>, annotation: string, resourceVersion: string): HoldPatch {
+export function holdPatch(step: Exclude<HoldStep, { step: 'none' | 'slipped' }>, annotation: string, resourceVersion: string): HoldPatch {
   const metadata = (value: string | null) => ({ resourceVersion, annotations: { [annotation]: value } });
   switch (step.step) {
     case 'suspend':

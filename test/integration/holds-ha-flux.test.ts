@@ -77,6 +77,15 @@ describe('holds under leader changes and people, end to end with Flux', onTestCo
         'no suspend patch after the override',
       );
       assert.ok(watch.current('k3')!.failures > 0, 'k3 attempted the held change once resumed (outside its rollout)');
+      // What slipped through is reported, and recorded as that wave's result (as if triggered).
+      const slipped = await eventually('an UpgradedOutsideRollout Warning', async () => (await events(ns)).find((e) => e.reason === 'UpgradedOutsideRollout' && e.name === 'k3'));
+      assert.match(slipped.message, /person-resumes lifted hrto's suspension/);
+      await eventually('k3\'s mark gone, its record naming the held content', () => Promise.resolve(watch.current('k3')!.hold === undefined && watch.current('k3')!.rollout !== undefined));
+      const record = JSON.parse(watch.current('k3')!.rollout!) as { slip?: boolean; src: Record<string, string>; v: number };
+      assert.equal(record.slip, true);
+      assert.equal(record.v, before.get('k3')!.latest!.version, 'read from the revision it was held at');
+      assert.match(record.src[`ConfigMap/${ns}/${SOURCE}`] ?? '', /^sha256:[0-9a-f]{12}$/);
+      assert.equal(triggers.count('k3'), 0, 'k3 was never triggered by hrto');
 
       // k2's wave annotation removed: nothing orders it any more, so its hold goes at once (its trigger).
       await patchHelmRelease(ns, 'k2', { metadata: { annotations: { [WAVE]: null } } });

@@ -117,6 +117,17 @@ describe('readHealth', () => {
     assert.deepEqual(read(done), { state: 'succeeded' });
   });
 
+  it('a held change that slipped through (no request of hrto\'s): read from what came after the noted revision', () => {
+    const slip = record({ force: false, slip: true });
+    // helm-controller's interval reconcile applied it: no request was handled, v4 deployed and Ready.
+    const upgraded = { ...before, lastAttemptedConfigDigest: NEW_VALUES, history: [v4, v3Superseded], conditions: [readyNew, releasedNew] };
+    assert.deepEqual(read(upgraded, {}, slip), { state: 'succeeded' });
+    assert.deepEqual(read(upgraded, {}, record({ force: false })), { state: 'progressing' }, 'a request of hrto\'s waits for it to be handled');
+    // It attempted values the chart rejects: no revision, Ready=False UpgradeFailed.
+    failedWith(read({ ...before, lastAttemptedConfigDigest: NEW_VALUES, failures: 1, conditions: [upgradeFailed('Ready'), upgradeFailed('Released')] }, {}, slip), 'UpgradeFailed');
+    assert.deepEqual(parseRolloutRecord(encodeRolloutRecord(slip)), slip);
+  });
+
   it('trap 1: a failure before Helm stores a release, then Ready=True for the old revision, is a failure', () => {
     // The reconcile ends in the error: no entry, failures + 1, Reconciling left True.
     const failedAttempt = {

@@ -26,7 +26,7 @@ const ANNOTATION = 'uburro.github.com/suspended-by';
 const mark = (src: Record<string, string>, over?: string): HoldMark => ({ by: HOLDER, reason: 'wave', since: '2026-12-07T09:00:00.000Z', v: 3, src, ...(over ? { over } : {}) });
 
 function input(overrides: Partial<HoldInput> = {}): HoldInput {
-  return { suspend: false, mark: undefined, holds: new Map(), triggerDue: false, version: 3, suspendManager: undefined, now: NOW, short: shortDigest, ...overrides };
+  return { suspend: false, mark: undefined, holds: new Map(), triggerDue: false, version: 3, attempted: undefined, suspendManager: undefined, now: NOW, short: shortDigest, ...overrides };
 }
 
 describe('hold marks', () => {
@@ -95,6 +95,18 @@ describe('the next step of a hold', () => {
     assert.equal(newer.step, 'suspend');
     assert.equal(newer.step === 'suspend' && newer.mark.over, undefined);
     assert.deepEqual(nextHoldStep(input(overridden)), { step: 'unmark' }, 'nothing held any more: the mark goes');
+  });
+
+  it('sees a held change that got through without the trigger: a newer revision, or an attempt with other values', () => {
+    const held = { suspend: true, mark: { ...mark({ [CM]: shortDigest(A) }), a: 'sha256:111111111111' }, holds: holding() };
+    assert.deepEqual(nextHoldStep(input({ ...held, attempted: 'sha256:111111111111' })), { step: 'none' }, 'nothing new');
+    assert.equal(nextHoldStep(input({ ...held, version: 4 })).step, 'slipped', 'an interval reconcile begun before the suspension upgraded it');
+    assert.equal(nextHoldStep(input({ ...held, attempted: 'sha256:222222222222' })).step, 'slipped', 'it attempted other values (a schema violation stores no revision)');
+    const overridden = { suspend: false, mark: mark({ [CM]: shortDigest(A) }, 'kubectl-patch'), holds: holding() };
+    assert.equal(nextHoldStep(input({ ...overridden, version: 4 })).step, 'slipped', 'after a person lifted the hold');
+    assert.equal(nextHoldStep(input({ suspend: false, mark: mark({ [CM]: shortDigest(A) }), holds: holding(), version: 4 })).step, 'override', 'who lifted it is recorded first');
+    const fresh = nextHoldStep(input({ holds: holding(), attempted: 'sha256:111111111111' }));
+    assert.equal(fresh.step === 'suspend' && fresh.mark.a, 'sha256:111111111111', 'the mark notes the last attempted values');
   });
 
   it('holds for every source at once: the strictest wins', () => {
