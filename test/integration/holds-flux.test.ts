@@ -155,11 +155,10 @@ describe('holds end to end with Flux', onTestControlPlane, () => {
             assert.equal(patches.length, 1, `${name}: the canary is only triggered`);
           }
         }
-        // The window opens at the next minute boundary at least 30 s away, for 5 minutes.
-        const opens = new Date(Math.ceil((Date.now() + 30_000) / 60_000) * 60_000);
-        await patchHelmRelease(ns, NIGHTLY, {
-          metadata: { annotations: { [WINDOWS]: JSON.stringify([{ cron: `${opens.getUTCMinutes()} ${opens.getUTCHours()} * * *`, timeZone: 'UTC', window: '5m' }]) } },
-        });
+        // The window opens 25 s from now (a cron with seconds), for 5 minutes: more than one interval away.
+        const opens = new Date(Math.ceil((Date.now() + 25_000) / 1000) * 1000);
+        const cron = `${opens.getUTCSeconds()} ${opens.getUTCMinutes()} ${opens.getUTCHours()} * * *`;
+        await patchHelmRelease(ns, NIGHTLY, { metadata: { annotations: { [WINDOWS]: JSON.stringify([{ cron, timeZone: 'UTC', window: '5m' }]) } } });
         const waiting = Date.now();
         await sleep(Math.max(0, opens.getTime() - Date.now() - 1_000));
         assert.ok(heldByHrto(NIGHTLY), 'nightly held until its window opens');
