@@ -119,8 +119,10 @@ export class Holder {
       const patch = step.step === 'slipped' ? this.slipPatch(release, step.mark) : holdPatch(step, this.opts.annotation, release.resourceVersion);
       await this.opts.writer.patchRelease(release.namespace, release.name, patch);
     } catch (err) {
-      // 409: the release changed since the cache saw it; its update event brings it back.
-      if (statusOf(err) === 409 || statusOf(err) === 404) return statusOf(err) === 409 ? 'retry' : { held: false };
+      const status = statusOf(err);
+      // 409: the release changed since the cache saw it (the look is retried on the newer one); 404: gone.
+      if (status === 409) return 'retry';
+      if (status === 404) return { held: false };
       throw err;
     }
     this.report(release, step, why);
