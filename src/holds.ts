@@ -13,6 +13,7 @@ import { encodeRolloutRecord, parseRolloutRecord, type RolloutRecord } from './r
 import { shortDigest } from './rollout/facts.js';
 import type { TargetAction } from './decide.js';
 import type { ReleaseObject } from './sources/objects.js';
+import { ManyToMany } from './mapping/index.js';
 
 /** What one source decides for a release. */
 export interface SourceRow {
@@ -46,7 +47,9 @@ export type HoldOutcome = 'retry' | { held: boolean };
 
 export class Holder {
   /** Releases carrying hrto's mark, as the cache shows them (derived: a restart rebuilds it). */
-  private readonly marked = new Map<string, { reason: HoldReason; since: number; held: boolean; sources: string[] }>();
+  private readonly marked = new Map<string, { reason: HoldReason; since: number; held: boolean }>();
+  /** Marked release -> the sources its mark names, and back. */
+  private readonly bySource = new ManyToMany<string>();
 
   constructor(private readonly opts: HolderOptions) {}
 
@@ -55,15 +58,17 @@ export class Holder {
     const mark = deleted ? undefined : parseHoldMark(release.holdMark);
     if (!mark) {
       this.marked.delete(release.key);
+      this.bySource.delete(release.key);
       return;
     }
     const since = Date.parse(mark.since);
-    this.marked.set(release.key, { reason: mark.reason, since: Number.isNaN(since) ? this.opts.now() : since, held: holdState(release.suspend, mark) === 'held', sources: Object.keys(mark.src) });
+    this.marked.set(release.key, { reason: mark.reason, since: Number.isNaN(since) ? this.opts.now() : since, held: holdState(release.suspend, mark) === 'held' });
+    this.bySource.set(release.key, new Map(Object.entries(mark.src)));
   }
 
-  /** Releases hrto marked for this source (to look again when it is deleted or unlabeled). */
+  /** Releases hrto marked for this source (to look again when it goes, or no longer targets them). */
   markedFor(source: string): string[] {
-    return [...this.marked].filter(([, m]) => m.sources.includes(source)).map(([key]) => key);
+    return this.bySource.ownersOf(source);
   }
 
   /** Releases held now, by the reason they were held for. */

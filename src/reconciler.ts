@@ -173,13 +173,19 @@ export class Reconciler {
     return rows;
   }
 
-  /** Wakes the hold of each target whose wish (hold this content, or not) differs from its mark. */
+  /**
+   * Wakes the hold of each target whose wish (hold this content, or not) differs from its mark, and
+   * of each release marked for this source that it no longer targets (a name or a valuesFrom entry gone).
+   */
   private wakeHolds(key: string, digest: string, plan: Plan): void {
+    const targeted = new Set<string>();
     for (const t of plan.targets) {
       const ref = refKey(t.ref);
+      targeted.add(ref);
       const release = this.opts.getRelease(ref);
       if (release && holdStale(release.suspend, release.holdMark, key, shortDigest(digest), t.gate !== undefined)) this.opts.wakeHold(ref);
     }
+    for (const release of this.opts.markedFor(key)) if (!targeted.has(release)) this.opts.wakeHold(release);
   }
 
   async reconcile(key: string): Promise<Outcome> {

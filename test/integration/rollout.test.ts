@@ -13,6 +13,7 @@ import { events, type EventSummary, type Hrto, metricValue, REQUESTED_AT, startH
 import {
   api,
   auditedWrites,
+  core,
   createConfigMap,
   createNamespace,
   createSecret,
@@ -65,8 +66,8 @@ async function triggerLog(t: TestContext, ns: string): Promise<TriggerLog> {
   return triggers;
 }
 
-async function createRelease(ns: string, name: string, annotations: Record<string, string> = {}): Promise<void> {
-  const body = helmRelease(ns, name) as { metadata: Record<string, unknown> };
+async function createRelease(ns: string, name: string, annotations: Record<string, string> = {}, spec: Record<string, unknown> = {}): Promise<void> {
+  const body = helmRelease(ns, name, spec) as { metadata: Record<string, unknown> };
   body.metadata.annotations = annotations;
   await custom.createNamespacedCustomObject({ ...HR, namespace: ns, body });
 }
@@ -274,6 +275,49 @@ describe('trigger windows', () => {
     assert.equal((await readSource('ConfigMap', ns, 'values')).annotations[DIGEST], adopted, 'not recorded: one target is held');
     const patches = auditedWrites({ verb: 'patch', resource: 'helmreleases', namespace: ns, name: 'sibling' }).filter((e) => e.userAgent?.startsWith('hrto/'));
     assert.equal(patches.length, 1, 'one trigger patch of the sibling in the audit log');
+  });
+
+  it('a hold whose reason goes is lifted at once: the release stops reading the source, or the source goes', async (t) => {
+    const ns = await createNamespace('ro-reason');
+    const triggers = await triggerLog(t, ns);
+    const far = farWindow();
+    for (const name of ['reader', 'other']) await createRelease(ns, name, { [WINDOWS]: far.json }, { valuesFrom: [{ kind: 'ConfigMap', name: 'values' }] });
+    await createConfigMap(labeledConfigMap(ns, 'values', {}));
+    const h = await start(t, ns);
+    await waitForRecordedDigest(ns, 'values');
+    await patchConfigMap(ns, 'values', { data: { 'values.yaml': 'replicas: 2\n' } });
+    const held = async (name: string): Promise<boolean> => {
+      const r = (await getHelmRelease(ns, name)) as { spec?: { suspend?: boolean }; metadata: { annotations?: Record<string, string> } };
+      return r.spec?.suspend === true && r.metadata.annotations?.[HOLD] !== undefined;
+    };
+    await eventually('both held', async () => (await held('reader')) && (await held('other')));
+    // 'reader' no longer reads the source: nothing holds it.
+    await custom.patchNamespacedCustomObject({ ...HR, namespace: ns, name: 'reader', body: { spec: { valuesFrom: null } } }, mergePatch);
+    await eventually('reader released', async () => !(await held('reader')));
+    assert.equal(await held('other'), true, 'other still held');
+    // The source is deleted: nothing holds 'other' either.
+    await core.deleteNamespacedConfigMap({ namespace: ns, name: 'values' });
+    await eventually('other released', async () => !(await held('other')));
+    const after = (await getHelmRelease(ns, 'other')) as { spec?: { suspend?: boolean }; metadata: { annotations?: Record<string, string> } };
+    assert.equal(after.spec?.suspend, false);
+    assert.equal(after.metadata.annotations?.[HOLD], undefined, 'the mark is gone');
+    assert.equal(triggers.count('reader') + triggers.count('other'), 0, 'lifted without a trigger: no change is due');
+    assert.equal(h.logs.filter((l) => l.msg === 'lifted the hold: nothing holds the change any more and no trigger is due').length, 2);
+    assert.deepEqual(ofRelease(await events(ns), 'other', 'HoldLifted').map((e) => e.count), [1]);
+  });
+
+  it('a waved release reading a source helm-controller watches itself is told its waves cannot hold it', async (t) => {
+    const ns = await createNamespace('ro-unholdable');
+    await createRelease(ns, 'app', { [WAVE]: '2' }, { valuesFrom: [{ kind: 'ConfigMap', name: 'values' }] });
+    const cm = labeledConfigMap(ns, 'values', {});
+    cm.metadata!.labels = { ...cm.metadata!.labels, 'reconcile.fluxcd.io/watch': 'Enabled' };
+    await createConfigMap(cm);
+    await start(t, ns);
+    await waitForRecordedDigest(ns, 'values');
+    await patchConfigMap(ns, 'values', { data: { 'values.yaml': 'replicas: 2\n' } });
+    const warning = await waitForEvent(ns, { kind: 'HelmRelease', name: 'app', reason: 'CannotHold' });
+    assert.equal(warning.type, 'Warning');
+    assert.match(warning.message, /waves and windows cannot hold this source/);
   });
 
   it('--trigger-windows holds releases without the annotation; an annotation of [] is always open', async (t) => {
