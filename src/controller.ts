@@ -226,6 +226,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
       } else inFlight.set(release);
     },
     wakeHold: (key) => releaseQueue.add(key),
+    decisionsChanged: () => reconciler.decisionsChanged(),
   });
   for (const informer of caches.releases) informer.addHandlers(onRelease);
 

@@ -2,7 +2,7 @@
 // record the digest. Level-triggered: everything it needs is in the cache and in the digest recorded
 // on the source, so a restart or a dropped event loses nothing.
 import { assess, type AssessContext, type Recorded, recordedOn } from './assess.js';
-import { ACTIONS, type Plan, type TargetAction } from './decide.js';
+import { ACTIONS, type Plan, type TargetAction, type TargetPlan } from './decide.js';
 import { diffKeys, encodeKeyHashes, formatKeyChanges } from './changes.js';
 import { encodeKeyDigests } from './digest.js';
 import { CrossNamespaceRefError, type InvalidReferenceError, truncate } from './errors.js';
@@ -107,11 +107,18 @@ interface SourceMemory {
   told?: Set<string>;
   /** The invalid reference last reported (resourceVersion + message). Lost: reported once more. */
   reportedInvalid?: string;
+  /**
+   * The last decision, while nothing it read has changed: a change of a source feeding 2,000 held
+   * releases asks for 2,000 hold looks, each needing this source's decision. Lost: computed again.
+   */
+  lastPlan?: { src: SourceObject; epoch: number; plan: Plan; byRef?: Map<string, TargetPlan> };
 }
 
 export class Reconciler {
   /** One record per source; forget() drops it whole (the source deleted or no longer watched). */
   private readonly memory = new Map<string, SourceMemory>();
+  /** Counts release changes that may change decisions: a remembered plan from another epoch is stale. */
+  private epoch = 0;
 
   private readonly adoptions: AdoptionSummary;
 
@@ -138,6 +145,25 @@ export class Reconciler {
     this.memory.delete(key);
   }
 
+  /** A release changed in a way that may change the decisions of the sources it is read by or named in. */
+  decisionsChanged(): void {
+    this.epoch++;
+  }
+
+  /** Decides for a source, and remembers the plan for the hold looks that follow. */
+  private assessed(key: string, src: SourceObject, recorded: Recorded): ReturnType<typeof assess> {
+    const assessment = assess(src, this.opts, recorded, this.memory.get(key)?.triggered);
+    if ('plan' in assessment) this.remember(key).lastPlan = { src, epoch: this.epoch, plan: assessment.plan };
+    return assessment;
+  }
+
+  /** The remembered plan while it holds: same source object, no decision-changing release event, no wake time passed. */
+  private rememberedPlan(key: string, src: SourceObject): NonNullable<SourceMemory['lastPlan']> | undefined {
+    const last = this.memory.get(key)?.lastPlan;
+    if (!last || last.src !== src || last.epoch !== this.epoch) return undefined;
+    return last.plan.wakeAt === undefined || this.opts.now() < last.plan.wakeAt ? last : undefined;
+  }
+
   /** Clears some of a source's memory; an empty record goes. */
   private clear(key: string, fields: readonly (keyof SourceMemory)[]): void {
     const m = this.memory.get(key);
@@ -148,7 +174,7 @@ export class Reconciler {
 
   /** The current change is done (rolled out, or back to the recorded content): what was kept of it goes. */
   private changeDone(key: string): void {
-    this.clear(key, ['triggered', 'changeSeenAt', 'told']);
+    this.clear(key, ['triggered', 'changeSeenAt', 'told', 'lastPlan']);
   }
 
   /** The state recorded on a source: this process's newer write, or the object's annotations. */
@@ -165,9 +191,13 @@ export class Reconciler {
     for (const key of new Set(this.opts.sourcesOf(release))) {
       const src = this.opts.getSource(key);
       if (!src) continue;
-      const assessment = assess(src, this.opts, this.recordedFor(key, src), this.memory.get(key)?.triggered);
-      if ('invalid' in assessment) continue;
-      const t = assessment.plan.targets.find((x) => x.ref.namespace === release.namespace && x.ref.name === release.name);
+      let last = this.rememberedPlan(key, src);
+      if (!last) {
+        if ('invalid' in this.assessed(key, src, this.recordedFor(key, src))) continue;
+        last = this.memory.get(key)!.lastPlan!;
+      }
+      last.byRef ??= new Map(last.plan.targets.map((t) => [refKey(t.ref), t]));
+      const t = last.byRef.get(release.key);
       if (t) rows.push({ source: key, digest: src.digest, action: t.action, gate: t.gate });
     }
     return rows;
@@ -199,7 +229,7 @@ export class Reconciler {
     }
     const keyHashes = this.memory.get(key)?.recorded?.keyHashes ?? src.annotations[keys.keyHashes];
     const recorded = this.recordedFor(key, src);
-    const assessment = assess(src, this.opts, recorded, this.memory.get(key)?.triggered);
+    const assessment = this.assessed(key, src, recorded);
     if ('invalid' in assessment) {
       this.reportInvalid(key, src, assessment.invalid);
       for (const release of this.opts.markedFor(key)) this.opts.wakeHold(release);
@@ -363,7 +393,9 @@ export class Reconciler {
   /** The scheduler's report: remember what landed so the source can record its digest. */
   settled(release: string, requests: readonly TriggerRequest[], triggered: boolean): string[] {
     for (const { source } of triggered ? requests : []) {
-      (this.remember(source.key).triggered ??= new Map()).set(release, source.digest);
+      const m = this.remember(source.key);
+      (m.triggered ??= new Map()).set(release, source.digest);
+      m.lastPlan = undefined;
     }
     return requests.map((r) => r.source.key);
   }

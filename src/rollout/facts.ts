@@ -108,7 +108,7 @@ function rolloutView(r: ReleaseObject): string {
     r.rolloutNow,
     r.rolloutRecord,
     // The status matters only for the outcome of a recorded trigger.
-    tracked ? [r.generation, r.requestedAt, r.lastHandledReconcileAt, r.lastAttemptedConfigDigest, r.failures, r.newest, r.badVersion, r.conditions] : undefined,
+    tracked ? [r.requestedAt, r.lastHandledReconcileAt, r.lastAttemptedConfigDigest, r.failures, r.newest, r.badVersion, r.conditions] : undefined,
   ]);
 }
 
@@ -116,5 +116,9 @@ function rolloutView(r: ReleaseObject): string {
 export function rolloutChanged(old: ReleaseObject, release: ReleaseObject): boolean {
   // Every trigger leaves a record, but only a waved release's outcome gates its sources.
   const involved = (r: ReleaseObject) => r.wave !== undefined || r.triggerWindows !== undefined || r.rolloutNow !== undefined;
-  return (involved(old) || involved(release)) && rolloutView(old) !== rolloutView(release);
+  if (!involved(old) && !involved(release)) return false;
+  // A generation bump that comes with a suspend toggle is a hold (or its lift): it changes no
+  // decision, and a change of 2,000 held releases must not wake their sources 2,000 times.
+  const generationMatters = release.wave !== undefined && old.suspend === release.suspend && old.generation !== release.generation;
+  return generationMatters || rolloutView(old) !== rolloutView(release);
 }

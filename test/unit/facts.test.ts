@@ -101,5 +101,10 @@ describe('rollout facts', () => {
     assert.ok(!rolloutChanged(waved, release({ [keys.wave]: '1', [keys.rolloutRecord]: record(at) })));
     assert.ok(rolloutChanged(release({}), release({ [keys.wave]: '1' })), 'a wave added');
     assert.ok(!rolloutChanged(release({}, { failures: 1 }), release({}, { failures: 2 })), 'an untracked release: status is not read');
+    // hrto's own hold toggles spec.suspend, which bumps the generation: no decision changes with it.
+    const at1 = (generation: number, suspend: boolean) =>
+      toRelease({ metadata: { name: 'app', namespace: 'apps', resourceVersion: String(generation), generation, annotations: { [keys.wave]: '2' } }, spec: { suspend } }, keys);
+    assert.ok(!rolloutChanged(at1(1, false), at1(2, true)), 'a suspension is not a rollout change');
+    assert.ok(rolloutChanged(at1(1, false), at1(2, false)), 'a spec change from Git is');
   });
 });
