@@ -40,6 +40,8 @@ export interface ExplainedRelease {
   exists: boolean;
   suspended: boolean;
   paused: boolean;
+  /** The cluster it installs into: its spec.kubeConfig Secret, or 'local'. */
+  cluster: string;
   /** hrto's hold: suspended by hrto (held), or lifted by someone else (overridden). */
   hold?: { state: 'held' | 'overridden'; reason: string; since: string; by?: string | undefined; sources: string[] } | undefined;
   sources: ExplainedSource[];
@@ -137,6 +139,7 @@ export function explain(
         exists: release !== undefined,
         suspended: release?.suspended ?? false,
         paused: release?.paused ?? false,
+        cluster: release?.cluster ?? LOCAL,
         hold:
           mark && (state === 'held' || state === 'overridden')
             ? { state, reason: mark.reason, since: mark.since, by: mark.over, sources: Object.keys(mark.src) }
@@ -164,19 +167,23 @@ function triggeredReason(release: ReleaseObject, src: SourceObject, ctx: AssessC
 
 const short = (digest: string | undefined): string => (digest ? `${digest.slice(0, 19)}…` : '-');
 
-/** A table for a terminal. */
+/** A release with no spec.kubeConfig installs into the cluster it lives in. */
+export const LOCAL = 'local';
+
+/** A table for a terminal; a CLUSTER column once any release installs into another cluster (hub and spoke). */
 export function formatReport(report: ExplainReport): string {
-  const header = ['HELMRELEASE', 'WAVE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
+  const clusters = report.releases.some((r) => r.cluster !== LOCAL);
+  const header = ['HELMRELEASE', ...(clusters ? ['CLUSTER'] : []), 'WAVE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
   const lines: string[][] = [header];
   for (const r of report.releases) {
     const hold = r.hold?.state === 'held' ? ` (held by hrto since ${r.hold.since}: ${r.hold.reason})` : r.hold ? ` (hrto's hold lifted by ${r.hold.by})` : '';
     const state = !r.exists ? ' (missing)' : r.suspended ? ' (suspended)' : r.paused ? ' (paused)' : hold;
-    const release = `${r.release}${state}`;
-    if (r.sources.length === 0) lines.push([release, '-', '-', '-', '-', '-', 'no watched source feeds it']);
+    const release = [`${r.release}${state}`, ...(clusters ? [r.cluster] : [])];
+    if (r.sources.length === 0) lines.push([...release, '-', '-', '-', '-', '-', 'no watched source feeds it']);
     for (const s of r.sources) {
       const via = s.keys ? `${s.via} [${s.keys.join(',')}]` : s.via;
       const status = s.changedKeys ? `${s.reason} (keys: ${s.changedKeys})` : s.reason;
-      lines.push([release, s.wave === undefined ? '-' : String(s.wave), s.source, via, short(s.digest), short(s.recorded), status]);
+      lines.push([...release, s.wave === undefined ? '-' : String(s.wave), s.source, via, short(s.digest), short(s.recorded), status]);
     }
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));

@@ -334,8 +334,10 @@ export class Reconciler {
         reported.halted.push(refKey(t.gate.failed.ref));
         const halted = plan.targets.filter((x) => x.gate?.gate === 'halted');
         const failed = this.opts.getRelease(refKey(t.gate.failed.ref));
+        // In a hub, the release's cluster says where it failed.
+        const where = failed?.cluster ? ` (cluster ${failed.cluster})` : '';
         const message =
-          `rollout of ${what} halted after wave ${t.gate.wave}: HelmRelease ${refKey(t.gate.failed.ref)} failed (${t.gate.failed.reason}` +
+          `rollout of ${what} halted after wave ${t.gate.wave}: HelmRelease ${refKey(t.gate.failed.ref)}${where} failed (${t.gate.failed.reason}` +
           `${t.gate.failed.message ? `: ${t.gate.failed.message}` : ''}); ${halted.length} release${halted.length === 1 ? '' : 's'} of later waves not triggered. ` +
           `Change the content again to fix it, or annotate the source ${this.opts.keys.rolloutResume}=${shortDigest(src.digest)} to go on`;
         const meta = { source: key, digest: src.digest, keys: changes, release: refKey(t.gate.failed.ref), reason: t.gate.failed.reason };

@@ -43,6 +43,8 @@ export interface ReleaseObject extends Cached {
   holdMark?: string | undefined;
   /** The field manager that last wrote spec.suspend; read only while a mark is on the release. */
   suspendManager?: string | undefined;
+  /** The cluster it installs into: its spec.kubeConfig Secret (hub and spoke), or undefined: its own. */
+  cluster?: string | undefined;
   labels: Record<string, string>;
   /** reconcile.fluxcd.io/requestedAt: the last reconcile request, hrto's or anyone's. */
   requestedAt: string | undefined;
@@ -218,6 +220,7 @@ interface ReleaseRaw {
   };
   spec?: {
     suspend?: boolean;
+    kubeConfig?: { secretRef?: { name?: string } };
     valuesFrom?: { kind?: string; name?: string; valuesKey?: string; optional?: boolean }[];
     test?: { enable?: boolean };
   };
@@ -326,6 +329,7 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = fal
     suspend,
     holdMark,
     suspendManager: holdMark === undefined ? undefined : suspendManager(meta.managedFields),
+    cluster: obj.spec?.kubeConfig?.secretRef?.name || undefined,
     labels: meta.labels ?? {},
     requestedAt: annotations[FLUX_REQUESTED_AT],
     paused: annotations[keys.trigger] === TRIGGER_DISABLED,

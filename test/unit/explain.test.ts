@@ -111,6 +111,19 @@ describe('explain', () => {
     assert.equal(siblingRow.reason, `triggered for this content at ${at}`);
   });
 
+  it('names each release\'s cluster in a hub (its spec.kubeConfig Secret, or local), and adds no column elsewhere', () => {
+    const src = source('shared', { [keys.configDigest]: `sha256:${'0'.repeat(64)}` });
+    const reader = (name: string, spec: Record<string, unknown> = {}) =>
+      toRelease({ metadata: { name, namespace: 'apps', resourceVersion: '1' }, spec: { valuesFrom: [{ kind: 'ConfigMap', name: 'shared' }], ...spec }, status: { history: [{ status: 'deployed', lastDeployed: '2025-01-01T00:00:00Z' }] } });
+    const hub = explain([src], [reader('eu-1', { kubeConfig: { secretRef: { name: 'eu-1-kubeconfig' } } }), reader('hub-itself')], ctx);
+    assert.deepEqual(hub.releases.map((r) => [r.release, r.cluster]), [['apps/eu-1', 'eu-1-kubeconfig'], ['apps/hub-itself', 'local']]);
+    const table = formatReport(hub);
+    assert.match(table.split('\n')[0]!, /^HELMRELEASE +CLUSTER +WAVE +SOURCE/);
+    assert.match(table, /apps\/eu-1 +eu-1-kubeconfig +- +ConfigMap\/apps\/shared/);
+    assert.match(table, /apps\/hub-itself +local +- /);
+    assert.match(formatReport(explain([src], [reader('hub-itself')], ctx)).split('\n')[0]!, /^HELMRELEASE +WAVE +SOURCE/, 'one cluster: no column');
+  });
+
   it('says a waved release cannot be held for a source helm-controller watches itself', () => {
     const watched = toSource('ConfigMap', keys)({
       metadata: { name: 'shared', namespace: 'apps', resourceVersion: '1', labels: { 'reconcile.fluxcd.io/watch': 'Enabled' }, annotations: { [keys.configDigest]: `sha256:${'0'.repeat(64)}` } },
