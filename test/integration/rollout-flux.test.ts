@@ -253,7 +253,9 @@ describe('safe rollouts end to end with Flux', onTestControlPlane, () => {
       assert.equal(requests.length, 1, `${name}: one reconcile request for the change, got ${JSON.stringify(requests)}`);
     }
     const triggeredBy = (run: Run, name: string): boolean => logLines(run).some((l) => l.msg.startsWith('triggered HelmRelease') && l.target === `${ns}/${name}`);
-    for (const name of NAMES_OF(1)) assert.ok(triggeredBy(leader, name) && !triggeredBy(standby, name), `${name} triggered by the first leader only`);
+    // (The first leader may be killed between its patch landing and its log line: the single request
+    // per release above and the new leader's silence about wave 1 are what say it was not repeated.)
+    for (const name of NAMES_OF(1)) assert.ok(!triggeredBy(standby, name), `${name} not triggered again by the new leader`);
     for (const name of [...NAMES_OF(2), ...NAMES_OF(3)]) assert.ok(triggeredBy(standby, name) && !triggeredBy(leader, name), `${name} triggered by the new leader only`);
     t.diagnostic(`killed +${killed - changed} ms; patches: ${JSON.stringify(Object.fromEntries(patches))}`);
   });
