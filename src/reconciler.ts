@@ -12,6 +12,7 @@ import { statusOf } from './kube/api.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type ObjectRef, refKey } from './mapping/targets.js';
+import { Memory } from './memory.js';
 import type { TriggerRequest, TriggerScheduler } from './scheduler.js';
 import { describeGate, encodeReported, parseReported } from './rollout/gate.js';
 import { ordered, shortDigest, UNHOLDABLE } from './rollout/facts.js';
@@ -115,8 +116,8 @@ interface SourceMemory {
 }
 
 export class Reconciler {
-  /** One record per source; forget() drops it whole (the source deleted or no longer watched). */
-  private readonly memory = new Map<string, SourceMemory>();
+  /** One record per source; forgetSource() drops it whole (the source deleted or no longer watched). */
+  private readonly memory = new Memory<SourceMemory>();
   /** Counts release changes that may change decisions: a remembered plan from another epoch is stale. */
   private epoch = 0;
 
@@ -131,18 +132,12 @@ export class Reconciler {
     this.adoptions.flush();
   }
 
-  private remember(key: string): SourceMemory {
-    let m = this.memory.get(key);
-    if (!m) this.memory.set(key, (m = {}));
-    return m;
-  }
-
   noteChange(key: string): void {
-    this.remember(key).changeSeenAt ??= performance.now();
+    this.memory.remember(key).changeSeenAt ??= performance.now();
   }
 
   forgetSource(key: string): void {
-    this.memory.delete(key);
+    this.memory.forget(key);
   }
 
   /** A release changed in a way that may change the decisions of the sources it is read by or named in. */
@@ -153,7 +148,7 @@ export class Reconciler {
   /** Decides for a source, and remembers the plan for the hold looks that follow. */
   private assessed(key: string, src: SourceObject, recorded: Recorded): ReturnType<typeof assess> {
     const assessment = assess(src, this.opts, recorded, this.memory.get(key)?.triggered);
-    if ('plan' in assessment) this.remember(key).lastPlan = { src, epoch: this.epoch, plan: assessment.plan };
+    if ('plan' in assessment) this.memory.remember(key).lastPlan = { src, epoch: this.epoch, plan: assessment.plan };
     return assessment;
   }
 
@@ -164,24 +159,16 @@ export class Reconciler {
     return last.plan.wakeAt === undefined || this.opts.now() < last.plan.wakeAt ? last : undefined;
   }
 
-  /** Clears some of a source's memory; an empty record goes. */
-  private clear(key: string, fields: readonly (keyof SourceMemory)[]): void {
-    const m = this.memory.get(key);
-    if (!m) return;
-    for (const f of fields) m[f] = undefined;
-    if (Object.values(m).every((v) => v === undefined)) this.memory.delete(key);
-  }
-
   /** The current change is done (rolled out, or back to the recorded content): what was kept of it goes. */
   private changeDone(key: string): void {
-    this.clear(key, ['triggered', 'changeSeenAt', 'told', 'lastPlan']);
+    this.memory.clear(key, ['triggered', 'changeSeenAt', 'told', 'lastPlan']);
   }
 
   /** The state recorded on a source: this process's newer write, or the object's annotations. */
   private recordedFor(key: string, src: SourceObject): Recorded {
     const memo = this.memory.get(key)?.recorded;
     const onObject = recordedOn(src, this.opts.keys);
-    if (onObject.digest === src.digest) this.clear(key, ['recorded']);
+    if (onObject.digest === src.digest) this.memory.clear(key, ['recorded']);
     return memo?.digest === src.digest ? memo : onObject;
   }
 
@@ -235,7 +222,7 @@ export class Reconciler {
       for (const release of this.opts.markedFor(key)) this.opts.wakeHold(release);
       return 'done';
     }
-    this.clear(key, ['reportedInvalid']);
+    this.memory.clear(key, ['reportedInvalid']);
     const { plan } = assessment;
     this.wakeHolds(key, src.digest, plan);
     if (plan.upToDate) {
@@ -295,7 +282,7 @@ export class Reconciler {
       throw err;
     }
     this.changeDone(key);
-    this.remember(key).recorded = { digest: src.digest, keyDigests: plan.keyDigests, keyHashes: hashes };
+    this.memory.remember(key).recorded = { digest: src.digest, keyDigests: plan.keyDigests, keyHashes: hashes };
     const adopted = by('adopt');
     if (adopted.length > 0) {
       metrics.adoptions.inc();
@@ -385,7 +372,7 @@ export class Reconciler {
 
   /** True the first time a fingerprint is seen for this source (until its digest is recorded). */
   private once(source: string, fingerprint: string): boolean {
-    const m = this.remember(source);
+    const m = this.memory.remember(source);
     const seen = (m.told ??= new Set());
     if (seen.has(fingerprint)) return false;
     seen.add(fingerprint);
@@ -395,7 +382,7 @@ export class Reconciler {
   /** The scheduler's report: remember what landed so the source can record its digest. */
   settled(release: string, requests: readonly TriggerRequest[], triggered: boolean): string[] {
     for (const { source } of triggered ? requests : []) {
-      const m = this.remember(source.key);
+      const m = this.memory.remember(source.key);
       (m.triggered ??= new Map()).set(release, source.digest);
       m.lastPlan = undefined;
     }
@@ -423,7 +410,7 @@ export class Reconciler {
 
   private reportInvalid(key: string, src: SourceObject, err: InvalidReferenceError): void {
     const fingerprint = `${src.resourceVersion}\u0000${err.message}`;
-    const m = this.remember(key);
+    const m = this.memory.remember(key);
     if (m.reportedInvalid === fingerprint) return;
     m.reportedInvalid = fingerprint;
     const refused = err instanceof CrossNamespaceRefError;

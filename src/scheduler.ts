@@ -11,6 +11,7 @@ import type { Metrics } from './metrics.js';
 import { shortDigest } from './rollout/facts.js';
 import { encodeRolloutRecord, parseRolloutRecord, snapshotBefore } from './rollout/health.js';
 import { parseHoldMark, releaseFields } from './rollout/hold.js';
+import { Memory } from './memory.js';
 import type { WorkQueue } from './queue.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
 import type { TokenBucket } from './throttle.js';
@@ -124,33 +125,19 @@ interface ReleaseMemory {
 }
 
 export class TriggerScheduler {
-  /** One record per release; forget() drops it (the release deleted), and an empty one goes by itself. */
-  private readonly memory = new Map<string, ReleaseMemory>();
+  /** One record per release; an empty one goes by itself. */
+  private readonly memory = new Memory<ReleaseMemory>();
 
   constructor(private readonly opts: SchedulerOptions) {}
 
-  private remember(key: string): ReleaseMemory {
-    let m = this.memory.get(key);
-    if (!m) this.memory.set(key, (m = {}));
-    return m;
-  }
-
-  /** Clears some of a release's memory; an empty record goes. */
-  private clear(key: string, fields: readonly (keyof ReleaseMemory)[]): void {
-    const m = this.memory.get(key);
-    if (!m) return;
-    for (const f of fields) m[f] = undefined;
-    if (Object.values(m).every((v) => v === undefined || v === false)) this.memory.delete(key);
-  }
-
   /** The release was deleted: what is kept of it goes, but for requests still to be settled (their sources wait on them). */
   forget(key: string): void {
-    this.clear(key, ['last', 'sentRecord', 'unanswered', 'waitingSlot']);
+    this.memory.clear(key, ['last', 'sentRecord', 'unanswered', 'waitingSlot']);
   }
 
   /** Asks for a trigger of the release; a newer request of the same source replaces the older. */
   request(release: string, request: TriggerRequest): void {
-    const pending = (this.remember(release).pending ??= { firstAt: Date.now(), requests: new Map() });
+    const pending = (this.memory.remember(release).pending ??= { firstAt: Date.now(), requests: new Map() });
     pending.requests.set(request.source.key, request);
     this.opts.queue.addAfter(release, this.delay(release, pending));
   }
@@ -173,7 +160,7 @@ export class TriggerScheduler {
     let local = this.memory.get(key)?.last;
     if (local && release?.requestedAt === local.requestedAt) {
       // The cache shows it now: its own requestedAt (a patch's round trip earlier) will do.
-      this.clear(key, ['last']);
+      this.memory.clear(key, ['last']);
       local = undefined;
     }
     const annotated = release?.requestedAt ? Date.parse(release.requestedAt) : NaN;
@@ -192,13 +179,13 @@ export class TriggerScheduler {
     const release = this.opts.getRelease(key);
     if (!release || release.suspended || release.paused) {
       // The sources decide again: they report it missing, or wait for the resume.
-      this.clear(key, ['pending', 'waitingSlot']);
+      this.memory.clear(key, ['pending', 'waitingSlot']);
       this.opts.onSettled(key, [...pending.requests.values()], false);
       return 'done';
     }
     this.settleIfLanded(key, release, pending);
     if (pending.requests.size === 0) {
-      this.clear(key, ['pending']);
+      this.memory.clear(key, ['pending']);
       return 'done';
     }
     const wait = this.delay(key, pending);
@@ -211,18 +198,18 @@ export class TriggerScheduler {
     if (![...pending.requests.values()].some((r) => r.bypassWindows) && rollout.windowsClosed(release)) {
       // Debounce or the minimum interval carried it past the window's end: the sources decide again (held).
       this.opts.log.info({ target: key }, 'trigger window closed while the trigger waited; the change is held');
-      this.clear(key, ['pending', 'waitingSlot']);
+      this.memory.clear(key, ['pending', 'waitingSlot']);
       this.opts.onSettled(key, [...pending.requests.values()], false);
       return 'done';
     }
     const inFlight = rollout.maxInFlight > 0 ? this.upgradesInFlight() : 0;
     if (rollout.maxInFlight > 0 && inFlight >= rollout.maxInFlight) {
       this.opts.log.debug({ target: key, inFlight, max: rollout.maxInFlight }, 'trigger waits for --max-upgrades-in-flight');
-      this.remember(key).waitingSlot = true;
+      this.memory.remember(key).waitingSlot = true;
       this.opts.queue.addAfter(key, IN_FLIGHT_POLL_MS);
       return 'done';
     }
-    this.clear(key, ['waitingSlot']);
+    this.memory.clear(key, ['waitingSlot']);
     if (this.opts.throttle) {
       if (pending.slot === undefined) {
         const reserved = this.opts.throttle.reserve(Date.now());
@@ -236,7 +223,7 @@ export class TriggerScheduler {
       }
     }
     const requests = [...pending.requests.values()];
-    const m = this.remember(key);
+    const m = this.memory.remember(key);
     m.pending = undefined;
     m.waitingSlot = undefined;
     m.sending = requests;
@@ -248,7 +235,6 @@ export class TriggerScheduler {
       // Back in line (newer requests that arrived meanwhile win), retried with backoff by the caller.
       const again = (m.pending ??= { firstAt: pending.firstAt, requests: new Map() });
       for (const r of requests) if (!again.requests.has(r.source.key)) again.requests.set(r.source.key, r);
-      this.memory.set(key, m);
       if (m.unanswered) {
         // Sent, but the answer was lost: sending again at once could trigger (force-upgrade) twice.
         this.opts.log.warn({ target: key, err: (err as Error).message, recheckMs: UNANSWERED_RECHECK_MS }, 'trigger patch sent but its answer was lost; looking whether it landed before sending it again');
@@ -258,7 +244,7 @@ export class TriggerScheduler {
       throw err;
     }
     this.opts.onSettled(key, requests, triggered);
-    this.clear(key, ['sending']);
+    this.memory.clear(key, ['sending']);
     return 'done';
   }
 
@@ -269,7 +255,7 @@ export class TriggerScheduler {
   private settleIfLanded(key: string, release: ReleaseObject, pending: Pending): void {
     const lost = this.memory.get(key)?.unanswered;
     if (!lost) return;
-    this.clear(key, ['unanswered']);
+    this.memory.clear(key, ['unanswered']);
     if (release.requestedAt !== lost.requestedAt) return;
     const carried = lost.requests.filter((r) => pending.requests.get(r.source.key)?.source.digest === r.source.digest);
     for (const r of carried) pending.requests.delete(r.source.key);
@@ -281,11 +267,11 @@ export class TriggerScheduler {
   /** Tracked triggers not finished: the cache's reading, plus those sent that it does not show yet. */
   upgradesInFlight(): number {
     let sent = 0;
-    for (const [key, m] of this.memory) {
+    for (const [key, m] of this.memory.entries()) {
       if (m.sentRecord === undefined) continue;
       const release = this.opts.getRelease(key);
       // Counted by the cache from when it shows the record; a release deleted meanwhile upgrades nothing.
-      if (!release || parseRolloutRecord(release.rolloutRecord)?.at === m.sentRecord) this.clear(key, ['sentRecord']);
+      if (!release || parseRolloutRecord(release.rolloutRecord)?.at === m.sentRecord) this.memory.clear(key, ['sentRecord']);
       else sent++;
     }
     return this.opts.rollout.inFlight() + sent;
@@ -313,12 +299,12 @@ export class TriggerScheduler {
     patch.metadata.annotations[rollout.recordAnnotation] = encodeRolloutRecord(record);
     // Counted before the patch leaves: workers deciding meanwhile must see it (--max-upgrades-in-flight).
     const counted = !dryRun && (rollout.maxInFlight > 0 || release.wave !== undefined);
-    if (counted) this.remember(release.key).sentRecord = requestedAt;
+    if (counted) this.memory.remember(release.key).sentRecord = requestedAt;
     try {
       // In a dry run the writer patches nothing.
       await this.opts.writer.patchRelease(release.namespace, release.name, patch);
     } catch (err) {
-      if (this.memory.get(release.key)?.sentRecord === requestedAt) this.clear(release.key, ['sentRecord']);
+      if (this.memory.get(release.key)?.sentRecord === requestedAt) this.memory.clear(release.key, ['sentRecord']);
       if (statusOf(err) === 404) {
         // Gone since the cache saw it: its sources decide again (missing, or asked once more).
         log.warn({ target: `${release.namespace}/${release.name}`, status: 404 }, 'HelmRelease not found when triggering; its sources decide again');
@@ -326,7 +312,7 @@ export class TriggerScheduler {
       }
       metrics.triggers.inc({ result: 'error', mode: triggerMode });
       // No status: the connection broke, perhaps after the API server applied the patch.
-      if (!(err instanceof ApiError) && !(err instanceof NotLeaderError)) this.remember(release.key).unanswered = { requestedAt, requests, reset };
+      if (!(err instanceof ApiError) && !(err instanceof NotLeaderError)) this.memory.remember(release.key).unanswered = { requestedAt, requests, reset };
       throw err;
     }
     this.announce(release, requests, requestedAt, reset);
@@ -336,7 +322,7 @@ export class TriggerScheduler {
   /** A landed trigger: its metrics, log line, Triggered Event (and Flux event). */
   private announce(release: ReleaseObject, requests: readonly TriggerRequest[], requestedAt: string, reset: boolean): void {
     const { triggerMode, metrics, log, events, dryRun } = this.opts;
-    this.remember(release.key).last = { at: Date.now(), requestedAt };
+    this.memory.remember(release.key).last = { at: Date.now(), requestedAt };
     metrics.triggers.inc({ result: dryRun ? 'dry-run' : 'success', mode: triggerMode });
     const now = performance.now();
     for (const r of requests) if (r.seenAt !== undefined) metrics.triggerLatency.observe((now - r.seenAt) / 1000);
