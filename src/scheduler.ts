@@ -111,7 +111,11 @@ interface ReleaseMemory {
   pending?: Pending | undefined;
   /** Requests whose patch is being sent: asked again meanwhile, they must not trigger twice. Lost: with the process. */
   sending?: readonly TriggerRequest[] | undefined;
-  /** The last trigger this process made (when it saw it land), until the cache shows its requestedAt. Lost: the annotation says when. */
+  /**
+   * The last trigger this process made (when its answer came), until the minimum interval after it
+   * has passed: requestedAt is dated before the patch may wait in the client's own queue, so the
+   * interval counts from the answer. Lost: the requestedAt annotation says when (a little early).
+   */
   last?: { at: number; requestedAt: string } | undefined;
   /** The requestedAt of a trigger sent whose record the cache does not show yet (counted in flight). Lost: the cache shows the record. */
   sentRecord?: string | undefined;
@@ -158,8 +162,8 @@ export class TriggerScheduler {
 
   private lastTriggeredAt(key: string, release: ReleaseObject | undefined): number | undefined {
     let local = this.memory.get(key)?.last;
-    if (local && release?.requestedAt === local.requestedAt) {
-      // The cache shows it now: its own requestedAt (a patch's round trip earlier) will do.
+    if (local && Date.now() - local.at >= this.opts.minIntervalMs) {
+      // The interval after it has passed: it bears on nothing any more.
       this.memory.clear(key, ['last']);
       local = undefined;
     }

@@ -34,7 +34,7 @@ describe('lease times', () => {
 const source = { key: 'ConfigMap/ns/values', kind: 'ConfigMap' as const, namespace: 'ns', name: 'values', digest: `sha256:${'a'.repeat(64)}` };
 
 /** A scheduler over one cached release (`release()` reads it), with no debounce and no throttle. */
-function schedulerOver(release: () => ReleaseObject, patchRelease: (patch: AnnotationPatch) => Promise<void>, options: { minIntervalMs?: number } = {}) {
+function schedulerOver(release: () => ReleaseObject, patchRelease: (patch: AnnotationPatch) => Promise<void>, options: { minIntervalMs?: number; clock?: () => bigint } = {}) {
   const created: string[] = [];
   const settled: [readonly TriggerRequest[], boolean][] = [];
   const writer = {
@@ -63,7 +63,7 @@ function schedulerOver(release: () => ReleaseObject, patchRelease: (patch: Annot
     events: new EventRecorder(writer, log, 'test'),
     metrics: createMetrics(),
     log,
-    clock: monotonicNanoClock(),
+    clock: options.clock ?? monotonicNanoClock(),
     rollout: { recordAnnotation: 'x/rollout', holdAnnotation: 'x/suspended-by', windowsClosed: () => false, maxInFlight: 0, inFlight: () => 0 },
   });
   return { scheduler, created, settled, queue };
@@ -141,6 +141,32 @@ describe('the minimum interval', () => {
     assert.equal(await scheduler.reconcile('ns/app'), 'done');
     assert.equal(sent.length, 1, 'not sent before the interval');
     assert.ok(waits(delays.at(-1)), `still waits about a minute: ${delays.at(-1)}`);
+    await queue.shutdown();
+  });
+
+  it('counts from the trigger\'s answer, not from its requestedAt, which is dated before the patch waits in the client\'s queue', async () => {
+    let release = releaseObject('app');
+    const sent: string[] = [];
+    // The patch waited 10 s in the client's queue: its requestedAt is 10 s older than its answer.
+    const { scheduler, queue } = schedulerOver(
+      () => release,
+      (patch) => {
+        sent.push(patch.metadata.annotations[FLUX_REQUESTED_AT]!);
+        return Promise.resolve();
+      },
+      { minIntervalMs: 60_000, clock: monotonicNanoClock(() => Date.now() - 10_000) },
+    );
+    const delays: number[] = [];
+    const addAfter = queue.addAfter.bind(queue);
+    queue.addAfter = (key, delayMs, urgent) => {
+      delays.push(delayMs);
+      addAfter(key, delayMs, urgent);
+    };
+    scheduler.request('ns/app', { source, seenAt: undefined });
+    assert.equal(await scheduler.reconcile('ns/app'), 'done');
+    release = { ...release, requestedAt: sent[0] };
+    scheduler.request('ns/app', { source: { ...source, digest: `sha256:${'c'.repeat(64)}` }, seenAt: undefined });
+    assert.ok(delays.at(-1)! > 59_000, `waits the whole minute from the answer, not 50 s from requestedAt: ${delays.at(-1)}`);
     await queue.shutdown();
   });
 });
