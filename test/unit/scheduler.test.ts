@@ -112,32 +112,37 @@ describe('a trigger patch whose answer was lost', () => {
 });
 
 describe('the minimum interval', () => {
-  it('a later request waits it out from the last trigger, before and after the cache shows that trigger', async () => {
-    let release = releaseObject('app');
-    const sent: string[] = [];
+  /** A scheduler with a one-minute interval over one release: the patches it sends and the delays it asks for. */
+  function interval(clock?: () => bigint) {
+    const rig = { release: releaseObject('app'), sent: [] as string[], delays: [] as number[] };
     const { scheduler, queue } = schedulerOver(
-      () => release,
+      () => rig.release,
       (patch) => {
-        sent.push(patch.metadata.annotations[FLUX_REQUESTED_AT]!);
+        rig.sent.push(patch.metadata.annotations[FLUX_REQUESTED_AT]!);
         return Promise.resolve();
       },
-      { minIntervalMs: 60_000 },
+      { minIntervalMs: 60_000, ...(clock ? { clock } : {}) },
     );
-    const delays: number[] = [];
     const addAfter = queue.addAfter.bind(queue);
     queue.addAfter = (key, delayMs, urgent) => {
-      delays.push(delayMs);
+      rig.delays.push(delayMs);
       addAfter(key, delayMs, urgent);
     };
+    return { rig, scheduler, queue, sent: rig.sent, delays: rig.delays };
+  }
+  const next = { source: { ...source, digest: `sha256:${'c'.repeat(64)}` }, seenAt: undefined };
+
+  it('a later request waits it out from the last trigger, before and after the cache shows that trigger', async () => {
+    const { rig, scheduler, queue, sent, delays } = interval();
     scheduler.request('ns/app', { source, seenAt: undefined });
     assert.equal(await scheduler.reconcile('ns/app'), 'done');
     assert.equal(sent.length, 1);
     const waits = (d: number | undefined) => d !== undefined && d > 55_000 && d <= 60_000;
     // The cache does not show the trigger yet: this process remembers it.
-    scheduler.request('ns/app', { source: { ...source, digest: `sha256:${'c'.repeat(64)}` }, seenAt: undefined });
+    scheduler.request('ns/app', next);
     assert.ok(waits(delays.at(-1)), `waits about a minute: ${delays.at(-1)}`);
     // The cache shows it: read from the release.
-    release = { ...release, requestedAt: sent[0] };
+    rig.release = { ...rig.release, requestedAt: sent[0] };
     assert.equal(await scheduler.reconcile('ns/app'), 'done');
     assert.equal(sent.length, 1, 'not sent before the interval');
     assert.ok(waits(delays.at(-1)), `still waits about a minute: ${delays.at(-1)}`);
@@ -145,27 +150,12 @@ describe('the minimum interval', () => {
   });
 
   it('counts from the trigger\'s answer, not from its requestedAt, which is dated before the patch waits in the client\'s queue', async () => {
-    let release = releaseObject('app');
-    const sent: string[] = [];
     // The patch waited 10 s in the client's queue: its requestedAt is 10 s older than its answer.
-    const { scheduler, queue } = schedulerOver(
-      () => release,
-      (patch) => {
-        sent.push(patch.metadata.annotations[FLUX_REQUESTED_AT]!);
-        return Promise.resolve();
-      },
-      { minIntervalMs: 60_000, clock: monotonicNanoClock(() => Date.now() - 10_000) },
-    );
-    const delays: number[] = [];
-    const addAfter = queue.addAfter.bind(queue);
-    queue.addAfter = (key, delayMs, urgent) => {
-      delays.push(delayMs);
-      addAfter(key, delayMs, urgent);
-    };
+    const { rig, scheduler, queue, sent, delays } = interval(monotonicNanoClock(() => Date.now() - 10_000));
     scheduler.request('ns/app', { source, seenAt: undefined });
     assert.equal(await scheduler.reconcile('ns/app'), 'done');
-    release = { ...release, requestedAt: sent[0] };
-    scheduler.request('ns/app', { source: { ...source, digest: `sha256:${'c'.repeat(64)}` }, seenAt: undefined });
+    rig.release = { ...rig.release, requestedAt: sent[0] };
+    scheduler.request('ns/app', next);
     assert.ok(delays.at(-1)! > 59_000, `waits the whole minute from the answer, not 50 s from requestedAt: ${delays.at(-1)}`);
     await queue.shutdown();
   });
