@@ -45,6 +45,9 @@ export interface HolderOptions {
 
 export type HoldOutcome = 'retry' | { held: boolean };
 
+/** The contents a mark holds, for a message: `ConfigMap/ns/name sha256:…, …`. */
+const heldContents = (mark: HoldMark): string => Object.entries(mark.src).map(([s, d]) => `${s} ${d}`).join(', ');
+
 export class Holder {
   /** Releases carrying hrto's mark, as the cache shows them (derived: a restart rebuilds it). */
   private readonly marked = new Map<string, { reason: HoldReason; since: number; held: boolean }>();
@@ -176,19 +179,18 @@ export class Holder {
           object,
           'Warning',
           'HoldOverridden',
-          `hrto's suspension (${Object.entries(step.mark.src).map(([s, d]) => `${s} ${d}`).join(', ')}) was lifted by ${step.by}: the held change reaches the release at its next reconcile, outside its rollout; hrto does not suspend it again for these contents`,
+          `hrto's suspension (${heldContents(step.mark)}) was lifted by ${step.by}: the held change reaches the release at its next reconcile, outside its rollout; hrto does not suspend it again for these contents`,
           { by: step.by },
         );
         return;
       case 'slipped': {
         const how = step.mark.over ? `after ${step.mark.over} lifted hrto's suspension` : 'in a reconcile that began before hrto suspended it';
-        const what = Object.entries(step.mark.src).map(([s, d]) => `${s} ${d}`).join(', ');
         log.warn({ target, sources: step.mark.src, by: step.mark.over }, 'helm-controller applied a held change without hrto\'s trigger; counted as its wave\'s result');
         events.emit(
           object,
           'Warning',
           'UpgradedOutsideRollout',
-          `helm-controller applied ${what} ${how}, outside its rollout: reported, and counted as its wave's result (a failure halts the waves above it)`,
+          `helm-controller applied ${heldContents(step.mark)} ${how}, outside its rollout: reported, and counted as its wave's result (a failure halts the waves above it)`,
           { by: step.mark.over ?? '' },
         );
         return;
