@@ -17,7 +17,7 @@ import type { Metrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { TriggerScheduler } from './scheduler.js';
-import { rolloutChanged, windowsClosed } from './rollout/facts.js';
+import { ordered, rolloutChanged, windowsClosed } from './rollout/facts.js';
 import { InFlight } from './rollout/inflight.js';
 import { TokenBucket } from './throttle.js';
 import { parseSelector } from './selector.js';
@@ -127,7 +127,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     recordAnnotation: keys.rolloutRecord,
     getRelease,
     // Only a wave, windows or an in-flight limit can hold a change: other releases cost no look.
-    mayHold: (release) => release.wave !== undefined || release.triggerWindows !== undefined || config.triggerWindows.length > 0 || config.maxUpgradesInFlight > 0,
+    mayHold: (release) => ordered(release, decision.rollout) || config.maxUpgradesInFlight > 0,
     rowsFor: (release) => reconciler.rowsFor(release),
     waitingForSlot: (release) => scheduler.waitingForSlot(release),
     writer,
