@@ -8,7 +8,9 @@ import { CrossNamespaceRefError, InvalidReferenceError } from './errors.js';
 import { type Keys, TRIGGER_DISABLED } from './keys.js';
 import type { ValuesIndex } from './mapping/index.js';
 import { type ObjectRef, parseTargets, refKey } from './mapping/targets.js';
-import { carriedContent, type FactsContext, namesContent, rolloutFacts } from './rollout/facts.js';
+import { carriedContent, type FactsContext, namesContent, type Placement, rolloutFacts } from './rollout/facts.js';
+import type { Stage } from './rollout/gate.js';
+import { parsePlan, PlanError, type RolloutPlan, stepName, stepOf } from './rollout/plan.js';
 import { parseSelector } from './selector.js';
 import { watchedKinds } from './sources/caches.js';
 import type { ReleaseObject, SourceKind, SourceObject } from './sources/objects.js';
@@ -33,6 +35,8 @@ export interface AssessContext {
   rollout: FactsContext;
   /** Epoch ms: windows are open or closed, and health deadlines pass, at this time. */
   now(): number;
+  /** A trigger of the release for this source's digest is asked for and not sent yet (it holds a maxUpdate slot). */
+  requested?(release: string, source: string, digest: string): boolean;
 }
 
 /** The decision's context from the configuration, built alike for the controller and explain. */
@@ -92,6 +96,28 @@ function namedTargets(src: SourceObject, ctx: AssessContext, hasReaders: boolean
 
 export type Assessment = { invalid: InvalidReferenceError } | { plan: Plan };
 
+/** The source's rollout plan, or why it cannot be read (its changes are then held: fail closed). */
+export function sourcePlan(src: SourceObject, keys: Keys): RolloutPlan | { invalid: string } | undefined {
+  const text = src.annotations[keys.rolloutPlan];
+  if (text === undefined) return undefined;
+  try {
+    return parsePlan(text, keys.rolloutPlan);
+  } catch (err) {
+    if (err instanceof PlanError) return { invalid: err.message };
+    throw err;
+  }
+}
+
+/** Where the plan puts a release: the first step selecting it, after the last step, or never. */
+function place(plan: RolloutPlan | { invalid: string }, release: ReleaseObject): Placement {
+  if ('invalid' in plan) return plan;
+  const step = stepOf(plan, release.labels);
+  return step === 'never' ? { never: true } : { step, bakeMs: plan.steps[step]?.bakeMs ?? 0 };
+}
+
+/** The plan's steps as the gate sees them, with the unselected releases' step after the last. */
+const stagesOf = (plan: RolloutPlan): Stage[] => [...plan.steps, undefined].map((s, i) => ({ name: stepName(plan, i), maxUpdate: s?.maxUpdate }));
+
 /**
  * Decides for one source. `recorded` is what is known to be recorded (the object's annotations, or a
  * newer write of this process); `triggered` the digests already triggered per target.
@@ -109,10 +135,13 @@ export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded
   const refs = new Map(named.map((ref) => [refKey(ref), ref]));
   if (ctx.autodiscovery) for (const c of consumers) refs.set(refKey(c.ref), c.ref);
   const now = ctx.now();
+  // A plan reaches only the releases the source targets anyway: it orders them, it adds none.
+  const plan = sourcePlan(src, ctx.keys);
   const targets = Array.from(refs, ([key, ref]): TargetInput => {
     const consumer = byRef.get(key);
     const release = ctx.getRelease(key);
-    const rollout = release && rolloutFacts(release, src.key, src.digest, ctx.rollout, now);
+    const rollout = release && rolloutFacts(release, src.key, src.digest, ctx.rollout, now, plan && place(plan, release));
+    if (rollout && ctx.requested?.(key, src.key, src.digest)) rollout.requested = true;
     // hrto's record on the release names the content its last trigger carried from this source: a
     // restart or a new leader does not trigger it twice for it.
     const carried = release && carriedContent(release, src.key);
@@ -138,6 +167,7 @@ export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded
       sourcePaused: src.annotations[ctx.keys.trigger] === TRIGGER_DISABLED,
       rolloutNow: namesContent(src.annotations[ctx.keys.rolloutNow], src.digest),
       resumed: namesContent(src.annotations[ctx.keys.rolloutResume], src.digest),
+      stages: plan && !('invalid' in plan) ? stagesOf(plan) : undefined,
       targets,
     }),
   };

@@ -18,7 +18,7 @@ import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { TriggerScheduler } from './scheduler.js';
 import { ordered, rolloutChanged, windowsClosed } from './rollout/facts.js';
-import { InFlight } from './rollout/inflight.js';
+import { countsInFlight, InFlight } from './rollout/inflight.js';
 import { TokenBucket } from './throttle.js';
 import { parseSelector } from './selector.js';
 import { buildCaches, SOURCE_KINDS } from './sources/caches.js';
@@ -95,7 +95,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   const events = new EventRecorder(writer, log, hostname(), poster && { poster, keyDomain: config.keyDomain });
   // Every trigger leaves a record; waved releases gate the waves above them, and with an in-flight
   // limit every release counts.
-  const inFlight = new InFlight((r) => config.maxUpgradesInFlight > 0 || r.wave !== undefined, config.waveTimeoutMs);
+  const inFlight = new InFlight((r) => countsInFlight(config.maxUpgradesInFlight, r), config.waveTimeoutMs);
   const scheduler = new TriggerScheduler({
     debounceMs: config.debounceMs,
     minIntervalMs: config.minTriggerIntervalMs,
@@ -126,8 +126,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     annotation: keys.suspendedBy,
     recordAnnotation: keys.rolloutRecord,
     getRelease,
-    // Only a wave, windows or an in-flight limit can hold a change: other releases cost no look.
-    mayHold: (release) => ordered(release, decision.rollout) || config.maxUpgradesInFlight > 0,
+    // Only a wave, windows, a source's plan or an in-flight limit can hold a change: other releases cost no look.
+    mayHold: (release) => ordered(release, decision.rollout) || config.maxUpgradesInFlight > 0 || reconciler.planned(release),
     rowsFor: (release) => reconciler.rowsFor(release),
     waitingForSlot: (release) => scheduler.waitingForSlot(release),
     writer,
@@ -139,6 +139,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   });
   const reconciler: Reconciler = new Reconciler({
     ...decision,
+    requested: (release, source, digest) => scheduler.isPending(release, source, digest),
     values,
     scheduler,
     sourcesOf: (release) => sourcesToWake(release, index, values),

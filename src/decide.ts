@@ -2,7 +2,7 @@
 // source's digest may be recorded. The reconciler fetches the inputs and carries the plan out.
 import { isOwnDigest, selectKeyDigests } from './digest.js';
 import type { ObjectRef } from './mapping/targets.js';
-import { type Gate, gate, type GateTarget, type RolloutFacts, wakeAt } from './rollout/gate.js';
+import { type Gate, gate, type GateTarget, type RolloutFacts, type Stage, wakeAt } from './rollout/gate.js';
 import { FLUX_WATCH_LABEL, type ReleaseObject } from './sources/objects.js';
 
 export type TargetAction =
@@ -97,6 +97,8 @@ export interface TargetPlan {
   gate?: Exclude<Gate, { gate: 'open' }> | undefined;
   /** An operator let this content through at once (`rollout-now`): no window holds it, up to the patch. */
   bypass?: boolean | undefined;
+  /** Its trigger's outcome is read (a plan step or a wave): the record says so, so that its status is kept. */
+  tracked?: boolean | undefined;
 }
 
 export interface Plan {
@@ -113,6 +115,8 @@ export interface Plan {
   skipped: TargetPlan[];
   /** When to decide again without an event: a window opening, a triggered release's health deadline. */
   wakeAt: number | undefined;
+  /** The source's rollout plan's steps (a target's wave is its step's index). */
+  stages?: readonly Stage[] | undefined;
 }
 
 export interface TargetInput {
@@ -145,6 +149,8 @@ export interface DecideInput {
   rolloutNow?: boolean | undefined;
   /** `rollout-resume` on the source names this content: failed releases no longer halt it. */
   resumed?: boolean | undefined;
+  /** The source's rollout plan's steps, when it has one. */
+  stages?: readonly Stage[] | undefined;
   targets: readonly TargetInput[];
 }
 
@@ -196,14 +202,14 @@ export function decide(input: DecideInput): Plan {
   const keyDigests = selectKeyDigests(input.keyDigests, readKeys);
   if (input.recorded === input.digest && !input.targets.some((t) => t.release && carriedOther(input, t))) {
     const targets = input.targets.map(({ ref }): TargetPlan => ({ ref, action: 'current' }));
-    return { upToDate: true, firstSight: false, targets, record: false, keyDigests, skipped: [], wakeAt: undefined };
+    return { upToDate: true, firstSight: false, targets, record: false, keyDigests, skipped: [], wakeAt: undefined, stages: input.stages };
   }
   const firstSight = !isOwnDigest(input.recorded);
   const base = input.targets.map((t) => baseAction(input, firstSight, t));
   const { targets, skipped, wake } = applyGates(input, base);
   // (Back at the recorded content, there is nothing new to record.)
   const record = input.recorded !== input.digest && targets.every((t) => ACTIONS[t.action].handled);
-  return { upToDate: false, firstSight, targets, record, keyDigests, skipped, wakeAt: wake };
+  return { upToDate: false, firstSight, targets, record, keyDigests, skipped, wakeAt: wake, stages: input.stages };
 }
 
 /** Windows and waves turn would-be triggers into held, gated or halted ones. */
@@ -220,11 +226,11 @@ function applyGates(input: DecideInput, base: readonly TargetAction[]): { target
       facts: base[i] === 'deferred' ? {} : (t.rollout ?? {}),
     }),
   );
-  const gates = gate({ targets: gateTargets, now: input.rolloutNow === true, resumed: input.resumed === true });
+  const gates = gate({ targets: gateTargets, now: input.rolloutNow === true, resumed: input.resumed === true, stages: input.stages });
   const targets = input.targets.map((t, i): TargetPlan => {
     const g = gates[i]!;
     const wave = gateTargets[i]!.facts.wave;
-    if (g.gate === 'open') return { ref: t.ref, action: base[i]!, wave, bypass: input.rolloutNow === true || t.rollout?.now === true };
+    if (g.gate === 'open') return { ref: t.ref, action: base[i]!, wave, bypass: input.rolloutNow === true || t.rollout?.now === true, tracked: wave !== undefined };
     return { ref: t.ref, action: g.gate, wave, gate: g };
   });
   const highest = Math.max(...targets.map((t) => t.wave ?? -Infinity));

@@ -53,6 +53,8 @@ export interface Keys {
   suspendedBy: string;
   /** On a source: which halts and skipped releases of its current change were reported (once, across restarts). */
   rolloutReported: string;
+  /** On a source: its rollout plan (JSON: steps by label selector, maxUpdate, bake), see rollout/plan.ts. */
+  rolloutPlan: string;
 }
 
 export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
@@ -77,6 +79,7 @@ export function keysFor(domain: string = DEFAULT_KEY_DOMAIN): Keys {
     rolloutRecord: `${domain}/rollout`,
     suspendedBy: `${domain}/suspended-by`,
     rolloutReported: `${domain}/rollout-reported`,
+    rolloutPlan: `${domain}/rollout-plan`,
   };
 }
 

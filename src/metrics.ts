@@ -142,7 +142,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     }),
     heldReleases: new Gauge({
       name: 'hrto_held_releases',
-      help: 'HelmReleases hrto holds suspended so that helm-controller does not apply a held change, by reason (window, wave, halted, invalid, in-flight).',
+      help: 'HelmReleases hrto holds suspended so that helm-controller does not apply a held change, by reason (window, wave, step, max-update, unselected, halted, invalid, in-flight).',
       labelNames: ['reason'],
       registers,
       collect() {

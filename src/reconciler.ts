@@ -1,7 +1,7 @@
 // One source key -> read the cache -> decide -> ask the scheduler for triggers -> once they landed,
 // record the digest. Level-triggered: everything it needs is in the cache and in the digest recorded
 // on the source, so a restart or a dropped event loses nothing.
-import { assess, type AssessContext, type Recorded, recordedOn } from './assess.js';
+import { assess, type AssessContext, type Recorded, recordedOn, sourcePlan } from './assess.js';
 import { ACTIONS, type Plan, type TargetAction, type TargetPlan } from './decide.js';
 import { diffKeys, encodeKeyHashes, formatKeyChanges } from './changes.js';
 import { encodeKeyDigests } from './digest.js';
@@ -39,6 +39,9 @@ export type Outcome = 'done' | 'retry' | { requeueAfterMs: number };
 
 /** A window opens, or a deadline passes, at a millisecond: look a little after it. */
 const WAKE_MARGIN_MS = 50;
+
+/** A wave, or the plan step it stands for. */
+const orderName = (plan: Pick<Plan, 'stages'>, wave: number): string => (plan.stages ? `step ${plan.stages[wave]?.name ?? wave}` : `wave ${wave}`);
 
 /** The first few targets, for a log line or an Event that must stay short. */
 const sample = (refs: readonly ObjectRef[], max = 20): string[] => refs.slice(0, max).map(refKey);
@@ -172,6 +175,11 @@ export class Reconciler {
     return memo?.digest === src.digest ? memo : onObject;
   }
 
+  /** Whether a source naming or read by the release has a rollout plan (which may hold it). */
+  planned(release: ReleaseObject): boolean {
+    return this.opts.sourcesOf(release).some((key) => this.opts.getSource(key)?.annotations[this.opts.keys.rolloutPlan] !== undefined);
+  }
+
   /** What each source naming or read by a release decides for it now, from the cache (for its hold). */
   rowsFor(release: ReleaseObject): SourceRow[] {
     const rows: SourceRow[] = [];
@@ -248,7 +256,7 @@ export class Reconciler {
     const changes = waiting ? formatKeyChanges(diffKeys(keyHashes, src.keyDigests)) : '';
     for (const t of plan.targets) {
       if (t.action !== 'trigger' || this.opts.scheduler.isPending(refKey(t.ref), key, src.digest)) continue;
-      this.opts.scheduler.request(refKey(t.ref), { source: src, seenAt: this.memory.get(key)?.changeSeenAt, changes, bypassWindows: t.bypass === true });
+      this.opts.scheduler.request(refKey(t.ref), { source: src, seenAt: this.memory.get(key)?.changeSeenAt, changes, bypassWindows: t.bypass === true, tracked: t.tracked === true });
     }
     const missing = by('missing');
     if (missing.length > 0) this.reportMissing(src, missing);
@@ -299,6 +307,7 @@ export class Reconciler {
    */
   private async reportRollout(key: string, src: SourceObject, plan: Plan, changes: string): Promise<boolean> {
     const { log, events, metrics, keys } = this.opts;
+    const planError = this.reportPlan(key, src, plan, changes);
     if (plan.skipped.length === 0 && !plan.targets.some((t) => t.gate)) return true;
     const reported = parseReported(src.annotations[keys.rolloutReported], shortDigest(src.digest));
     const news: (() => void)[] = [];
@@ -313,7 +322,8 @@ export class Reconciler {
       if (same) same.push(t.ref);
       else waits.set(reason, [t.ref]);
       if (t.gate.gate === 'held') {
-        if (release && t.gate.by === 'invalid' && this.once(key, `invalid\u0000${refKey(t.ref)}\u0000${t.gate.message}`)) {
+        // An unreadable plan holds every target: told once, on the source (reportPlan).
+        if (release && t.gate.by === 'invalid' && t.gate.message !== planError && this.once(key, `invalid\u0000${refKey(t.ref)}\u0000${t.gate.message}`)) {
           metrics.invalidRollouts.inc();
           events.emit(helmReleaseObject(release), 'Warning', 'InvalidRollout', `${t.gate.message}: changes of ${what} are held until it is fixed`, { source: key, digest: src.digest });
         }
@@ -324,8 +334,8 @@ export class Reconciler {
         // In a hub, the release's cluster says where it failed.
         const where = failed?.cluster ? ` (cluster ${failed.cluster})` : '';
         const message =
-          `rollout of ${what} halted after wave ${t.gate.wave}: HelmRelease ${refKey(t.gate.failed.ref)}${where} failed (${t.gate.failed.reason}` +
-          `${t.gate.failed.message ? `: ${t.gate.failed.message}` : ''}); ${halted.length} release${halted.length === 1 ? '' : 's'} of later waves not triggered. ` +
+          `rollout of ${what} halted after ${orderName(plan, t.gate.wave)}: HelmRelease ${refKey(t.gate.failed.ref)}${where} failed (${t.gate.failed.reason}` +
+          `${t.gate.failed.message ? `: ${t.gate.failed.message}` : ''}); ${halted.length} release${halted.length === 1 ? '' : 's'} of later ${plan.stages ? 'steps' : 'waves'} not triggered. ` +
           `Change the content again to fix it, or annotate the source ${this.opts.keys.rolloutResume}=${shortDigest(src.digest)} to go on`;
         const meta = { source: key, digest: src.digest, keys: changes, release: refKey(t.gate.failed.ref), reason: t.gate.failed.reason };
         news.push(() => {
@@ -340,7 +350,7 @@ export class Reconciler {
     for (const t of plan.skipped) {
       if (reported.skipped.includes(refKey(t.ref))) continue;
       reported.skipped.push(refKey(t.ref));
-      const message = `wave ${t.wave}: HelmRelease ${refKey(t.ref)} is ${t.action === 'missing' ? 'missing' : t.action}, so the waves above it do not wait for it (${what}); it is triggered when it can act again`;
+      const message = `${orderName(plan, t.wave!)}: HelmRelease ${refKey(t.ref)} is ${t.action === 'missing' ? 'missing' : t.action}, so the ${plan.stages ? 'steps after it do' : 'waves above it do'} not wait for it (${what}); it is triggered when it can act again`;
       news.push(() => {
         log.warn({ source: key, target: refKey(t.ref), wave: t.wave, action: t.action }, message);
         events.emit(sourceObject(src), 'Warning', 'WaveSkipped', message, { source: key, digest: src.digest, release: refKey(t.ref) });
@@ -358,6 +368,33 @@ export class Reconciler {
     }
     for (const report of news) report();
     return true;
+  }
+
+  /**
+   * The source's plan: unreadable (every target held), told once on the source; a target with its
+   * own wave annotation, told once on the release (the plan orders it). Returns the plan's error.
+   */
+  private reportPlan(key: string, src: SourceObject, plan: Plan, changes: string): string | undefined {
+    const { keys, events, metrics, log } = this.opts;
+    const own = sourcePlan(src, keys);
+    if (own === undefined) return undefined;
+    if ('invalid' in own) {
+      if (this.once(key, `plan\u0000${own.invalid}`)) {
+        metrics.invalidRollouts.inc();
+        log.warn({ source: key, annotation: keys.rolloutPlan }, `invalid rollout plan: ${own.invalid}; changes of this source are held until it is fixed`);
+        events.emit(sourceObject(src), 'Warning', 'InvalidRollout', `${own.invalid}: changes of ${src.kind} ${src.namespace}/${src.name} (${shortDigest(src.digest)}; ${changes}) are held until it is fixed`, { source: key, digest: src.digest });
+      }
+      return own.invalid;
+    }
+    for (const t of plan.targets) {
+      const release = this.opts.getRelease(refKey(t.ref));
+      if (release?.wave === undefined || !this.once(key, `wave-and-plan\u0000${release.key}`)) continue;
+      metrics.invalidRollouts.inc();
+      const message = `has ${keys.wave}=${release.wave.slice(0, 16)} and ${src.kind} ${src.namespace}/${src.name} orders it by its rollout plan (${orderName(plan, t.wave ?? own.steps.length)}): the plan wins for this source's changes, the wave is ignored`;
+      log.warn({ source: key, target: release.key }, message);
+      events.emit(helmReleaseObject(release), 'Warning', 'InvalidRollout', message, { source: key, digest: src.digest });
+    }
+    return undefined;
   }
 
   /** Waved or windowed readers of a source helm-controller watches itself: a Warning once per change. */

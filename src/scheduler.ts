@@ -11,6 +11,7 @@ import type { Metrics } from './metrics.js';
 import { shortDigest } from './rollout/facts.js';
 import { encodeRolloutRecord, parseRolloutRecord, snapshotBefore } from './rollout/health.js';
 import { parseHoldMark, releaseFields } from './rollout/hold.js';
+import { countsInFlight } from './rollout/inflight.js';
 import { Memory } from './memory.js';
 import type { WorkQueue } from './queue.js';
 import type { ReleaseObject, SourceObject } from './sources/objects.js';
@@ -25,6 +26,8 @@ export interface TriggerRequest {
   changes?: string | undefined;
   /** An operator let this content through at once (`rollout-now`): windows do not hold it. */
   bypassWindows?: boolean | undefined;
+  /** Its outcome gates a rollout (a wave or a plan step): the record asks for the release's status to be kept. */
+  tracked?: boolean | undefined;
 }
 
 /** How the rollout bears on the trigger itself: asked again when it is due, since debounce moves it in time. */
@@ -299,10 +302,11 @@ export class TriggerScheduler {
     // helm-controller's failure count: count from zero then, as for a reset.
     const src = { ...parseRolloutRecord(release.rolloutRecord)?.src };
     for (const r of requests) src[r.source.key] = shortDigest(r.source.digest);
-    const record = { at: requestedAt, ...snapshotBefore(release, reset || patch.spec !== undefined), force: triggerMode === 'force', src: newest(src, MAX_RECORDED_SOURCES) };
+    const track = requests.some((r) => r.tracked === true);
+    const record = { at: requestedAt, ...snapshotBefore(release, reset || patch.spec !== undefined), force: triggerMode === 'force', src: newest(src, MAX_RECORDED_SOURCES), track };
     patch.metadata.annotations[rollout.recordAnnotation] = encodeRolloutRecord(record);
     // Counted before the patch leaves: workers deciding meanwhile must see it (--max-upgrades-in-flight).
-    const counted = !dryRun && (rollout.maxInFlight > 0 || release.wave !== undefined);
+    const counted = !dryRun && countsInFlight(rollout.maxInFlight, release, track);
     if (counted) this.memory.remember(release.key).sentRecord = requestedAt;
     try {
       // In a dry run the writer patches nothing.

@@ -3,7 +3,7 @@
 // came of a trigger for this content. Pure: the time comes in as `now`.
 import { FLUX_WATCH_LABEL, type ReleaseObject } from '../sources/objects.js';
 import type { RolloutFacts } from './gate.js';
-import { parseRolloutRecord, readHealth, type RolloutRecord } from './health.js';
+import { parseRolloutRecord, readBake, readHealth, type RolloutRecord } from './health.js';
 import { parseWindows, type Window, WindowError, windowState } from './window.js';
 
 /** The digest prefix shown in Events and explain, and kept in the rollout record. */
@@ -58,50 +58,70 @@ export function ordered(release: ReleaseObject, ctx: Pick<FactsContext, 'trigger
 /** Said of a waved or windowed release reading a source helm-controller watches itself. */
 export const UNHOLDABLE = `helm-controller applies changes of a source labeled ${FLUX_WATCH_LABEL}=Enabled the moment they happen: its waves and windows cannot hold this source`;
 
-/** A release's wave and windows, or what is wrong with them. */
-export function rolloutConfig(release: ReleaseObject, ctx: FactsContext): { wave: number | undefined; windows: readonly Window[] } | { invalid: string } {
+/** A release's own windows (or --trigger-windows), or what is wrong with them. */
+function ownWindows(release: ReleaseObject, ctx: FactsContext): readonly Window[] | { invalid: string } {
   try {
-    const wave = release.wave === undefined ? undefined : parseWave(release.wave, ctx.waveAnnotation);
-    const windows = release.triggerWindows === undefined ? ctx.triggerWindows : parseWindows(release.triggerWindows, ctx.windowsAnnotation);
-    return { wave, windows };
+    return release.triggerWindows === undefined ? ctx.triggerWindows : parseWindows(release.triggerWindows, ctx.windowsAnnotation);
   } catch (err) {
-    if (err instanceof WaveError || err instanceof WindowError) return { invalid: err.message };
+    if (err instanceof WindowError) return { invalid: err.message };
+    throw err;
+  }
+}
+
+/** A release's own wave, or what is wrong with it. */
+function ownWave(release: ReleaseObject, ctx: FactsContext): number | undefined | { invalid: string } {
+  try {
+    return release.wave === undefined ? undefined : parseWave(release.wave, ctx.waveAnnotation);
+  } catch (err) {
+    if (err instanceof WaveError) return { invalid: err.message };
     throw err;
   }
 }
 
 /** A trigger must not go now: the release's windows are all closed, or cannot be read (fail closed). */
 export function windowsClosed(release: ReleaseObject, ctx: FactsContext, now: number): boolean {
-  const config = rolloutConfig(release, ctx);
-  return 'invalid' in config || (config.windows.length > 0 && !windowState(config.windows, now).open);
+  const windows = ownWindows(release, ctx);
+  return 'invalid' in windows || (windows.length > 0 && !windowState(windows, now).open);
 }
 
-/** The facts, or undefined when none of it applies (today's behaviour, at no cost). */
-export function rolloutFacts(release: ReleaseObject, source: string, digest: string, ctx: FactsContext, now: number): RolloutFacts | undefined {
-  if (release.wave === undefined && release.triggerWindows === undefined && ctx.triggerWindows.length === 0) return undefined;
+/** Where a source's rollout plan puts a release: its step (and that step's bake), never, or the plan cannot be read. */
+export type Placement = { step: number; bakeMs: number } | { never: true } | { invalid: string };
+
+/**
+ * The facts, or undefined when none of it applies (today's behaviour, at no cost). `placement`: the
+ * source has a rollout plan, which orders the release instead of its own wave.
+ */
+export function rolloutFacts(release: ReleaseObject, source: string, digest: string, ctx: FactsContext, now: number, placement?: Placement): RolloutFacts | undefined {
+  if (!placement && release.wave === undefined && release.triggerWindows === undefined && ctx.triggerWindows.length === 0) return undefined;
   const facts: RolloutFacts = { now: namesContent(release.rolloutNow, digest) };
-  const parsed = rolloutConfig(release, ctx);
-  const config = 'invalid' in parsed ? { wave: undefined } : parsed;
-  if ('invalid' in parsed) facts.invalid = parsed.invalid;
-  else {
-    facts.wave = parsed.wave;
-    if (parsed.windows.length > 0) {
-      const state = windowState(parsed.windows, now);
-      facts.window = state.open ? { open: true } : state;
-    }
+  const windows = ownWindows(release, ctx);
+  // A plan orders the release instead of its wave: the wave is not read at all.
+  const wave = placement ? undefined : ownWave(release, ctx);
+  const problem =
+    placement && 'invalid' in placement ? placement.invalid : 'invalid' in windows ? windows.invalid : typeof wave === 'object' ? wave.invalid : undefined;
+  if (problem !== undefined || 'invalid' in windows || typeof wave === 'object') {
+    facts.invalid = problem;
+    return facts;
+  }
+  if (placement && 'never' in placement) facts.unselected = true;
+  facts.wave = placement && 'step' in placement ? placement.step : wave;
+  if (windows.length > 0) {
+    const state = windowState(windows, now);
+    facts.window = state.open ? { open: true } : state;
   }
   const record = triggeredFor(release, source, digest);
-  // Only a waved release's outcome gates anything (the status is cached for those alone).
-  if (record && config.wave !== undefined) {
+  // Only an ordered release's outcome gates anything (the status is cached for those alone).
+  if (record && facts.wave !== undefined) {
     const health = readHealth(release, record, now, ctx.waveTimeoutMs);
-    facts.outcome = health.state === 'progressing' ? { state: 'progressing', deadline: Date.parse(record.at) + ctx.waveTimeoutMs } : health;
+    const baked = placement && 'step' in placement ? readBake(release, record, health, placement.bakeMs, now) : health;
+    facts.outcome = baked.state === 'progressing' ? { state: 'progressing', deadline: Date.parse(record.at) + ctx.waveTimeoutMs } : baked;
   }
   return facts;
 }
 
 /** What a rollout decision reads of a release, so that a change of any of it wakes its sources. */
 function rolloutView(r: ReleaseObject): string {
-  const tracked = r.wave !== undefined;
+  const tracked = r.wave !== undefined || r.tracked === true;
   return JSON.stringify([
     r.wave,
     r.triggerWindows,
@@ -115,10 +135,10 @@ function rolloutView(r: ReleaseObject): string {
 /** A release's rollout facts changed (its annotations, or the status of a recorded trigger). */
 export function rolloutChanged(old: ReleaseObject, release: ReleaseObject): boolean {
   // Every trigger leaves a record, but only a waved release's outcome gates its sources.
-  const involved = (r: ReleaseObject) => r.wave !== undefined || r.triggerWindows !== undefined || r.rolloutNow !== undefined;
+  const involved = (r: ReleaseObject) => r.wave !== undefined || r.triggerWindows !== undefined || r.rolloutNow !== undefined || r.tracked === true;
   if (!involved(old) && !involved(release)) return false;
   // A generation bump that comes with a suspend toggle is a hold (or its lift): it changes no
   // decision, and a change of 2,000 held releases must not wake their sources 2,000 times.
-  const generationMatters = release.wave !== undefined && old.suspend === release.suspend && old.generation !== release.generation;
+  const generationMatters = (release.wave !== undefined || release.tracked === true) && old.suspend === release.suspend && old.generation !== release.generation;
   return generationMatters || rolloutView(old) !== rolloutView(release);
 }

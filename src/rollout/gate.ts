@@ -5,11 +5,14 @@
 // first failure, and let a new change (or an explicit resume) start again.
 import { type ObjectRef, refKey } from '../mapping/targets.js';
 import { jsonObject } from './health.js';
+import { type MaxUpdate, updateLimit } from './plan.js';
 
 /** What hrto's trigger of a release for this content became, read from helm-controller's status. */
 export type Outcome =
   | { state: 'progressing'; deadline: number }
   | { state: 'succeeded' }
+  /** A plan step's release upgraded and healthy, staying so until `until` before its step is done. */
+  | { state: 'baking'; until: number }
   | { state: 'failed'; reason: string; message: string };
 
 export interface RolloutFacts {
@@ -23,6 +26,16 @@ export interface RolloutFacts {
   now?: boolean | undefined;
   /** Triggered for this content already: what came of it. */
   outcome?: Outcome | undefined;
+  /** No step of the source's plan selects it, and the plan says such releases never go. */
+  unselected?: boolean | undefined;
+  /** Its trigger for this content is asked for already (waiting to be sent): it counts against maxUpdate. */
+  requested?: boolean | undefined;
+}
+
+/** A step of a source's rollout plan as the gate sees it: the wave numbers are the step indexes. */
+export interface Stage {
+  name: string;
+  maxUpdate?: MaxUpdate | undefined;
 }
 
 /** How a lower-wave target stands for the waves above it. */
@@ -32,8 +45,19 @@ export type Gate =
   | { gate: 'open' }
   | { gate: 'held'; by: 'window'; opensAt: number | undefined }
   | { gate: 'held'; by: 'invalid'; message: string }
-  | { gate: 'gated'; wave: number; waitingFor: ObjectRef[] }
-  | { gate: 'halted'; wave: number; failed: { ref: ObjectRef; reason: string; message: string } };
+  | { gate: 'held'; by: 'unselected' }
+  | {
+      gate: 'gated';
+      wave: number;
+      waitingFor: ObjectRef[];
+      /** The plan step's name (the wave is its index). */
+      stage?: string | undefined;
+      /** Waiting for a slot: the step's maxUpdate, all taken by waitingFor. */
+      limit?: number | undefined;
+      /** Every release waited for is baking: the step is done then, if they stay healthy. */
+      bakingUntil?: number | undefined;
+    }
+  | { gate: 'halted'; wave: number; failed: { ref: ObjectRef; reason: string; message: string }; stage?: string | undefined };
 
 export interface GateTarget {
   ref: ObjectRef;
@@ -48,6 +72,8 @@ export interface GateInput {
   now: boolean;
   /** `rollout-resume` on the source names this content: failed releases count as passed. */
   resumed: boolean;
+  /** The source's rollout plan: wave i is its step i (one more for the releases no step selects). */
+  stages?: readonly Stage[] | undefined;
 }
 
 function standing(t: GateTarget, resumed: boolean): Standing {
@@ -59,28 +85,60 @@ function standing(t: GateTarget, resumed: boolean): Standing {
   return 'passed';
 }
 
+const windowClosed = (t: GateTarget): boolean => t.facts.window !== undefined && !t.facts.window.open;
+
+/** Still upgrading: triggered (or asked to be) and not healthy yet. It holds a maxUpdate slot. */
+const upgrading = (t: GateTarget): boolean =>
+  (t.would === 'triggered' && (t.facts.outcome === undefined || t.facts.outcome.state === 'progressing')) || (t.would === 'trigger' && t.facts.requested === true);
+
+/**
+ * The would-be triggers of the wave rolling out now that its maxUpdate leaves no slot for: the
+ * ones asked for already keep theirs, the others take the free slots in name order.
+ */
+function overLimit(members: readonly GateTarget[], stage: Stage | undefined, wave: number): Map<GateTarget, Gate> {
+  const over = new Map<GateTarget, Gate>();
+  const limit = updateLimit(stage?.maxUpdate, members.filter((t) => t.would !== 'skip').length);
+  if (limit === Infinity) return over;
+  const busy = members.filter(upgrading);
+  const candidates = members.filter((t) => t.would === 'trigger' && !t.facts.requested && !t.facts.now && !windowClosed(t)).sort((a, b) => refKey(a.ref).localeCompare(refKey(b.ref)));
+  const free = Math.max(0, limit - busy.length);
+  for (const t of candidates.slice(free)) over.set(t, { gate: 'gated', wave, waitingFor: busy.map((b) => b.ref), stage: stage?.name, limit });
+  return over;
+}
+
 /** The gate of every target, in input order. Only would-be triggers can be held, gated or halted. */
 export function gate(input: GateInput): Gate[] {
-  const waved = input.targets.filter((t) => t.facts.wave !== undefined && t.facts.invalid === undefined);
+  const waved = input.targets.filter((t) => t.facts.wave !== undefined && t.facts.invalid === undefined && !t.facts.unselected);
   const waves = [...new Set(waved.map((t) => t.facts.wave!))].sort((a, b) => a - b);
   // Per wave, the verdict for the waves above it: where the first failure or wait below stands.
   const below = new Map<number, Gate>();
+  let limited = new Map<GateTarget, Gate>();
   let verdict: Gate = { gate: 'open' };
   for (const wave of waves) {
     below.set(wave, verdict);
     if (verdict.gate === 'halted') continue;
+    const stage = input.stages?.[wave];
     const members = waved.filter((t) => t.facts.wave === wave);
     const standings = members.map((t) => standing(t, input.resumed));
     const failed = standings.find((s): s is Exclude<Standing, string> => typeof s === 'object');
-    if (failed) verdict = { gate: 'halted', wave, failed: failed.failed };
+    if (failed) verdict = { gate: 'halted', wave, failed: failed.failed, stage: stage?.name };
     else if (verdict.gate === 'open') {
-      const waiting = members.filter((_, i) => standings[i] === 'pending').map((t) => t.ref);
-      if (waiting.length > 0) verdict = { gate: 'gated', wave, waitingFor: waiting };
+      // The wave rolling out now: its maxUpdate applies.
+      limited = overLimit(members, stage, wave);
+      const waiting = members.filter((_, i) => standings[i] === 'pending');
+      if (waiting.length > 0) {
+        const untils = waiting.map((t) => (t.facts.outcome?.state === 'baking' ? t.facts.outcome.until : undefined));
+        const baking = untils.every((u) => u !== undefined) ? Math.max(...(untils as number[])) : undefined;
+        verdict = { gate: 'gated', wave, waitingFor: waiting.map((t) => t.ref), stage: stage?.name, bakingUntil: baking };
+      }
     }
   }
   return input.targets.map((t): Gate => {
     if (t.would !== 'trigger' || input.now || t.facts.now) return { gate: 'open' };
     if (t.facts.invalid !== undefined) return { gate: 'held', by: 'invalid', message: t.facts.invalid };
+    if (t.facts.unselected) return { gate: 'held', by: 'unselected' };
+    const over = limited.get(t);
+    if (over) return over;
     const order = t.facts.wave === undefined ? { gate: 'open' as const } : below.get(t.facts.wave)!;
     // A halt or a wait below comes first: the window only matters once the wave may go.
     if (order.gate !== 'open') return order;
@@ -96,8 +154,15 @@ export function wakeAt(targets: readonly GateTarget[], gates: readonly Gate[]): 
     if (g.gate === 'held' && g.by === 'window' && g.opensAt !== undefined) times.push(g.opensAt);
     const outcome = targets[i]!.facts.outcome;
     if (outcome?.state === 'progressing') times.push(outcome.deadline);
+    if (outcome?.state === 'baking') times.push(outcome.until);
   });
   return times.length > 0 ? Math.min(...times) : undefined;
+}
+
+/** The first few releases waited for: a step may be a hundred clusters. */
+function listed(refs: readonly ObjectRef[], max = 5): string {
+  const shown = refs.slice(0, max).map(refKey).join(', ');
+  return refs.length > max ? `${shown} and ${refs.length - max} more` : shown;
 }
 
 const when = (ms: number | undefined): string => (ms === undefined ? 'no window opens again' : new Date(ms).toISOString());
@@ -128,10 +193,16 @@ export const encodeReported = (r: Reported): string => JSON.stringify({ d: r.d, 
 export function describeGate(g: Exclude<Gate, { gate: 'open' }>): string {
   switch (g.gate) {
     case 'held':
-      return g.by === 'window' ? `held until ${when(g.opensAt)}: outside its trigger windows` : `held: ${g.message}`;
-    case 'gated':
-      return `waiting for wave ${g.wave} to be healthy with this content: ${g.waitingFor.map(refKey).join(', ')}`;
+      if (g.by === 'window') return `held until ${when(g.opensAt)}: outside its trigger windows`;
+      return g.by === 'unselected' ? 'held: no step of the rollout plan selects it, and the plan says unselected releases never go' : `held: ${g.message}`;
+    case 'gated': {
+      const waited = listed(g.waitingFor);
+      if (g.limit !== undefined) return `waiting for a slot in step ${g.stage ?? g.wave} (maxUpdate ${g.limit}): upgrading ${waited}`;
+      if (g.stage === undefined) return `waiting for wave ${g.wave} to be healthy with this content: ${waited}`;
+      if (g.bakingUntil !== undefined) return `waiting for step ${g.stage} to bake until ${new Date(g.bakingUntil).toISOString()}: ${waited}`;
+      return `waiting for step ${g.stage} to be healthy with this content: ${waited}`;
+    }
     case 'halted':
-      return `halted: wave ${g.wave}'s ${refKey(g.failed.ref)} failed (${g.failed.reason}${g.failed.message ? `: ${g.failed.message}` : ''})`;
+      return `halted: ${g.stage === undefined ? `wave ${g.wave}` : `step ${g.stage}`}'s ${refKey(g.failed.ref)} failed (${g.failed.reason}${g.failed.message ? `: ${g.failed.message}` : ''})`;
   }
 }

@@ -34,6 +34,8 @@ export interface RolloutRecord {
    * Its outcome is read from what came after `v`, with no request to be handled.
    */
   slip?: boolean | undefined;
+  /** A step of a source's rollout plan: the release's status is kept and its outcome read (a wave's always is). */
+  track?: boolean | undefined;
 }
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
@@ -62,16 +64,16 @@ export function stringEntries(obj: unknown): Record<string, string> | undefined 
 export function parseRolloutRecord(value: string | undefined): RolloutRecord | undefined {
   const raw = jsonObject(value);
   if (!raw) return undefined;
-  const { at, v, f, force, src, slip } = raw;
+  const { at, v, f, force, src, slip, track } = raw;
   if (typeof at !== 'string' || !Number.isFinite(Date.parse(at))) return undefined;
   if (!isCount(v) || !isCount(f) || typeof force !== 'boolean') return undefined;
   const sources = src === undefined ? {} : stringEntries(src);
-  return sources && { at, v, f, force, src: sources, ...(slip === true ? { slip } : {}) };
+  return sources && { at, v, f, force, src: sources, ...(slip === true ? { slip } : {}), ...(track === true ? { track } : {}) };
 }
 
 /** The annotation value: compact JSON, fields in a fixed order. */
 export function encodeRolloutRecord(r: RolloutRecord): string {
-  return JSON.stringify({ at: r.at, v: r.v, f: r.f, force: r.force, src: r.src, ...(r.slip ? { slip: true } : {}) });
+  return JSON.stringify({ at: r.at, v: r.v, f: r.f, force: r.force, src: r.src, ...(r.slip ? { slip: true } : {}), ...(r.track ? { track: true } : {}) });
 }
 
 export type Health = { state: 'progressing' } | { state: 'succeeded' } | { state: 'failed'; reason: string; message: string };
@@ -174,6 +176,8 @@ export function readHealth(release: ReleaseObject, record: RolloutRecord, now: n
   // (failures <= f holds here: more is a failure above.)
   if (handled && succeeded(release, record, newer, generation)) return { state: 'succeeded' };
 
+  // Deployed, and a later reconcile (helm-controller's interval) is under way: not a timeout.
+  if (deployedAt(release, record) !== undefined && !isFalse(ready)) return { state: 'progressing' };
   if (timeoutMs > 0 && now - Date.parse(record.at) > timeoutMs) {
     const state = !seen ? 'the reconcile request was not handled' : !settled ? conditionText(c?.reconciling, 'Reconciling') : conditionText(ready, 'Ready');
     return { state: 'failed', reason: 'Timeout', message: `not healthy within ${formatDuration(timeoutMs)} of the trigger (${state})` };
@@ -192,4 +196,38 @@ function succeeded(release: ReleaseObject, record: RolloutRecord, newer: boolean
   if ((record.force || newer) && !(newer && (newest.action === 'upgrade' || newest.action === 'install'))) return false;
   if (!release.lastAttemptedConfigDigest || newest.configDigest !== release.lastAttemptedConfigDigest) return false;
   return !release.testEnabled || isTrue(c?.testSuccess);
+}
+
+/** When Helm deployed the release this trigger made (epoch ms); undefined: none yet. */
+export function deployedAt(release: ReleaseObject, record: RolloutRecord): number | undefined {
+  const newest = release.newest;
+  if (!newest || newest.version <= record.v || newest.status !== 'deployed') return undefined;
+  if (newest.action !== 'upgrade' && newest.action !== 'install') return undefined;
+  return newest.deployedAt ?? Date.parse(record.at);
+}
+
+export type Baked = Health | { state: 'baking'; until: number };
+
+/**
+ * A plan step's outcome of one release with its bake: healthy for `bakeMs` after Helm deployed the
+ * trigger's release. Ready=False since before the bake's end fails it (a rollback or a new failure
+ * already fails the health reading). Pure, like readHealth: it reads only the object.
+ */
+export function readBake(release: ReleaseObject, record: RolloutRecord, health: Health, bakeMs: number, now: number): Baked {
+  if (health.state === 'failed' || bakeMs <= 0) return health;
+  // Without a new release (in sync already, no force), the bake counts from the handled request.
+  const from = deployedAt(release, record) ?? (health.state === 'succeeded' ? Date.parse(record.at) : undefined);
+  if (from === undefined) return health;
+  const until = from + bakeMs;
+  const ready = release.conditions?.ready;
+  if (isFalse(ready) && (ready.since ?? now) < until) {
+    return {
+      state: 'failed',
+      reason: ready.reason || 'NotReady',
+      message: `Ready=False during its bake (until ${new Date(until).toISOString()})${ready.message ? `: ${ready.message}` : ''}`,
+    };
+  }
+  if (now < until) return { state: 'baking', until };
+  // Turned unhealthy only after its bake ended: the step is done.
+  return isFalse(ready) ? { state: 'succeeded' } : health;
 }

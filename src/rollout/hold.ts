@@ -15,7 +15,7 @@ import { jsonObject, stringEntries } from './health.js';
 
 export const HOLDER = 'helmrelease-trigger-operator';
 
-export type HoldReason = 'window' | 'wave' | 'halted' | 'invalid' | 'in-flight';
+export type HoldReason = 'window' | 'wave' | 'step' | 'max-update' | 'unselected' | 'halted' | 'invalid' | 'in-flight';
 
 export interface HoldMark {
   /** Always HOLDER: the mark names who suspended the release. */
@@ -50,8 +50,10 @@ export function encodeHoldMark(m: HoldMark): string {
 
 /** The reason a gate holds a would-be trigger, as the mark names it. */
 export function holdReason(g: Exclude<Gate, { gate: 'open' }>): HoldReason {
-  if (g.gate === 'held') return g.by === 'window' ? 'window' : 'invalid';
-  return g.gate === 'gated' ? 'wave' : 'halted';
+  if (g.gate === 'held') return g.by;
+  if (g.gate === 'halted') return 'halted';
+  if (g.limit !== undefined) return 'max-update';
+  return g.stage === undefined ? 'wave' : 'step';
 }
 
 /** The state of a release as the hold sees it. */

@@ -5,12 +5,20 @@
 import type { ReleaseObject } from '../sources/objects.js';
 import { parseRolloutRecord, readHealth } from './health.js';
 
+/**
+ * Whether a release's triggers count as in flight: every release's under --max-upgrades-in-flight,
+ * else those whose outcome gates a rollout (a wave, or a plan step whose record says `track`).
+ */
+export function countsInFlight(maxInFlight: number, release: ReleaseObject, track = release.tracked === true): boolean {
+  return maxInFlight > 0 || release.wave !== undefined || track;
+}
+
 export class InFlight {
   /** Release -> until when its trigger is in flight (epoch ms; Infinity: no timeout). */
   private readonly until = new Map<string, number>();
 
   constructor(
-    /** Whether a release's triggers count (every release with --max-upgrades-in-flight, else waved ones). */
+    /** Whether a release's triggers count (countsInFlight). */
     private readonly counts: (release: ReleaseObject) => boolean,
     /** --wave-timeout; 0 or less: none. */
     private readonly timeoutMs: number,

@@ -4,6 +4,7 @@ import { contentDigest, type ContentSections, keyDigests } from '../digest.js';
 import { FLUX_REQUESTED_AT, type Keys, keysFor, TRIGGER_DISABLED } from '../keys.js';
 import type { Cached, RawObject } from './informer.js';
 import { holdState, parseHoldMark } from '../rollout/hold.js';
+import { parseRolloutRecord } from '../rollout/health.js';
 
 export type SourceKind = 'ConfigMap' | 'Secret';
 
@@ -67,6 +68,8 @@ export interface ReleaseObject extends Cached {
   rolloutNow?: string;
   /** Raw `<domain>/rollout`: hrto's record of its last trigger (see rollout/health.ts). */
   rolloutRecord?: string;
+  /** That record asks for the trigger's outcome to be read (a step of a source's rollout plan): the status is kept. */
+  tracked?: boolean;
   /** status.lastHandledReconcileAt: the last requestedAt a finished reconcile saw (not that it worked). */
   lastHandledReconcileAt?: string;
   /** status.lastAttemptedConfigDigest: digest of the merged values of the last attempt. */
@@ -91,6 +94,8 @@ export interface HistoryEntry {
   /** install, upgrade, rollback; '' when helm-controller recorded none. */
   action: string;
   configDigest: string;
+  /** When Helm deployed it (epoch ms): a step's bake counts from there. */
+  deployedAt: number | undefined;
 }
 
 /** One status condition, its message shortened. */
@@ -100,6 +105,8 @@ export interface ConditionFacts {
   reason: string;
   message: string;
   observedGeneration: number;
+  /** lastTransitionTime (epoch ms): whether a release turned unhealthy during its bake. */
+  since: number | undefined;
 }
 
 export interface ReleaseConditions {
@@ -192,6 +199,7 @@ export function toSource(kind: SourceKind, keys: Keys): (raw: RawObject) => Sour
 
 interface ConditionRaw {
   type?: string;
+  lastTransitionTime?: string;
   status?: string;
   reason?: string;
   message?: string;
@@ -244,13 +252,17 @@ function shortMessage(message: string | undefined): string {
   return flat.length < message.length ? Buffer.from(flat, 'utf8').toString('utf8') : flat;
 }
 
+const time = (t: unknown): number | undefined => {
+  const ms = typeof t === 'string' ? Date.parse(t) : NaN;
+  return Number.isNaN(ms) ? undefined : ms;
+};
 const count = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) ? n : 0);
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 function conditionFacts(all: ConditionRaw[], type: string): ConditionFacts | undefined {
   const c = all.find((x) => x?.type === type);
   if (!c) return undefined;
-  return { status: str(c.status), reason: str(c.reason), message: shortMessage(c.message), observedGeneration: count(c.observedGeneration) };
+  return { status: str(c.status), reason: str(c.reason), message: shortMessage(c.message), observedGeneration: count(c.observedGeneration), since: time(c.lastTransitionTime) };
 }
 
 const BAD_SNAPSHOT = (s: SnapshotRaw): boolean => s.status === 'failed' || s.action === 'rollback';
@@ -266,7 +278,13 @@ function historyFacts(history: SnapshotRaw[]): { newest: HistoryEntry | undefine
     if (BAD_SNAPSHOT(s) && version > badVersion) badVersion = version;
   }
   return {
-    newest: newest && { version: count(newest.version), status: str(newest.status), action: str(newest.action), configDigest: str(newest.configDigest) },
+    newest: newest && {
+      version: count(newest.version),
+      status: str(newest.status),
+      action: str(newest.action),
+      configDigest: str(newest.configDigest),
+      deployedAt: time(newest.lastDeployed ?? newest.firstDeployed),
+    },
     badVersion,
   };
 }
@@ -319,6 +337,8 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = fal
   const suspend = obj.spec?.suspend === true;
   const holdMark = annotations[keys.suspendedBy];
   const held = parseHoldMark(holdMark);
+  const rolloutRecord = annotations[keys.rolloutRecord];
+  const tracked = rolloutRecord !== undefined && parseRolloutRecord(rolloutRecord)?.track === true;
   return {
     key: `${meta.namespace ?? ''}/${meta.name ?? ''}`,
     resourceVersion: meta.resourceVersion ?? '',
@@ -343,8 +363,9 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = fal
     wave: annotations[keys.wave],
     triggerWindows: annotations[keys.triggerWindows],
     rolloutNow: annotations[keys.rolloutNow],
-    rolloutRecord: annotations[keys.rolloutRecord],
+    rolloutRecord,
+    tracked,
     // The status is read for a trigger's outcome only: none of it is kept for the other releases.
-    ...(trackAll || annotations[keys.wave] !== undefined || annotations[keys.triggerWindows] !== undefined || holdMark !== undefined ? outcomeFacts(obj, conditions) : {}),
+    ...(trackAll || tracked || annotations[keys.wave] !== undefined || annotations[keys.triggerWindows] !== undefined || holdMark !== undefined ? outcomeFacts(obj, conditions) : {}),
   };
 }

@@ -23,6 +23,7 @@ describe('keys', () => {
       rolloutRecord: 'nebius.ai/rollout',
       suspendedBy: 'nebius.ai/suspended-by',
       rolloutReported: 'nebius.ai/rollout-reported',
+      rolloutPlan: 'nebius.ai/rollout-plan',
     });
     assert.equal(keysFor().watchLabel, 'uburro.github.com/helmrelease-trigger-operator');
   });

@@ -66,7 +66,7 @@ describe('cached objects', () => {
         // Out of order on purpose: the newest is the highest version, wherever it is.
         history: [
           { version: 5, status: 'deployed', action: 'rollback', configDigest: 'sha256:11', chartName: 'app' },
-          { version: 6, status: 'deployed', action: 'upgrade', configDigest: 'sha256:22', testHooks: { t: { phase: 'Succeeded' } } },
+          { version: 6, status: 'deployed', action: 'upgrade', configDigest: 'sha256:22', lastDeployed: '2026-03-01T10:00:05Z', testHooks: { t: { phase: 'Succeeded' } } },
           { version: 4, status: 'failed', action: 'upgrade', configDigest: 'sha256:22' },
         ],
         conditions: [
@@ -89,16 +89,17 @@ describe('cached objects', () => {
     assert.equal(r.lastAttemptedConfigDigest, 'sha256:22');
     assert.equal(r.failures, 2);
     assert.equal(r.testEnabled, true);
-    assert.deepEqual(r.newest, { version: 6, status: 'deployed', action: 'upgrade', configDigest: 'sha256:22' });
+    assert.deepEqual(r.newest, { version: 6, status: 'deployed', action: 'upgrade', configDigest: 'sha256:22', deployedAt: Date.parse('2026-03-01T10:00:05Z') });
     assert.equal(r.badVersion, 5);
-    assert.deepEqual(r.conditions?.reconciling, { status: 'True', reason: 'ProgressingWithRetry', message: 'retrying', observedGeneration: 3 });
-    assert.deepEqual(r.conditions?.stalled, { status: 'False', reason: 'x', message: '', observedGeneration: 0 });
-    assert.deepEqual(r.conditions?.testSuccess, { status: 'True', reason: 'TestSucceeded', message: 'ok', observedGeneration: 4 });
-    assert.deepEqual(r.conditions?.released, { status: 'False', reason: 'UpgradeFailed', message: 'short', observedGeneration: 4 });
+    assert.deepEqual(r.conditions?.reconciling, { status: 'True', reason: 'ProgressingWithRetry', message: 'retrying', observedGeneration: 3, since: undefined });
+    assert.deepEqual(r.conditions?.stalled, { status: 'False', reason: 'x', message: '', observedGeneration: 0, since: undefined });
+    assert.deepEqual(r.conditions?.testSuccess, { status: 'True', reason: 'TestSucceeded', message: 'ok', observedGeneration: 4, since: undefined });
+    assert.deepEqual(r.conditions?.released, { status: 'False', reason: 'UpgradeFailed', message: 'short', observedGeneration: 4, since: undefined });
     const ready = r.conditions?.ready;
     assert.equal(ready?.status, 'False');
     assert.equal(ready?.reason, 'UpgradeFailed');
     assert.equal(ready?.observedGeneration, 4);
+    assert.equal(ready?.since, Date.parse('2026-03-01T10:00:01Z'), 'lastTransitionTime: a bake reads when it turned');
     // Short, on one line.
     assert.equal(ready?.message.length, CONDITION_MESSAGE_MAX);
     assert.ok(ready?.message.startsWith('Helm upgrade failed for release ns/app with chart app@1.0.0: xxx'), ready?.message);
