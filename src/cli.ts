@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { type Config, ConfigError, DEFAULTS, resolveConfig, settingsFromEnv, type RawSettings } from './config.js';
 import { CacheSyncTimeoutError, startController } from './controller.js';
-import { formatReport, runExplain } from './explain.js';
+import { formatReport, formatSteps, runExplain } from './explain.js';
 import type { KubeApi } from './kube/api.js';
 import { readinessChecks, serveMetrics, serveProbes } from './http-server.js';
 import { type AccessVerdict, denial, type Need, explainDenial, explainDisabled, featureOff, judgeAccess, requiredAccess, resourceName, reviewAccess } from './kube/access.js';
@@ -148,7 +148,7 @@ async function explainCommand(name: string | undefined, flags: RawSettings & { n
   try {
     const api = await connect(config.kubeconfig, { qps: config.kubeApiQps, burst: config.kubeApiBurst });
     const report = await runExplain(config, api, log, { namespace: flags.namespace, name }).finally(() => api.close());
-    process.stdout.write(flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    process.stdout.write(flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : flags.output === 'steps' ? formatSteps(report) : formatReport(report));
     return 0;
   } catch (err) {
     process.stderr.write(`hrto explain: ${(err as Error).message}\n`);
@@ -216,7 +216,7 @@ export function buildCli(): Command {
     });
   withSelection(program.command('explain [helmrelease]').description('which sources feed which HelmReleases, their digests, and whether a trigger is pending and why'))
     .option('-n, --namespace <namespace>', 'only HelmReleases of this namespace')
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .addOption(new Option('-o, --output <format>', 'output format (steps: each rollout plan by step and cluster)').choices(['table', 'json', 'steps']).default('table'))
     .action(async (name: string | undefined, opts: RawSettings & { namespace?: string; output: string }) => {
       process.exitCode = await explainCommand(name, opts);
     });

@@ -2,7 +2,7 @@
 // source's digest may be recorded. The reconciler fetches the inputs and carries the plan out.
 import { isOwnDigest, selectKeyDigests } from './digest.js';
 import type { ObjectRef } from './mapping/targets.js';
-import { type Gate, gate, type GateTarget, type RolloutFacts, type Stage, wakeAt } from './rollout/gate.js';
+import { type Gate, gate, type GateTarget, type Outcome, type RolloutFacts, type Stage, wakeAt } from './rollout/gate.js';
 import { FLUX_WATCH_LABEL, type ReleaseObject } from './sources/objects.js';
 
 export type TargetAction =
@@ -99,6 +99,8 @@ export interface TargetPlan {
   bypass?: boolean | undefined;
   /** Its trigger's outcome is read (a plan step or a wave): the record says so, so that its status is kept. */
   tracked?: boolean | undefined;
+  /** What came of its trigger for this content, when that gates a rollout. */
+  outcome?: Outcome | undefined;
 }
 
 export interface Plan {
@@ -230,8 +232,9 @@ function applyGates(input: DecideInput, base: readonly TargetAction[]): { target
   const targets = input.targets.map((t, i): TargetPlan => {
     const g = gates[i]!;
     const wave = gateTargets[i]!.facts.wave;
-    if (g.gate === 'open') return { ref: t.ref, action: base[i]!, wave, bypass: input.rolloutNow === true || t.rollout?.now === true, tracked: wave !== undefined };
-    return { ref: t.ref, action: g.gate, wave, gate: g };
+    const outcome = t.rollout?.outcome;
+    if (g.gate === 'open') return { ref: t.ref, action: base[i]!, wave, bypass: input.rolloutNow === true || t.rollout?.now === true, tracked: wave !== undefined, outcome };
+    return { ref: t.ref, action: g.gate, wave, gate: g, outcome };
   });
   const highest = Math.max(...targets.map((t) => t.wave ?? -Infinity));
   const skipped = targets.filter((t) => t.wave !== undefined && t.wave < highest && CANNOT_ACT.has(t.action));

@@ -1,12 +1,13 @@
 // `hrto explain`: which sources feed which HelmReleases, their current and recorded digests, and
 // whether a trigger is pending and why; computed by the same assessment the controller acts on.
-import { assess, type AssessContext, decisionContext, recordedOn } from './assess.js';
+import { assess, type AssessContext, decisionContext, recordedOn, sourcePlan } from './assess.js';
+import { describeStep, stepName } from './rollout/plan.js';
 import type { Config } from './config.js';
 import type { KubeApi } from './kube/api.js';
 import { diffKeys, formatKeyChanges } from './changes.js';
 import { ACTIONS, type TargetAction } from './decide.js';
-import { describeGate, type Gate } from './rollout/gate.js';
-import { namesContent, ordered, rolloutFacts, triggeredFor, UNHOLDABLE } from './rollout/facts.js';
+import { describeGate, type Gate, type Outcome } from './rollout/gate.js';
+import { namesContent, ordered, triggeredFor, UNHOLDABLE } from './rollout/facts.js';
 import { holdState, parseHoldMark } from './rollout/hold.js';
 import { keysFor } from './keys.js';
 import type { Logger } from './log.js';
@@ -27,8 +28,10 @@ export interface ExplainedSource {
   state: TargetAction | 'refused' | 'unwatched';
   pending: boolean;
   reason: string;
-  /** The release's wave, when it has one. */
+  /** The release's wave, when it has one (its step's index under a plan). */
   wave?: number | undefined;
+  /** Its step of the source's rollout plan. */
+  step?: string | undefined;
   /** For content not rolled out yet: the keys that changed since the recorded digest, by name. */
   changedKeys?: string | undefined;
   /** Why a would-be trigger waits: held (until when), gated (on which wave), halted (by which failure). */
@@ -49,6 +52,8 @@ export interface ExplainedRelease {
 
 export interface ExplainReport {
   releases: ExplainedRelease[];
+  /** Sources with a rollout plan: its steps in order (the last one, `unselected`, when those go last), or why it cannot be read. */
+  plans?: { source: string; steps: { name: string; text: string }[]; invalid?: string | undefined }[];
   /** Sources whose target annotations are refused: they trigger nothing until fixed. */
   refused: { source: string; reason: string }[];
 }
@@ -73,7 +78,14 @@ export function explain(
     rows.set(release, list);
   };
   const refused: ExplainReport['refused'] = [];
+  const plans: NonNullable<ExplainReport['plans']> = [];
   for (const src of sources) {
+    const own = sourcePlan(src, ctx.keys);
+    if (own) {
+      const steps = 'invalid' in own ? [] : own.steps.map((s) => ({ name: s.name, text: describeStep(s) }));
+      if (!('invalid' in own) && own.unselected === 'last') steps.push({ name: stepName(own, own.steps.length), text: 'unselected (every release no step selects, last)' });
+      plans.push({ source: src.key, steps, invalid: 'invalid' in own ? own.invalid : undefined });
+    }
     const recorded = recordedOn(src, ctx.keys);
     const assessment = assess(src, full, recorded);
     if ('invalid' in assessment) {
@@ -82,7 +94,8 @@ export function explain(
     }
     const readers = new Map(values.consumersOf(src.key).map((c) => [refKey(c.ref), c]));
     const changedKeys = assessment.plan.upToDate ? undefined : formatKeyChanges(diffKeys(src.annotations[ctx.keys.keyHashes], src.keyDigests));
-    for (const { ref, action, wave, gate } of assessment.plan.targets) {
+    const { stages } = assessment.plan;
+    for (const { ref, action, wave, gate, outcome } of assessment.plan.targets) {
       const reader = readers.get(refKey(ref));
       const release = byKey.get(refKey(ref));
       const named = src.annotations[ctx.keys.targetNames]?.split(',').some((n) => n.trim() === ref.name) ?? false;
@@ -94,10 +107,11 @@ export function explain(
         recorded: recorded.digest,
         state: action,
         pending: ACTIONS[action].pending,
-        reason: `${gate ? describeGate(gate) : action === 'done' && release ? triggeredReason(release, src, full) : ACTIONS[action].reason}${
+        reason: `${gate ? describeGate(gate) : action === 'done' && release ? triggeredReason(release, src, outcome, full) : ACTIONS[action].reason}${
           src.fluxWatch && reader && release && ordered(release, ctx.rollout) ? `; ${UNHOLDABLE}` : ''
         }`,
         wave,
+        step: stages && wave !== undefined ? stages[wave]?.name : undefined,
         changedKeys: ACTIONS[action].pending ? changedKeys : undefined,
         gate,
       });
@@ -147,20 +161,20 @@ export function explain(
         sources: (rows.get(key) ?? []).sort((a, b) => a.source.localeCompare(b.source)),
       };
     });
-  return { releases: out, refused: refused.filter((r) => !filter.namespace || r.source.split('/')[1] === filter.namespace) };
+  return { releases: out, refused: refused.filter((r) => !filter.namespace || r.source.split('/')[1] === filter.namespace), ...(plans.length > 0 ? { plans } : {}) };
 }
 
 /** A release triggered for this content: when, and what came of it when its outcome gates a rollout. */
-function triggeredReason(release: ReleaseObject, src: SourceObject, ctx: AssessContext): string {
+function triggeredReason(release: ReleaseObject, src: SourceObject, outcome: Outcome | undefined, ctx: AssessContext): string {
   const record = triggeredFor(release, src.key, src.digest);
   if (!record) return ACTIONS.done.reason;
-  const outcome = rolloutFacts(release, src.key, src.digest, ctx.rollout, ctx.now())?.outcome;
   const at = `triggered for this content at ${record.at}`;
   if (outcome?.state === 'failed') {
     const resumed = namesContent(src.annotations[ctx.keys.rolloutResume], src.digest);
     return `failed (${outcome.reason}${outcome.message ? `: ${outcome.message}` : ''}) after being ${at}${resumed ? '; the rollout was resumed past it' : '; the rollout is halted on it'}`;
   }
   if (outcome?.state === 'progressing') return `${at}; upgrading`;
+  if (outcome?.state === 'baking') return `${at}; upgraded and healthy, baking until ${new Date(outcome.until).toISOString()}`;
   if (outcome?.state === 'succeeded') return `${at}; upgraded and healthy`;
   return at;
 }
@@ -173,7 +187,8 @@ export const LOCAL = 'local';
 /** A table for a terminal; a CLUSTER column once any release installs into another cluster (hub and spoke). */
 export function formatReport(report: ExplainReport): string {
   const clusters = report.releases.some((r) => r.cluster !== LOCAL);
-  const header = ['HELMRELEASE', ...(clusters ? ['CLUSTER'] : []), 'WAVE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
+  const steps = report.releases.some((r) => r.sources.some((s) => s.step !== undefined));
+  const header = ['HELMRELEASE', ...(clusters ? ['CLUSTER'] : []), steps ? 'WAVE/STEP' : 'WAVE', 'SOURCE', 'VIA', 'DIGEST', 'RECORDED', 'STATUS'];
   const lines: string[][] = [header];
   for (const r of report.releases) {
     const hold = r.hold?.state === 'held' ? ` (held by hrto since ${r.hold.since}: ${r.hold.reason})` : r.hold ? ` (hrto's hold lifted by ${r.hold.by})` : '';
@@ -183,13 +198,44 @@ export function formatReport(report: ExplainReport): string {
     for (const s of r.sources) {
       const via = s.keys ? `${s.via} [${s.keys.join(',')}]` : s.via;
       const status = s.changedKeys ? `${s.reason} (keys: ${s.changedKeys})` : s.reason;
-      lines.push([...release, s.wave === undefined ? '-' : String(s.wave), s.source, via, short(s.digest), short(s.recorded), status]);
+      lines.push([...release, s.step ?? (s.wave === undefined ? '-' : String(s.wave)), s.source, via, short(s.digest), short(s.recorded), status]);
     }
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   const table = lines.map((l) => l.map((cell, i) => (i === l.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
   const refused = report.refused.map((r) => `refused ${r.source}: ${r.reason}`);
   return [table, ...(refused.length > 0 ? ['', ...refused] : [])].join('\n') + '\n';
+}
+
+/**
+ * Each planned source's rollout, step by step and cluster by cluster (`-o steps`): where its change
+ * stands in every ring.
+ */
+export function formatSteps(report: ExplainReport): string {
+  const out: string[] = [];
+  for (const plan of report.plans ?? []) {
+    out.push(`${plan.source}${plan.invalid ? `: ${plan.invalid}` : ''}`);
+    for (const step of plan.steps) {
+      out.push(`  step ${step.text}`);
+      const byCluster = new Map<string, string[]>();
+      for (const r of report.releases) {
+        for (const s of r.sources) {
+          if (s.source !== plan.source || s.step !== step.name) continue;
+          const lines = byCluster.get(r.cluster) ?? [];
+          lines.push(`${r.release}: ${s.reason}`);
+          byCluster.set(r.cluster, lines);
+        }
+      }
+      if (byCluster.size === 0) out.push('    (no release)');
+      for (const [cluster, lines] of [...byCluster].sort(([a], [b]) => a.localeCompare(b))) {
+        out.push(`    cluster ${cluster}:`);
+        for (const line of lines.sort()) out.push(`      ${line}`);
+      }
+    }
+    const never = report.releases.filter((r) => r.sources.some((s) => s.source === plan.source && s.gate?.gate === 'held' && s.gate.by === 'unselected'));
+    if (never.length > 0) out.push(`  never (no step selects them): ${never.map((r) => r.release).join(', ')}`);
+  }
+  return out.length === 0 ? 'no source has a rollout plan\n' : `${out.join('\n')}\n`;
 }
 
 /** Lists the caches once (no watch kept), then reports. */

@@ -80,7 +80,7 @@ function standing(t: GateTarget, resumed: boolean): Standing {
   if (t.would === 'skip') return 'passed';
   if (t.would === 'trigger') return 'pending';
   const outcome = t.facts.outcome;
-  if (!outcome || outcome.state === 'progressing') return 'pending';
+  if (!outcome || outcome.state === 'progressing' || outcome.state === 'baking') return 'pending';
   if (outcome.state === 'failed' && !resumed) return { failed: { ref: t.ref, reason: outcome.reason, message: outcome.message } };
   return 'passed';
 }
@@ -128,7 +128,7 @@ export function gate(input: GateInput): Gate[] {
       const waiting = members.filter((_, i) => standings[i] === 'pending');
       if (waiting.length > 0) {
         const untils = waiting.map((t) => (t.facts.outcome?.state === 'baking' ? t.facts.outcome.until : undefined));
-        const baking = untils.every((u) => u !== undefined) ? Math.max(...(untils as number[])) : undefined;
+        const baking = untils.every((u) => u !== undefined) ? Math.max(...(untils)) : undefined;
         verdict = { gate: 'gated', wave, waitingFor: waiting.map((t) => t.ref), stage: stage?.name, bakingUntil: baking };
       }
     }

@@ -48,6 +48,19 @@ export function encodeHoldMark(m: HoldMark): string {
   return JSON.stringify({ by: m.by, reason: m.reason, since: m.since, v: m.v, ...(m.a !== undefined ? { a: m.a } : {}), src: m.src, ...(m.over !== undefined ? { over: m.over } : {}) });
 }
 
+/**
+ * Reasons from the strictest: a halt outlasts an unreadable annotation, which outlasts a plan's
+ * order, then a window, then a slot. A release several sources hold is held for the strictest.
+ */
+const STRICTNESS: readonly HoldReason[] = ['halted', 'invalid', 'unselected', 'step', 'wave', 'max-update', 'window', 'in-flight'];
+
+/** The strictest of the reasons a release is held for; undefined: none holds it. */
+export function strictest(reasons: Iterable<HoldReason>): HoldReason | undefined {
+  let best: HoldReason | undefined;
+  for (const r of reasons) if (best === undefined || STRICTNESS.indexOf(r) < STRICTNESS.indexOf(best)) best = r;
+  return best;
+}
+
 /** The reason a gate holds a would-be trigger, as the mark names it. */
 export function holdReason(g: Exclude<Gate, { gate: 'open' }>): HoldReason {
   if (g.gate === 'held') return g.by;
@@ -129,10 +142,10 @@ const sameContents = (a: Record<string, string>, b: Record<string, string>): boo
 export function nextHoldStep(input: HoldInput): HoldStep {
   const { mark } = input;
   const state = holdState(input.suspend, mark);
-  const first = input.holds.values().next().value;
+  const first = strictest([...input.holds.values()].map((h) => h.reason));
   const newMark = (src: Record<string, string>): HoldMark => ({
     by: HOLDER,
-    reason: first!.reason,
+    reason: first!,
     since: input.now,
     v: input.version,
     ...(input.attempted !== undefined ? { a: input.attempted } : {}),

@@ -88,7 +88,9 @@ const PlanSchema = z.strictObject({
 });
 
 function problemText(issue: z.core.$ZodIssue): string {
-  const where = issue.path.length > 0 ? `${issue.path.map((p) => (typeof p === 'number' ? `step ${p + 1}` : String(p))).join(' ')}: ` : '';
+  // ['steps', 0, 'bake'] -> 'step 1 bake'.
+  const path = issue.path.filter((p, i) => !(p === 'steps' && typeof issue.path[i + 1] === 'number'));
+  const where = path.length > 0 ? `${path.map((p) => (typeof p === 'number' ? `step ${p + 1}` : String(p))).join(' ')}: ` : '';
   if (issue.code === 'unrecognized_keys') return `${where}unknown field${issue.keys.length === 1 ? '' : 's'} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   if (issue.code === 'invalid_value') return `${where}expected "last" or "never"`;
   if (issue.code === 'invalid_type') return `${where}expected ${issue.expected}`;
