@@ -149,6 +149,8 @@ export class Holder {
       force: false,
       src: { ...parseRolloutRecord(release.rolloutRecord)?.src, ...mark.src },
       slip: true,
+      // Only an ordered release is held: its outcome is read like a trigger's.
+      track: true,
     };
     return {
       metadata: { resourceVersion: release.resourceVersion, annotations: { [this.opts.annotation]: null, [this.opts.recordAnnotation]: encodeRolloutRecord(record) } },

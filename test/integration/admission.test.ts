@@ -15,6 +15,7 @@ import { keysFor, TRIGGER_DISABLED } from '../../src/keys.js';
 import { parseTargets } from '../../src/mapping/targets.js';
 import { namesContent, parseWave } from '../../src/rollout/facts.js';
 import { parseWindows } from '../../src/rollout/window.js';
+import { parsePlan } from '../../src/rollout/plan.js';
 import { apply, chartDir, docs, helm, helmTemplate, kustomize, NAME, type Obj } from '../harness/manifests.js';
 import { startHrto, waitForEvent } from './hrto.js';
 import {
@@ -41,6 +42,7 @@ const WINDOWS = keys.triggerWindows;
 const ROLLOUT_NOW = keys.rolloutNow;
 const ROLLOUT_RESUME = keys.rolloutResume;
 const TRIGGER = keys.trigger;
+const PLAN = keys.rolloutPlan;
 /** Namespaces carrying this label (with this run's value) are the only ones the test binding selects. */
 const BOUND = 'hrto.test/admission';
 const RUN = randomBytes(4).toString('hex');
@@ -159,6 +161,7 @@ function controllerAccepts(kind: Kind, key: string, value: string): boolean {
   if (key === ROLLOUT_NOW) return namesContent(value, value.trim());
   if (key === ROLLOUT_RESUME) return !source || namesContent(value, value.trim());
   if (key === TRIGGER) return value === TRIGGER_DISABLED;
+  if (key === PLAN) return !source || reads(() => parsePlan(value, key));
   throw new Error(`no controller reading for ${key}`);
 }
 
@@ -176,6 +179,8 @@ interface Case {
 const window = (w: Record<string, unknown>): string => JSON.stringify([w]);
 const W = { cron: '0 8 * * 1-5', timeZone: 'Europe/Berlin', window: '8h' };
 const HEX = '0123456789abcdef'.repeat(4);
+const plan = (steps: Record<string, unknown>[], extra: Record<string, unknown> = {}): string => JSON.stringify({ steps, ...extra });
+const CANARY = { name: 'canary', selector: 'ring=canary', bake: '10m' };
 
 const cases: Case[] = [
   // Target names: comma-separated, trimmed, empty entries dropped, each a DNS-1123 subdomain.
@@ -261,6 +266,29 @@ const cases: Case[] = [
   { kind: 'ConfigMap', key: TRIGGER, value: 'Disabled', admitted: false },
   { kind: 'HelmRelease', key: TRIGGER, value: 'disabled ', admitted: false },
   { kind: 'Secret', key: TRIGGER, value: 'enabled', admitted: false },
+  // The rollout plan (sources): a JSON object with steps; maxUpdate, bake and unselected as CEL sees them.
+  { kind: 'ConfigMap', key: PLAN, value: plan([CANARY, { selector: 'ring in (eu,us)', maxUpdate: '25%' }]), admitted: true },
+  { kind: 'ConfigMap', key: PLAN, value: plan([CANARY, { selector: 'ring=main', maxUpdate: 2 }, { selector: 'x', maxUpdate: '100%', bake: ' -0 ' }], { unselected: 'never' }), admitted: true },
+  { kind: 'Secret', key: PLAN, value: `{\n  "steps": [\n    {"selector": "ring=canary", "bake": "1h30m"}\n  ],\n  "unselected": "last"\n}\n`, admitted: true },
+  { kind: 'ConfigMap', key: PLAN, value: 'not json', admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: '[]', admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: plan([]), admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: '{"steps": [ ]}', admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a', maxUpdate: '0%' }]), admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a', maxUpdate: '101%' }]), admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a', maxUpdate: '25 %' }]), admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a', maxUpdate: 0 }]), admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a', maxUpdate: -1 }]), admitted: false },
+  { kind: 'Secret', key: PLAN, value: plan([{ selector: 'a', bake: 'ten minutes' }]), admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a', bake: '-1m' }]), admitted: false },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a' }], { unselected: 'first' }), admitted: false },
+  // What only the controller can tell: selectors, unknown fields, names, escapes.
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'ring=can ary' }]), admitted: true, controllerOnly: true },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a', wave: 1 }]), admitted: true, controllerOnly: true },
+  { kind: 'ConfigMap', key: PLAN, value: plan([{ selector: 'a', maxUpdate: 1.5 }]), admitted: true, controllerOnly: true },
+  { kind: 'ConfigMap', key: PLAN, value: '{"steps": [{"selector": "a", "bake": "1\\u0030m"}]}', admitted: true },
+  // Not read on a HelmRelease.
+  { kind: 'HelmRelease', key: PLAN, value: 'not json', admitted: true },
 ];
 
 let policy: Obj;
@@ -301,7 +329,7 @@ describe('the admission policy', () => {
     }
     assert.deepEqual(
       [...new Set(refused)].sort(),
-      [NAMES, NAMESPACE, ROLLOUT_NOW, ROLLOUT_RESUME, TRIGGER, WAVE, WINDOWS].sort(),
+      [NAMES, NAMESPACE, ROLLOUT_NOW, ROLLOUT_RESUME, TRIGGER, WAVE, WINDOWS, PLAN].sort(),
       'every checked annotation is refused in some case',
     );
   });
