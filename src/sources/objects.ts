@@ -289,18 +289,29 @@ function historyFacts(history: SnapshotRaw[]): { newest: HistoryEntry | undefine
   };
 }
 
-/** What the health reading of a trigger needs of a release: scalars only. */
-function outcomeFacts(obj: ReleaseRaw, conditions: ConditionRaw[]): Partial<ReleaseObject> {
+/**
+ * What a trigger's record and a hold's mark note of every release before they write (the newest
+ * revision, the failure count, the values last attempted): a source's plan may order any release,
+ * so these few scalars are kept for all. Their status conditions only for tracked releases.
+ */
+function baselineFacts(obj: ReleaseRaw): Pick<ReleaseObject, 'generation' | 'failures' | 'lastAttemptedConfigDigest' | 'newest' | 'badVersion'> {
   const status = obj.status ?? {};
   const { newest, badVersion } = historyFacts(Array.isArray(status.history) ? status.history : []);
   return {
     generation: count(obj.metadata?.generation),
-    lastHandledReconcileAt: status.lastHandledReconcileAt || undefined,
     lastAttemptedConfigDigest: status.lastAttemptedConfigDigest || undefined,
     failures: count(status.failures),
-    testEnabled: obj.spec?.test?.enable === true,
     newest,
     badVersion,
+  };
+}
+
+/** What the health reading of a trigger needs of a release besides its baseline: scalars only. */
+function outcomeFacts(obj: ReleaseRaw, conditions: ConditionRaw[]): Partial<ReleaseObject> {
+  const status = obj.status ?? {};
+  return {
+    lastHandledReconcileAt: status.lastHandledReconcileAt || undefined,
+    testEnabled: obj.spec?.test?.enable === true,
     conditions: {
       ready: conditionFacts(conditions, 'Ready'),
       reconciling: conditionFacts(conditions, 'Reconciling'),
@@ -365,7 +376,8 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = fal
     rolloutNow: annotations[keys.rolloutNow],
     rolloutRecord,
     tracked,
-    // The status is read for a trigger's outcome only: none of it is kept for the other releases.
+    ...baselineFacts(obj),
+    // The conditions are read for a trigger's outcome only: none of them is kept for the other releases.
     ...(trackAll || tracked || annotations[keys.wave] !== undefined || annotations[keys.triggerWindows] !== undefined || holdMark !== undefined ? outcomeFacts(obj, conditions) : {}),
   };
 }

@@ -2,7 +2,7 @@
 // secure serving on loopback, RBAC authorization, an admin identity in system:masters and a
 // generated kubeconfig. It ends exactly the processes it started and removes its directory.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
 import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './binaries.js';
@@ -160,6 +160,32 @@ export class ControlPlane {
       ].join('\n'),
       { mode: 0o600 },
     );
+  }
+
+  /**
+   * A kubeconfig with everything inline (the CA's data and a token), as Flux's controllers accept
+   * one from a Secret (they refuse file references): how a hub reaches this control plane as a spoke.
+   */
+  inlineKubeconfig(token = this.token): string {
+    const ca = readFileSync(path.join(this.dir, 'certs', 'apiserver.crt')).toString('base64');
+    return [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: spoke',
+      '  cluster:',
+      `    server: ${this.apiserverUrl}`,
+      `    certificate-authority-data: ${ca}`,
+      'users:',
+      '- name: admin',
+      '  user:',
+      `    token: ${token}`,
+      'contexts:',
+      '- name: spoke',
+      '  context: {cluster: spoke, user: admin}',
+      'current-context: spoke',
+      '',
+    ].join('\n');
   }
 
   /** A raw authenticated GET, for probes before any client is configured. */

@@ -51,7 +51,7 @@ export interface Seen extends Cached {
   ready?: Condition;
   reconciling?: Condition;
   stalled?: Condition;
-  latest?: { version: number; status: string; action?: string; configDigest?: string };
+  latest?: { version: number; status: string; action?: string; configDigest?: string; lastDeployed?: string };
   lastAttemptedConfigDigest?: string;
   /** spec.suspend. */
   suspend: boolean;
@@ -66,7 +66,7 @@ export function seen(raw: Record<string, unknown>): Seen {
     lastHandledReconcileAt?: string;
     failures?: number;
     conditions?: (Condition & { type: string })[];
-    history?: { version: number; status: string; action?: string; configDigest?: string }[];
+    history?: { version: number; status: string; action?: string; configDigest?: string; lastDeployed?: string }[];
     lastAttemptedConfigDigest?: string;
   };
   const condition = (type: string): Condition | undefined => {
@@ -87,7 +87,7 @@ export function seen(raw: Record<string, unknown>): Seen {
     ready: condition('Ready'),
     reconciling: condition('Reconciling'),
     stalled: condition('Stalled'),
-    latest: latest && { version: latest.version, status: latest.status, action: latest.action, configDigest: latest.configDigest },
+    latest: latest && { version: latest.version, status: latest.status, action: latest.action, configDigest: latest.configDigest, lastDeployed: latest.lastDeployed },
     lastAttemptedConfigDigest: status.lastAttemptedConfigDigest,
     suspend: spec.suspend === true,
     hold: meta.annotations?.[HOLD],

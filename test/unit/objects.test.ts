@@ -128,10 +128,12 @@ describe('cached objects', () => {
     // The default domain's annotations.
     assert.equal(toRelease({ metadata: { name: 'x', namespace: 'ns', annotations: { 'uburro.github.com/wave': '0' } } }).wave, '0');
   });
-  it('read a HelmRelease: no status facts are kept for a release that is neither waved nor tracked', () => {
-    const status = { failures: 3, lastHandledReconcileAt: 'x', conditions: [{ type: 'Ready', status: 'True', reason: 'UpgradeSucceeded', message: 'm' }] };
+  it('read a HelmRelease: only the baseline a trigger or a hold notes is kept for a release that is neither waved nor tracked', () => {
+    const status = { failures: 3, lastHandledReconcileAt: 'x', lastAttemptedConfigDigest: 'sha256:aa', history: [{ version: 4, status: 'deployed', action: 'upgrade' }], conditions: [{ type: 'Ready', status: 'True', reason: 'UpgradeSucceeded', message: 'm' }] };
     const plain = toRelease({ metadata: { name: 'x', namespace: 'ns', generation: 2 }, status });
-    for (const field of ['generation', 'failures', 'lastHandledReconcileAt', 'conditions', 'newest', 'badVersion'] as const) assert.equal(plain[field], undefined, field);
+    for (const field of ['lastHandledReconcileAt', 'conditions', 'testEnabled'] as const) assert.equal(plain[field], undefined, field);
+    // A source's plan may hold or trigger any release: what its mark and record note before the write.
+    assert.deepEqual([plain.generation, plain.failures, plain.newest?.version, plain.lastAttemptedConfigDigest], [2, 3, 4, 'sha256:aa']);
     const waved = toRelease({ metadata: { name: 'x', namespace: 'ns', generation: 2, annotations: { 'uburro.github.com/wave': '1' } }, status });
     assert.equal(waved.failures, 3);
     assert.equal(toRelease({ metadata: { name: 'x', namespace: 'ns' }, status }, keysFor(), true).failures, 3, 'with --max-upgrades-in-flight every release is tracked');
