@@ -553,3 +553,67 @@ describe('waves (helm-controller simulated)', () => {
     assert.deepEqual(names.map((n) => triggers.count(n)), [1, 1, 1]);
   });
 });
+
+describe('rollout plans (helm-controller simulated)', () => {
+  const PLAN = 'uburro.github.com/rollout-plan';
+
+  async function labeledRelease(ns: string, name: string, labels: Record<string, string>, annotations: Record<string, string> = {}): Promise<void> {
+    const body = helmRelease(ns, name, { valuesFrom: [{ kind: 'ConfigMap', name: 'values' }] }) as { metadata: Record<string, unknown> };
+    body.metadata.labels = labels;
+    body.metadata.annotations = annotations;
+    await custom.createNamespacedCustomObject({ ...HR, namespace: ns, body });
+  }
+
+  const held = async (ns: string, name: string): Promise<{ reason: string } | undefined> => {
+    const r = (await getHelmRelease(ns, name)) as { spec?: { suspend?: boolean }; metadata: { annotations?: Record<string, string> } };
+    const mark = r.metadata.annotations?.[HOLD];
+    return r.spec?.suspend === true && mark ? (JSON.parse(mark) as { reason: string }) : undefined;
+  };
+
+  it("orders only the source's own releases: another team's release with the same ring label is untouched; a wave yields to the plan; unselected releases are held; an unreadable plan holds everything", async (t) => {
+    const ours = await createNamespace('plan-ours');
+    const theirs = await createNamespace('plan-theirs');
+    const triggers = await triggerLog(t, ours);
+    const theirTriggers = await triggerLog(t, theirs);
+    await labeledRelease(ours, 'canary', { ring: 'canary' });
+    await labeledRelease(ours, 'main', { ring: 'main' }, { [WAVE]: '1' });
+    await labeledRelease(ours, 'stray', {});
+    // Another team's namespace: the same ring label, its own source without a plan.
+    await labeledRelease(theirs, 'theirs', { ring: 'canary' });
+    await createConfigMap(labeledConfigMap(theirs, 'values', {}));
+    const plan = JSON.stringify({ steps: [{ name: 'canary', selector: 'ring=canary' }, { name: 'main', selector: 'ring=main' }], unselected: 'never' });
+    await createConfigMap(labeledConfigMap(ours, 'values', { annotations: { [PLAN]: plan } }));
+    const h = await start(t, `${ours},${theirs}`, { noCrossNamespaceRefs: 'true' });
+    await waitForRecordedDigest(ours, 'values');
+    await waitForRecordedDigest(theirs, 'values');
+
+    const changed = new Date().toISOString();
+    await patchConfigMap(ours, 'values', { data: { 'values.yaml': 'replicas: 2\n' } });
+    await triggers.waitFor('canary', 1);
+    assert.equal((await eventually('main held for its step', () => held(ours, 'main'))).reason, 'step');
+    assert.equal((await eventually('stray held: no step selects it', () => held(ours, 'stray'))).reason, 'unselected');
+    const yielded = await waitForEvent(ours, { kind: 'HelmRelease', name: 'main', reason: 'InvalidRollout' });
+    assert.match(yielded.message, /has uburro.github.com\/wave=1 and ConfigMap \S+\/values orders it by its rollout plan \(step main\): the plan wins/);
+    await sleep(3_000);
+    assert.equal(triggers.count('main'), 0);
+    assert.equal(triggers.count('stray'), 0);
+    // hrto never wrote to the other team's release, and never suspended it.
+    assert.equal(theirTriggers.count('theirs'), 0);
+    assert.deepEqual(
+      auditedWrites({ verb: 'patch', resource: 'helmreleases', namespace: theirs }).filter((e) => e.requestReceivedTimestamp >= changed),
+      [],
+      'no patch of their release',
+    );
+    assert.equal(await held(theirs, 'theirs'), undefined);
+
+    // An unreadable plan fails closed: the next change is held everywhere, told once on the source.
+    await patchConfigMap(ours, 'values', { metadata: { annotations: { [PLAN]: '{"steps": []}' } }, data: { 'values.yaml': 'replicas: 3\n' } });
+    const invalid = await waitForEvent(ours, { kind: 'ConfigMap', name: 'values', reason: 'InvalidRollout' });
+    assert.match(invalid.message, /uburro.github.com\/rollout-plan: no steps: a plan needs at least one step: changes of ConfigMap \S+\/values \(sha256:[0-9a-f]{12}; .*\) are held until it is fixed/);
+    assert.equal((await eventually('canary held for the unreadable plan', () => held(ours, 'canary'))).reason, 'invalid');
+    await sleep(3_000);
+    assert.equal(triggers.count('canary'), 1, 'not triggered for the new content');
+    assert.deepEqual(ofRelease(await events(ours), 'canary', 'InvalidRollout'), [], 'the plan is told on the source, not on every release');
+    assert.equal(h.logs.filter((l) => l.level >= 50).length, 0, 'no error log lines');
+  });
+});
