@@ -33,6 +33,9 @@
 //              --min-trigger-interval=30s --max-triggers-per-second=10), VmRSS every second (4.5 minutes)
 //   inflight   --max-upgrades-in-flight's count with 10,000 releases and 300 triggers waiting for a
 //              slot: CPU per second of waiting, beside the rescan it replaced (in process, seconds)
+//   hub        2,000 HelmReleases in one namespace under one ConfigMap's three-ring rollout plan
+//              (helm-controller simulated): CPU and time to hold 1,980 and trigger the canary ring,
+//              to trigger ring a after the canary's bake, CPU while held, RSS (about 2 minutes)
 // Opt-in by name only (not in `all`: about 40 minutes on its own):
 //   fleet      the fleet day (bench/scenarios/fleet.ts): 2,000 pairs, two replicas with leader
 //              election (default lease timings) and default valves, for 30 minutes a tenth of the
@@ -69,12 +72,13 @@ import { GO_PEER_PATH, goOriginal, goPeerInfo } from './operators.js';
 import { clkTck } from './proc.js';
 import { fleetScenarios } from './scenarios/fleet.js';
 import { runtimeScenarios } from './scenarios/runtime.js';
+import { hubScenarios } from './scenarios/hub.js';
 import { rolloutScenarios } from './scenarios/rollout.js';
 import { throughputScenarios } from './scenarios/throughput.js';
 
-const scenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ...runtimeScenarios, ...throughputScenarios, ...fleetScenarios, ...rolloutScenarios };
+const scenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ...runtimeScenarios, ...throughputScenarios, ...fleetScenarios, ...rolloutScenarios, ...hubScenarios };
 const DEFAULT = ['idle', 'reaction', 'cpu', 'idlecpu', 'install', 'latency', 'burst', 'upgrade', 'coldstart'];
-const ALL = ['idle', 'reaction', 'cpu', 'idlecpu', 'install', 'memory', 'sustained', 'latency', 'burst', 'upgrade', 'coldstart', 'inflight'];
+const ALL = ['idle', 'reaction', 'cpu', 'idlecpu', 'install', 'memory', 'sustained', 'latency', 'burst', 'upgrade', 'coldstart', 'inflight', 'hub'];
 
 const selected = process.argv.slice(2).filter((a) => a !== '--');
 const names = selected.length === 0 ? DEFAULT : selected.includes('all') ? ALL : selected;
