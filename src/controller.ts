@@ -107,7 +107,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     getRelease,
     onSettled: (release, requests, triggered) => {
       // Urgent: recording the digest finishes a user's change, and is not to wait behind a wave.
-      for (const key of reconciler.settled(release, requests, triggered)) queue.add(key, true);
+      for (const key of reconciler.settled(release, requests, triggered)) queue.addAfter(key, reconciler.wakeDelay(key), true);
     },
     writer,
     events,
@@ -228,6 +228,7 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     },
     wakeHold: (key) => releaseQueue.add(key),
     decisionsChanged: () => reconciler.decisionsChanged(),
+    wakeSource: (key) => queue.addAfter(key, reconciler.wakeDelay(key)),
   });
   for (const informer of caches.releases) informer.addHandlers(onRelease);
 

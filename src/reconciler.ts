@@ -115,8 +115,22 @@ interface SourceMemory {
    * The last decision, while nothing it read has changed: a change of a source feeding 2,000 held
    * releases asks for 2,000 hold looks, each needing this source's decision. Lost: computed again.
    */
-  lastPlan?: { src: SourceObject; epoch: number; plan: Plan; byRef?: Map<string, TargetPlan> };
+  lastPlan?: { src: SourceObject; epoch: number; at: number; plan: Plan; byRef?: Map<string, TargetPlan> };
+  /** How many targets its last decision had: what a decision costs, and so how long wakes are gathered (wakeDelay). Lost: the first wakes are not gathered. */
+  targets?: number;
 }
+
+/**
+ * A decision reads every target of its source, and in a rollout every target's trigger and status
+ * change wakes the source: 2,000 releases under one plan would decide 2,000 times over 2,000
+ * targets. Wakes by release events are gathered for a time that grows with the targets (none below
+ * ten), and a hold look may reuse a decision that young: a ring goes a fraction of a second later.
+ */
+const GATHER_MS_PER_TARGET = 0.1;
+const MAX_GATHER_MS = 500;
+
+/** How long wakes of a source with this many targets are gathered. */
+export const gatherMs = (targets: number): number => (targets < 10 ? 0 : Math.min(MAX_GATHER_MS, Math.round(targets * GATHER_MS_PER_TARGET)));
 
 export class Reconciler {
   /** One record per source; forgetSource() drops it whole (the source deleted or no longer watched). */
@@ -151,15 +165,29 @@ export class Reconciler {
   /** Decides for a source, and remembers the plan for the hold looks that follow. */
   private assessed(key: string, src: SourceObject, recorded: Recorded): ReturnType<typeof assess> {
     const assessment = assess(src, this.opts, recorded, this.memory.get(key)?.triggered);
-    if ('plan' in assessment) this.memory.remember(key).lastPlan = { src, epoch: this.epoch, plan: assessment.plan };
+    if ('plan' in assessment) {
+      const m = this.memory.remember(key);
+      m.lastPlan = { src, epoch: this.epoch, at: this.opts.now(), plan: assessment.plan };
+      m.targets = assessment.plan.targets.length;
+    }
     return assessment;
   }
 
-  /** The remembered plan while it holds: same source object, no decision-changing release event, no wake time passed. */
+  /** How long a release event's wake of this source waits for others to gather (0: at once). */
+  wakeDelay(key: string): number {
+    return gatherMs(this.memory.get(key)?.targets ?? 0);
+  }
+
+  /**
+   * The remembered plan while it holds: same source object, no wake time passed, and no
+   * decision-changing release event since, or one within the gathering delay (its wake is pending).
+   */
   private rememberedPlan(key: string, src: SourceObject): NonNullable<SourceMemory['lastPlan']> | undefined {
     const last = this.memory.get(key)?.lastPlan;
-    if (!last || last.src !== src || last.epoch !== this.epoch) return undefined;
-    return last.plan.wakeAt === undefined || this.opts.now() < last.plan.wakeAt ? last : undefined;
+    if (!last || last.src !== src) return undefined;
+    const now = this.opts.now();
+    if (last.epoch !== this.epoch && now - last.at >= this.wakeDelay(key)) return undefined;
+    return last.plan.wakeAt === undefined || now < last.plan.wakeAt ? last : undefined;
   }
 
   /** The current change is done (rolled out, or back to the recorded content): what was kept of it goes. */
@@ -421,8 +449,9 @@ export class Reconciler {
     for (const { source } of triggered ? requests : []) {
       const m = this.memory.remember(source.key);
       (m.triggered ??= new Map()).set(release, source.digest);
-      m.lastPlan = undefined;
     }
+    // A landed trigger changes its sources' decisions, as a release event does.
+    if (triggered) this.epoch++;
     return requests.map((r) => r.source.key);
   }
 

@@ -119,15 +119,17 @@ export interface ReleaseWatchDeps extends WatchDeps {
   wakeHold?: (key: string) => void;
   /** A release changed in a way that may change its sources' decisions (the ones that wake them). */
   decisionsChanged?: () => void;
+  /** How a source is woken for a release's change; default: queued at once. */
+  wakeSource?: (key: string) => void;
 }
 
 /** A release hrto marked (or marked until now): any change of it may change its hold (an override, a source dropped). */
 export const holdMayChange = (old: ReleaseObject | undefined, release: ReleaseObject): boolean => release.holdMark !== undefined || old?.holdMark !== undefined;
 
-export function releaseHandlers({ index, values, queue, mark, releaseStatusChanged = () => false, track, wakeHold, decisionsChanged }: ReleaseWatchDeps): InformerHandlers<ReleaseObject> {
+export function releaseHandlers({ index, values, queue, mark, releaseStatusChanged = () => false, track, wakeHold, decisionsChanged, wakeSource = (key) => queue.add(key) }: ReleaseWatchDeps): InformerHandlers<ReleaseObject> {
   const wakeSourcesOf = (release: ReleaseObject): void => {
     decisionsChanged?.();
-    for (const key of sourcesToWake(release, index, values)) queue.add(key);
+    for (const key of sourcesToWake(release, index, values)) wakeSource(key);
   };
   // Every source referenced before or now may need new marks and a reconcile.
   const requeue = (affected: readonly string[]): void => {

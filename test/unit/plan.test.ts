@@ -358,3 +358,14 @@ describe('rollout plan on a source', () => {
     assert.equal(tracked.conditions?.ready?.since, Date.parse('2026-12-07T10:00:00Z'));
   });
 });
+
+describe('a planned source with many targets', () => {
+  it('gathers the wakes of its release events for a time that grows with its targets: none for a small source', async () => {
+    const { gatherMs } = await import('../../src/reconciler.js');
+    assert.equal(gatherMs(1), 0);
+    assert.equal(gatherMs(9), 0, 'a source of a few releases is decided at once, as before');
+    assert.equal(gatherMs(100), 10);
+    assert.equal(gatherMs(2000), 200);
+    assert.equal(gatherMs(50_000), 500, 'never more than half a second');
+  });
+});
