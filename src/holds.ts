@@ -112,7 +112,7 @@ export class Holder {
       mark,
       holds,
       triggerDue: rows.some((r) => r.action === 'trigger'),
-      version: release.newest?.version ?? 0,
+      version: release.version ?? release.newest?.version ?? 0,
       attempted: release.lastAttemptedConfigDigest && shortDigest(release.lastAttemptedConfigDigest),
       suspendManager: release.suspendManager,
       now: new Date(this.opts.now()).toISOString(),

@@ -96,7 +96,7 @@ export const FAILED_REASONS: ReadonlySet<string> = new Set([
 /** What to note in the record before patching: the newest history version and the failure count. */
 export function snapshotBefore(release: ReleaseObject, reset = false): { v: number; f: number } {
   // A reset (resetAt) clears the counters before the attempt: count from zero then.
-  return { v: release.newest?.version ?? 0, f: reset ? 0 : (release.failures ?? 0) };
+  return { v: release.version ?? release.newest?.version ?? 0, f: reset ? 0 : (release.failures ?? 0) };
 }
 
 const isTrue = (c: ConditionFacts | undefined): c is ConditionFacts => c?.status === 'True';

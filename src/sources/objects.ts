@@ -78,6 +78,8 @@ export interface ReleaseObject extends Cached {
   failures?: number;
   /** spec.test.enable. */
   testEnabled?: boolean;
+  /** The highest status.history version (0: none): kept for every release, a record or a hold notes it. */
+  version?: number;
   /** The history entry with the highest version (helm-controller keeps it first). */
   newest?: HistoryEntry;
   /** Highest version of a history entry that failed or is a rollback; 0 if none. */
@@ -292,26 +294,26 @@ function historyFacts(history: SnapshotRaw[]): { newest: HistoryEntry | undefine
 /**
  * What a trigger's record and a hold's mark note of every release before they write (the newest
  * revision, the failure count, the values last attempted): a source's plan may order any release,
- * so these few scalars are kept for all. Their status conditions only for tracked releases.
+ * so these few scalars are kept for all; the rest of the status only for tracked releases.
  */
-function baselineFacts(obj: ReleaseRaw): Pick<ReleaseObject, 'generation' | 'failures' | 'lastAttemptedConfigDigest' | 'newest' | 'badVersion'> {
+function baselineFacts(obj: ReleaseRaw, history: ReturnType<typeof historyFacts>): Pick<ReleaseObject, 'generation' | 'failures' | 'lastAttemptedConfigDigest' | 'version'> {
   const status = obj.status ?? {};
-  const { newest, badVersion } = historyFacts(Array.isArray(status.history) ? status.history : []);
   return {
     generation: count(obj.metadata?.generation),
     lastAttemptedConfigDigest: status.lastAttemptedConfigDigest || undefined,
     failures: count(status.failures),
-    newest,
-    badVersion,
+    version: history.newest?.version ?? 0,
   };
 }
 
 /** What the health reading of a trigger needs of a release besides its baseline: scalars only. */
-function outcomeFacts(obj: ReleaseRaw, conditions: ConditionRaw[]): Partial<ReleaseObject> {
+function outcomeFacts(obj: ReleaseRaw, conditions: ConditionRaw[], { newest, badVersion }: ReturnType<typeof historyFacts>): Partial<ReleaseObject> {
   const status = obj.status ?? {};
   return {
     lastHandledReconcileAt: status.lastHandledReconcileAt || undefined,
     testEnabled: obj.spec?.test?.enable === true,
+    newest,
+    badVersion,
     conditions: {
       ready: conditionFacts(conditions, 'Ready'),
       reconciling: conditionFacts(conditions, 'Reconciling'),
@@ -349,6 +351,7 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = fal
   const holdMark = annotations[keys.suspendedBy];
   const held = parseHoldMark(holdMark);
   const rolloutRecord = annotations[keys.rolloutRecord];
+  const history = historyFacts(Array.isArray(status.history) ? status.history : []);
   const tracked = rolloutRecord !== undefined && parseRolloutRecord(rolloutRecord)?.track === true;
   return {
     key: `${meta.namespace ?? ''}/${meta.name ?? ''}`,
@@ -376,8 +379,8 @@ export function toRelease(raw: RawObject, keys: Keys = keysFor(), trackAll = fal
     rolloutNow: annotations[keys.rolloutNow],
     rolloutRecord,
     tracked,
-    ...baselineFacts(obj),
-    // The conditions are read for a trigger's outcome only: none of them is kept for the other releases.
-    ...(trackAll || tracked || annotations[keys.wave] !== undefined || annotations[keys.triggerWindows] !== undefined || holdMark !== undefined ? outcomeFacts(obj, conditions) : {}),
+    ...baselineFacts(obj, history),
+    // The rest is read for a trigger's outcome only: none of it is kept for the other releases.
+    ...(trackAll || tracked || annotations[keys.wave] !== undefined || annotations[keys.triggerWindows] !== undefined || holdMark !== undefined ? outcomeFacts(obj, conditions, history) : {}),
   };
 }
