@@ -93,8 +93,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
 
   const poster = config.eventsAddr ? new FluxEventPoster({ address: config.eventsAddr, log, metrics }) : undefined;
   const events = new EventRecorder(writer, log, hostname(), poster && { poster, keyDomain: config.keyDomain });
-  // Every trigger leaves a record; waved releases gate the waves above them, and with an in-flight
-  // limit every release counts.
+  // Every trigger leaves a record; waved releases and plan steps gate what comes after them, and
+  // with an in-flight limit every release counts.
   const inFlight = new InFlight((r) => countsInFlight(config.maxUpgradesInFlight, r), config.waveTimeoutMs);
   const scheduler = new TriggerScheduler({
     debounceMs: config.debounceMs,
@@ -106,7 +106,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
     queue: releaseQueue,
     getRelease,
     onSettled: (release, requests, triggered) => {
-      // Urgent: recording the digest finishes a user's change, and is not to wait behind a wave.
+      // Urgent: recording the digest finishes a user's change, and is not to wait behind a wave
+      // (a source of many targets gathers its landed triggers first: see Reconciler.wakeDelay).
       for (const key of reconciler.settled(release, requests, triggered)) queue.addAfter(key, reconciler.wakeDelay(key), true);
     },
     writer,
