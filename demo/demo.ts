@@ -4,7 +4,10 @@
 // reconcile request on a HelmRelease) while Flux's controllers build in the background; (3) the
 // whole loop with Flux's own source-controller and helm-controller: a release installed from a
 // chart, its ConfigMap edited, hrto triggering, helm-controller upgrading. HRTO_DEMO_FLUX=0 stops
-// after step 2; so does a Flux build or start that fails, saying why.
+// after step 2; so does a Flux build or start that fails, saying why. HRTO_DEMO_KEEP=1 (or `npm run
+// demo -- --keep`) leaves everything running to explore, until Ctrl-C.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { resolveConfig } from '../src/config.js';
 import { startController } from '../src/controller.js';
@@ -135,6 +138,12 @@ async function loop({ core, custom }: Cluster, ns: string, flux: FluxControllers
   }
 }
 
+/** An executable of that name on PATH. */
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && existsSync(path.join(dir, name)));
+}
+
+const keep = process.env.HRTO_DEMO_KEEP === '1' || process.argv.includes('--keep');
 const controlPlane = new ControlPlane({ log: say });
 let flux: FluxControllers | undefined;
 let stopHrto: (() => Promise<void>) | undefined;
@@ -168,8 +177,10 @@ try {
   let ns = 'demo-api';
   if (fluxBuild) {
     step("3/3 The full loop with Flux's source-controller and helm-controller");
+    // Asked of the build itself: a warm cache is built already, whatever was recorded of earlier builds.
+    const built = await Promise.race([fluxBuild.then(() => true), sleep(0).then(() => false)]);
     const expected = lastBuildSeconds(fluxBins);
-    say(`Flux's controllers: ${expected === undefined ? 'still building (a first build takes several minutes on 2 cores)' : 'built'}`);
+    if (!built) say(`Flux's controllers: still building (${expected === undefined ? 'a first build takes several minutes on 2 cores' : `the last build took ${minutes(expected)}`})`);
     const failed = await fluxBuild;
     flux = new FluxControllers(controlPlane.kubeconfigPath, kc, say);
     try {
@@ -198,7 +209,23 @@ try {
   const report = await runExplain(config, api, createLogger('warn'), { namespace: ns });
   process.stdout.write(`${formatReport(report).trimEnd().replace(/^/gm, '    ')}\n`);
 
-  step(`Done in ${since()}: stopping hrto, the Flux controllers and the control plane`);
+  if (keep) {
+    step(`Done in ${since()}: everything stays up to explore, until Ctrl-C`);
+    say('In another terminal, from this directory:');
+    say(`  export KUBECONFIG=${controlPlane.kubeconfigPath}`);
+    say(`  kubectl -n ${ns} edit configmap podinfo-values     # change the message: hrto triggers the release at once`);
+    say(`  npm run -s hrto -- explain -n ${ns}                  # what feeds the release, its digests, what is pending and why`);
+    say(`  kubectl -n ${ns} annotate helmrelease podinfo 'uburro.github.com/trigger-windows=[{"cron": "0 3 * * *", "window": "1h"}]'`);
+    say('                                                    # then edit the ConfigMap again: the change is held (the release');
+    say('                                                    # suspended by hrto) until 03:00 UTC, and explain says so');
+    if (!onPath('kubectl')) say('(kubectl is not on this PATH: any recent kubectl will do)');
+    await new Promise<void>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+    });
+    step('Stopping hrto, the Flux controllers and the control plane');
+  } else {
+    step(`Done in ${since()}: stopping hrto, the Flux controllers and the control plane (HRTO_DEMO_KEEP=1 keeps them up)`);
+  }
 } finally {
   await stopHrto?.();
   await flux?.stop();

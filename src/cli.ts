@@ -4,9 +4,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { type Config, ConfigError, DEFAULTS, resolveConfig, settingsFromEnv, type RawSettings } from './config.js';
+import { type Config, ConfigError, resolveConfig, settingsFromEnv, type RawSettings } from './config.js';
 import { CacheSyncTimeoutError, startController } from './controller.js';
-import { formatReport, formatSteps, runExplain } from './explain.js';
+import { type ExplainReport, formatReport, formatSteps, runExplain } from './explain.js';
+import { type Flag, FLAGS, flagHelp } from './flags.js';
+import { suggest } from './suggest.js';
+import { VERSION } from './version.js';
 import type { KubeApi } from './kube/api.js';
 import { readinessChecks, serveMetrics, serveProbes } from './http-server.js';
 import { type AccessVerdict, denial, type Need, explainDenial, explainDisabled, featureOff, judgeAccess, requiredAccess, resourceName, reviewAccess } from './kube/access.js';
@@ -140,15 +143,21 @@ async function run(flags: RawSettings): Promise<number> {
   });
 }
 
-async function explainCommand(name: string | undefined, flags: RawSettings & { namespace?: string; output: string }): Promise<number> {
+type ExplainFlags = RawSettings & { namespace?: string; allNamespaces?: boolean; output?: string; context?: string };
+
+async function explainCommand(name: string | undefined, flags: ExplainFlags): Promise<number> {
+  if (flags.namespace !== undefined && flags.allNamespaces) {
+    process.stderr.write('hrto explain: -n/--namespace and -A/--all-namespaces exclude each other\n');
+    return 2;
+  }
   const config = configure(flags);
   if (typeof config === 'number') return config;
   // Logs go to stderr, warnings only: stdout is the report.
   const log = createLogger('warn', process.stderr);
   try {
-    const api = await connect(config.kubeconfig, { qps: config.kubeApiQps, burst: config.kubeApiBurst });
+    const api = await connect(config.kubeconfig, { qps: config.kubeApiQps, burst: config.kubeApiBurst }, process.env, flags.context);
     const report = await runExplain(config, api, log, { namespace: flags.namespace, name }).finally(() => api.close());
-    process.stdout.write(flags.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : flags.output === 'steps' ? formatSteps(report) : formatReport(report));
+    process.stdout.write(await render(report, flags.output ?? 'table'));
     return 0;
   } catch (err) {
     process.stderr.write(`hrto explain: ${(err as Error).message}\n`);
@@ -156,68 +165,89 @@ async function explainCommand(name: string | undefined, flags: RawSettings & { n
   }
 }
 
-/** The flags every command reads: what to watch and how keys are named. */
-function withSelection(cmd: Command): Command {
-  return cmd
-    .option('--kubeconfig <path>', 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
-    .option('--key-domain <domain>', 'domain of every label and annotation key', DEFAULTS.keyDomain)
-    .option('--default-namespace <namespace>', 'namespace of target HelmReleases when a source names none', DEFAULTS.defaultNamespace)
-    .option('--cache-sync-timeout <duration>', `startup cache sync limit, Go syntax [env CACHE_SYNC_TIMEOUT] (default: ${DEFAULTS.cacheSyncTimeout})`)
-    .option('--watch-namespaces <list>', 'comma-separated namespaces of sources and HelmReleases to watch (default: all)')
-    .option('--watch-label-selector <selector>', "label selector on sources, ANDed with the watch label; Flux's sharding: sharding.fluxcd.io/key=shard1")
-    .option('--helmrelease-label-selector <selector>', 'only HelmReleases matching it are triggered or marked for')
-    .option('--enable-hr-autodiscovery [bool]', 'label and trigger the sources HelmReleases read through spec.valuesFrom', DEFAULTS.enableHrAutodiscovery)
-    .option('--watch-secrets [bool]', 'watch, read and patch labeled Secrets; false: ConfigMaps only, and no access to Secrets is needed', DEFAULTS.watchSecrets)
-    .option(
-      '--defer-to-flux-watch [bool]',
-      'leave sources labeled reconcile.fluxcd.io/watch=Enabled to helm-controller for the HelmReleases of their namespace that read them',
-      DEFAULTS.deferToFluxWatch,
-    )
-    .option('--no-cross-namespace-refs [bool]', 'refuse sources that target HelmReleases in another namespace (default: false)')
-    .option('--kube-api-qps <n>', "client-side limit of requests per second to the API server, all kinds together (Flux's default); 0: unlimited", DEFAULTS.kubeApiQps)
-    .option('--kube-api-burst <n>', 'requests that may go at once above --kube-api-qps after a quiet spell', DEFAULTS.kubeApiBurst)
-    .option(
-      '--trigger-windows <json>',
-      'when changes may reach HelmReleases without their own trigger-windows annotation, e.g. \'[{"cron": "0 8 * * 1-5", "timeZone": "Europe/Berlin", "window": "8h"}]\' (default: always)',
-    )
-    .option('--wave-timeout <duration>', 'a triggered HelmRelease of a wave not healthy this long after its trigger has failed, and halts the rollout', DEFAULTS.waveTimeout);
+/** The report in the asked format; YAML's writer is loaded only when asked for. */
+async function render(report: ExplainReport, output: string): Promise<string> {
+  switch (output) {
+    case 'json':
+      return `${JSON.stringify(report, null, 2)}\n`;
+    case 'yaml': {
+      const { dumpYaml } = await import('@kubernetes/client-node');
+      return dumpYaml(report);
+    }
+    case 'steps':
+      return formatSteps(report);
+    default:
+      return formatReport(report);
+  }
 }
 
+/** The flags of the table (flags.ts) for a scope, each with its help, allowed values and default said one way. */
+function withFlags(cmd: Command, scope: Flag['scope']): Command {
+  for (const f of FLAGS) {
+    if (f.scope !== scope) continue;
+    // The allowed values are in the help and in the configuration's own error message.
+    cmd.addOption(new Option(`${f.flag} ${f.value}`, flagHelp(f)));
+  }
+  return cmd;
+}
+
+const EXPLAIN_EXAMPLES = `
+Examples:
+  # Every HelmRelease of the cluster, the sources feeding it, and what is pending and why
+  hrto explain -A
+
+  # One release, in the context of another cluster
+  hrto explain podinfo -n apps --context prod-eu-1
+
+  # A planned source's rollout, ring by ring and cluster by cluster
+  hrto explain -n clusters -o steps
+
+  # In the cluster, from hrto's own pod (the image carries the command)
+  kubectl -n helmrelease-trigger-operator-system exec deploy/helmrelease-trigger-operator -- node dist/hrto.mjs explain -A
+`;
+
 export function buildCli(): Command {
-  const program = withSelection(
-    // Positional: `hrto explain --kubeconfig x` gives --kubeconfig to explain, not to the controller.
-    new Command('hrto').enablePositionalOptions().description(
-      'helmrelease-trigger-operator: triggers Flux HelmReleases when the labeled ConfigMaps and Secrets they consume change.\n' +
-        'Environment: MAX_CONCURRENCY, CACHE_SYNC_TIMEOUT, LOG_LEVEL, KUBECONFIG (flags win).',
+  const program = withFlags(
+    withFlags(
+      // Positional: `hrto explain --kubeconfig x` gives --kubeconfig to explain, not to the controller.
+      new Command('hrto')
+        .enablePositionalOptions()
+        .description(
+          'helmrelease-trigger-operator: triggers Flux HelmReleases when the labeled ConfigMaps and Secrets they consume change.\n' +
+            'Run without a command, it is the controller. Environment: MAX_CONCURRENCY, CACHE_SYNC_TIMEOUT, LOG_LEVEL, KUBECONFIG (flags win).',
+        )
+        .version(`hrto ${VERSION}`, '--version', 'print the version')
+        // A word that is no command is reported below, with the command it may have meant.
+        .allowExcessArguments(true),
+      'all',
     ),
-  )
-    .addOption(new Option('--trigger-mode <mode>', 'force: requestedAt + forceAt; reconcile: requestedAt only').choices(['force', 'reconcile']).default(DEFAULTS.triggerMode))
-    .option('--max-concurrency <n>', `concurrent reconciles [env MAX_CONCURRENCY] (default: ${DEFAULTS.maxConcurrency})`)
-    .option('--resync-period <duration>', 'how often every watched source is reconciled again', DEFAULTS.resyncPeriod)
-    .option('--log-level <level>', `debug, info, warn or error [env LOG_LEVEL] (default: ${DEFAULTS.logLevel})`)
-    .option('--debounce <duration>', 'changes for one HelmRelease within this window become one trigger', DEFAULTS.debounce)
-    .option('--max-triggers-per-second <n>', 'global throttle across all HelmReleases (a token bucket); waiting triggers are never dropped; 0: unlimited', DEFAULTS.maxTriggersPerSecond)
-    .option('--reset-stalled [bool]', 'when a HelmRelease is Stalled (retries exhausted), also set reconcile.fluxcd.io/resetAt', DEFAULTS.resetStalled)
-    .option('--min-trigger-interval <duration>', 'a HelmRelease is triggered at most once per interval; later changes wait, never dropped', DEFAULTS.minTriggerInterval)
-    .option('--dry-run [bool]', 'log and emit Events for what would be triggered; patch nothing', DEFAULTS.dryRun)
-    .option('--metrics-bind-address <address>', 'address of the /metrics endpoint, 0 to disable', DEFAULTS.metricsBindAddress)
-    .option('--health-probe-bind-address <address>', 'address of /healthz and /readyz, 0 to disable', DEFAULTS.healthProbeBindAddress)
-    .option('--leader-elect [bool]', 'leader election on a Lease, so only one replica writes (default: true in a cluster, false outside)')
-    .option('--leader-election-namespace <namespace>', "namespace of the Lease (default: the pod's, else " + DEFAULTS.leaderElectionNamespace + ')')
-    .option('--leader-election-id <name>', 'name of the Lease', DEFAULTS.leaderElectionId)
-    .option('--leader-elect-lease-duration <duration>', 'how long a standby waits before taking over an unrenewed lease', DEFAULTS.leaderElectLeaseDuration)
-    .option('--leader-elect-renew-deadline <duration>', 'how long the leader retries renewing before it stops leading', DEFAULTS.leaderElectRenewDeadline)
-    .option('--leader-elect-retry-period <duration>', 'how often candidates try to acquire or renew', DEFAULTS.leaderElectRetryPeriod)
-    .option('--max-upgrades-in-flight <n>', 'no more HelmReleases are triggered while this many triggered ones have not finished upgrading; 0: unlimited', DEFAULTS.maxUpgradesInFlight)
-    .option('--events-addr <url>', "also post every Event to Flux's notification-controller, e.g. http://notification-controller.flux-system.svc.cluster.local./ (default: off)")
-    .option('--graceful-shutdown-timeout <duration>', 'on SIGTERM, how long in-flight work may take', DEFAULTS.gracefulShutdownTimeout)
-    .action(async (opts: RawSettings) => {
-      process.exitCode = await run(opts);
+    'run',
+  ).action(async (opts: RawSettings, cmd: Command) => {
+    const [typed] = cmd.args;
+    if (typed !== undefined) {
+      const meant = suggest(typed, program.commands.map((c) => c.name()));
+      process.stderr.write(`hrto: unknown command "${typed}"${meant ? ` (did you mean "${meant}"?)` : ''}; see hrto --help\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.exitCode = await run(opts);
+  });
+  program
+    .command('version')
+    .description('print the version')
+    .action(() => {
+      process.stdout.write(`hrto ${VERSION}\n`);
     });
-  withSelection(program.command('explain [helmrelease]').description('which sources feed which HelmReleases, their digests, and whether a trigger is pending and why'))
-    .option('-n, --namespace <namespace>', 'only HelmReleases of this namespace')
-    .addOption(new Option('-o, --output <format>', 'output format (steps: each rollout plan by step and cluster)').choices(['table', 'json', 'steps']).default('table'))
-    .action(async (name: string | undefined, opts: RawSettings & { namespace?: string; output: string }) => {
+  const explain = program
+    .command('explain [helmrelease]')
+    .description('which sources feed which HelmReleases, their digests, and whether a trigger is pending and why')
+    .option('-n, --namespace <namespace>', 'only HelmReleases of this namespace (default: every namespace)')
+    .option('-A, --all-namespaces', 'every namespace (the default; for kubectl\'s habit)')
+    .addOption(new Option('-o, --output <format>', 'output format; steps: each rollout plan by step and cluster (default: table)').choices(['table', 'json', 'yaml', 'steps']))
+    .option('--context <name>', 'the kubeconfig context to use (default: its current context)');
+  withFlags(explain, 'all')
+    .addHelpText('after', EXPLAIN_EXAMPLES)
+    .action(async (name: string | undefined, opts: ExplainFlags) => {
       process.exitCode = await explainCommand(name, opts);
     });
   return program;

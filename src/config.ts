@@ -2,11 +2,11 @@
 // by one schema so every bad value is reported with its name.
 import * as z from 'zod/mini';
 import { parseGoDuration } from './duration.js';
-import { DEFAULT_KEY_DOMAIN } from './keys.js';
 import { isNamespaceName, isObjectName } from './mapping/targets.js';
 import { parseWindows } from './rollout/window.js';
 import { parseSelector } from './selector.js';
 import { en } from 'zod/locales';
+import { FLAGS } from './flags.js';
 
 // zod/mini (a tenth of zod's code and ~5 MiB less RSS) ships without messages: English ones for
 // the issues no custom message covers, such as an unknown --trigger-mode.
@@ -41,24 +41,29 @@ const number = (min: number, max: number) => z.coerce.number().check(z.minimum(m
 const name = (valid: (value: string) => boolean, message: string) => z.string().check(z.refine(valid, message));
 
 // Go-style boolean flags: --flag, --flag=true, --flag=false.
-const bool = z.union([
-  z.boolean(),
-  z.pipe(
-    z.enum(['true', 'false']),
-    z.transform((v) => v === 'true'),
-  ),
-]);
+const bool = z.pipe(
+  z.union([z.boolean(), z.string()]),
+  z.transform((v: boolean | string, ctx) => {
+    if (typeof v === 'boolean' || v === 'true' || v === 'false') return v === true || v === 'true';
+    ctx.issues.push({ code: 'custom', message: `must be true or false, got "${v.slice(0, 64)}"`, input: v });
+    return z.NEVER;
+  }),
+);
+
+/** One of a few words; the message lists them. */
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: (issue) => `must be one of ${values.join(', ')}; got ${JSON.stringify(issue.input)}` });
 
 export const ConfigSchema = z
   .object({
     kubeconfig: z.optional(z.string().check(z.minLength(1))),
     keyDomain: name(isObjectName, 'must be a DNS subdomain such as uburro.github.com'),
     defaultNamespace: name(isNamespaceName, 'must be a valid namespace name'),
-    triggerMode: z.enum(['force', 'reconcile']),
+    triggerMode: oneOf(['force', 'reconcile']),
     maxConcurrency: int(1, 1000),
     cacheSyncTimeoutMs: duration,
     resyncPeriodMs: duration,
-    logLevel: z.enum(['debug', 'info', 'warn', 'error']),
+    logLevel: oneOf(['debug', 'info', 'warn', 'error']),
     metricsBindAddress: z.string(),
     /** Empty: every namespace. Applies to sources and HelmReleases alike. */
     watchNamespaces: z.array(name(isNamespaceName, 'must be valid namespace names')),
@@ -147,45 +152,8 @@ export interface RawSettings {
   maxUpgradesInFlight?: string | number | undefined;
 }
 
-export const DEFAULTS = {
-  keyDomain: DEFAULT_KEY_DOMAIN,
-  defaultNamespace: 'flux-system',
-  triggerMode: 'force',
-  maxConcurrency: '10',
-  cacheSyncTimeout: '2m',
-  resyncPeriod: '10m',
-  logLevel: 'info',
-  metricsBindAddress: ':8080',
-  watchNamespaces: '',
-  enableHrAutodiscovery: 'true',
-  watchSecrets: 'true',
-  deferToFluxWatch: 'true',
-  watchLabelSelector: '',
-  helmreleaseLabelSelector: '',
-  noCrossNamespaceRefs: 'false',
-  dryRun: 'false',
-  debounce: '1s',
-  maxTriggersPerSecond: '10',
-  resetStalled: 'true',
-  minTriggerInterval: '30s',
-  healthProbeBindAddress: ':8081',
-  // On by default in a cluster only; the command decides (see leaderElectDefault).
-  leaderElect: 'false',
-  leaderElectLeaseDuration: '15s',
-  leaderElectRenewDeadline: '10s',
-  leaderElectRetryPeriod: '2s',
-  leaderElectionNamespace: 'helmrelease-trigger-operator-system',
-  leaderElectionId: 'helmrelease-trigger-operator',
-  gracefulShutdownTimeout: '30s',
-  // Flux's controllers' defaults: hrto never asks more of the API server than one of them may.
-  kubeApiQps: '50',
-  kubeApiBurst: '300',
-  eventsAddr: '',
-  triggerWindows: '',
-  // helm-controller's default upgrade timeout is 5m; a wave gets three of them.
-  waveTimeout: '15m',
-  maxUpgradesInFlight: '0',
-} as const;
+/** Every default, from the flag table (flags.ts). */
+export const DEFAULTS: Readonly<Record<string, string>> = Object.fromEntries(FLAGS.flatMap((f) => (f.default === undefined ? [] : [[f.key, f.default]])));
 
 /** The seed's environment variables; KUBECONFIG is read by the Kubernetes client itself. */
 export function settingsFromEnv(env: NodeJS.ProcessEnv): RawSettings {
@@ -200,43 +168,8 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const FLAG_NAMES: Record<string, string> = {
-  keyDomain: '--key-domain',
-  defaultNamespace: '--default-namespace',
-  triggerMode: '--trigger-mode',
-  maxConcurrency: '--max-concurrency / MAX_CONCURRENCY',
-  cacheSyncTimeoutMs: '--cache-sync-timeout / CACHE_SYNC_TIMEOUT',
-  resyncPeriodMs: '--resync-period',
-  logLevel: '--log-level / LOG_LEVEL',
-  metricsBindAddress: '--metrics-bind-address',
-  kubeconfig: '--kubeconfig',
-  watchNamespaces: '--watch-namespaces',
-  autodiscovery: '--enable-hr-autodiscovery',
-  watchSecrets: '--watch-secrets',
-  deferToFluxWatch: '--defer-to-flux-watch',
-  watchLabelSelector: '--watch-label-selector',
-  helmreleaseLabelSelector: '--helmrelease-label-selector',
-  noCrossNamespaceRefs: '--no-cross-namespace-refs',
-  dryRun: '--dry-run',
-  debounceMs: '--debounce',
-  maxTriggersPerSecond: '--max-triggers-per-second',
-  resetStalled: '--reset-stalled',
-  minTriggerIntervalMs: '--min-trigger-interval',
-  healthProbeBindAddress: '--health-probe-bind-address',
-  leaderElect: '--leader-elect',
-  leaseDurationMs: '--leader-elect-lease-duration / renew-deadline / retry-period',
-  renewDeadlineMs: '--leader-elect-renew-deadline',
-  retryPeriodMs: '--leader-elect-retry-period',
-  leaderElectionNamespace: '--leader-election-namespace',
-  leaderElectionId: '--leader-election-id',
-  gracefulShutdownTimeoutMs: '--graceful-shutdown-timeout',
-  kubeApiQps: '--kube-api-qps',
-  kubeApiBurst: '--kube-api-burst',
-  eventsAddr: '--events-addr',
-  triggerWindows: '--trigger-windows',
-  waveTimeoutMs: '--wave-timeout',
-  maxUpgradesInFlight: '--max-upgrades-in-flight',
-};
+/** How an error names a validated field: its flag, and its environment variable when it has one. */
+const FLAG_NAMES: Readonly<Record<string, string>> = Object.fromEntries(FLAGS.map((f) => [f.field ?? f.key, `${f.flag}${f.env ? ` / ${f.env}` : ''}`]));
 
 /** Merges layers (later wins over earlier, undefined never wins) and validates. */
 export function resolveConfig(...layers: RawSettings[]): Config {

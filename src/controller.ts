@@ -248,7 +248,8 @@ export function startController(config: Config, deps: ControllerDeps): Controlle
   });
 
   if (keys.unwatchableLabels.length > 0) {
-    log.info({ labels: keys.unwatchableLabels }, 'label spellings accepted but not watched: they are not valid label keys, so no object can carry them');
+    // Built in, not set by the user: worth a line only to someone debugging why nothing is watched for it.
+    log.debug({ labels: keys.unwatchableLabels }, 'label spellings accepted but not watched: they are not valid label keys, so no object can carry them');
   }
   caches.start();
   const started = (async () => {

@@ -9,13 +9,17 @@ export type WorkerRequest = { id: number };
 export type WorkerReply = { id: number; credentials?: Awaited<ReturnType<typeof credentialsOf>>; error?: string; rotating?: boolean };
 
 const port = parentPort!;
-const { file } = workerData as { file: string | undefined };
+const { file, context } = workerData as { file: string | undefined; context: string | undefined };
 let kc: KubeConfig | undefined;
 let loadError: string | undefined;
 try {
   kc = new KubeConfig();
   if (file) kc.loadFromFile(file);
   else kc.loadFromDefault();
+  if (context !== undefined) {
+    if (!kc.getContextObject(context)) throw new Error(`no context "${context}" (contexts: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'})`);
+    kc.setCurrentContext(context);
+  }
 } catch (err) {
   loadError = `kubeconfig ${file ?? '(default)'}: ${(err as Error).message}`;
 }

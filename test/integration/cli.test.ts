@@ -29,14 +29,60 @@ describe('hrto command', () => {
     assert.deepEqual(JSON.parse(explained.stdout), { releases: [], refused: [] });
   });
 
+  it('tells its version; a mistyped command is answered with the one it may mean', async () => {
+    const { VERSION } = await import('../../src/version.js');
+    for (const args of [['--version'], ['version']]) {
+      const run = hrto(args);
+      assert.equal(await run.code, 0, args[0]);
+      assert.equal(run.stdout(), `hrto ${VERSION}\n`, args[0]);
+    }
+    const typo = hrto(['explian']);
+    assert.equal(await typo.code, 1);
+    assert.equal(typo.stderr(), 'hrto: unknown command "explian" (did you mean "explain"?); see hrto --help\n');
+  });
+
+  it('explain: its own flags first, with examples; -o yaml, --context, and clear errors without a kubeconfig or with a bad one', async () => {
+    const help = hrto(['explain', '--help']);
+    assert.equal(await help.code, 0);
+    const text = help.stdout();
+    const at = (flag: string) => text.indexOf(flag);
+    for (const own of ['-n, --namespace', '-A, --all-namespaces', '-o, --output', '--context']) assert.ok(at(own) >= 0 && at(own) < at('--kubeconfig'), `${own} before the shared flags`);
+    assert.match(text, /Examples:\n {2}# Every HelmRelease/);
+
+    const kubeconfig = process.env.HRTO_TEST_KUBECONFIG!;
+    const ns = `cli-${Date.now().toString(36)}`;
+    const yaml = hrto(['explain', '--kubeconfig', kubeconfig, '-n', ns, '-o', 'yaml']);
+    assert.equal(await yaml.code, 0, yaml.stderr());
+    const { parse } = await import('yaml');
+    assert.deepEqual(parse(yaml.stdout()), { releases: [], refused: [] });
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const context = hrto(['explain', '--kubeconfig', kubeconfig, '--context', kc.getCurrentContext(), '-n', ns, '-o', 'json']);
+    assert.equal(await context.code, 0, context.stderr());
+    const unknown = hrto(['explain', '--kubeconfig', kubeconfig, '--context', 'nope', '-n', ns]);
+    assert.equal(await unknown.code, 1);
+    assert.match(unknown.stderr(), /no context "nope" \(contexts: /);
+    const both = hrto(['explain', '-n', ns, '-A']);
+    assert.equal(await both.code, 2);
+
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const home = mkdtempSync(`${tmpdir()}/hrto-home-`);
+    const none = hrto(['explain'], { KUBECONFIG: '', HOME: home, KUBERNETES_SERVICE_HOST: '' });
+    assert.equal(await none.code, 1);
+    assert.equal(none.stderr(), `hrto explain: no kubeconfig found: no --kubeconfig, KUBECONFIG is not set, there is no ${home}/.kube/config, and this is not a pod with a service account; pass --kubeconfig or set KUBECONFIG\n`);
+  });
+
   it('refuses invalid settings with exit code 2 and names each one', async () => {
     const run = hrto(['--trigger-mode=force', '--key-domain=Not_A_Domain'], { MAX_CONCURRENCY: 'many', CACHE_SYNC_TIMEOUT: '2 minutes', LOG_LEVEL: 'info' });
     assert.equal(await run.code, 2);
     const stderr = run.stderr();
     for (const word of ['MAX_CONCURRENCY', 'CACHE_SYNC_TIMEOUT', '--key-domain', '"2 minutes"']) assert.ok(stderr.includes(word), `${word} in ${stderr}`);
-    const bad = hrto(['--trigger-mode=sometimes']);
-    assert.notEqual(await bad.code, 0);
-    assert.ok(bad.stderr().includes('sometimes'));
+    const bad = hrto(['--trigger-mode=sometimes', '--watch-secrets', 'maybe']);
+    assert.equal(await bad.code, 2);
+    assert.match(bad.stderr(), /--trigger-mode: must be one of force, reconcile; got "sometimes"/);
+    assert.match(bad.stderr(), /--watch-secrets: must be true or false, got "maybe"/);
   });
 
   it('exits non-zero with a clear message when caches do not sync within CACHE_SYNC_TIMEOUT', async (t) => {

@@ -1,0 +1,18 @@
+// "Did you mean …?" for a mistyped command, as kubectl and flux say it.
+
+/** The nearest of `names` to a mistyped one, if it is near enough to be meant (Damerau-Levenshtein <= 2). */
+export function suggest(typed: string, names: readonly string[]): string | undefined {
+  const distance = (a: string, b: string): number => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) {
+        const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+        d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+        if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+      }
+    }
+    return d[a.length]![b.length]!;
+  };
+  const scored = names.map((n) => [n, distance(typed, n)] as const).filter(([, d]) => d <= 2).sort((x, y) => x[1] - y[1]);
+  return scored[0]?.[0];
+}
