@@ -1,5 +1,6 @@
 // One version names a release everywhere: package.json (hrto --version, the User-Agent), the chart's
-// version and appVersion (the image tag it installs), the kustomize default image tag, and the git
+// version and appVersion (the image tag it installs), the kustomize default image tag, the README's
+// install commands, and the git
 // tag that publishes it. The release workflow and a test check they agree; `set` moves them together.
 //   node --import tsx hack/versions.ts check [vX.Y.Z]     exit 1 when any disagrees
 //   node --import tsx hack/versions.ts set X.Y.Z          rewrite every place
@@ -45,6 +46,17 @@ const places: Place[] = [
     file: `${CHART}/Chart.yaml`,
     read: (text) => (parse(text) as { appVersion?: string }).appVersion,
     write: (text, v) => text.replace(/^appVersion: .*$/m, `appVersion: "${v}"`),
+  },
+  {
+    name: 'README install commands',
+    file: 'README.md',
+    // The chart's --version and the kustomize ref name the same release; a disagreement reads as none.
+    read: (text) => {
+      const chart = /--version (\S+)/.exec(text)?.[1];
+      const ref = /\?ref=v([^'\s]+)/.exec(text)?.[1];
+      return chart === ref ? chart : undefined;
+    },
+    write: (text, v) => text.replace(/(--version )\S+/, `$1${v}`).replace(/(\?ref=v)[^'\s]+/, `$1${v}`),
   },
   {
     name: 'kustomize image tag',

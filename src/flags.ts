@@ -1,5 +1,5 @@
 // Every setting once: its flag, environment variable, default, help and chart value. The command
-// line (cli.ts), the defaults and the error messages (config.ts), the README's configuration
+// line (cli.ts), the defaults and the error messages (config.ts), the configuration
 // reference and the chart's values (checked by a test) are made from this table, so they cannot
 // drift apart.
 import { DEFAULT_KEY_DOMAIN } from './keys.js';
@@ -162,7 +162,7 @@ export const FLAGS: readonly Flag[] = [
   },
 ];
 
-/** The default as help and the README show it: one way for every flag. */
+/** The default as help and docs/configuration.md show it: one way for every flag. */
 export const shownDefault = (f: Flag): string => f.defaultText ?? (f.default === undefined || f.default === '' ? 'none' : f.default);
 
 /** The flag's help line: what it does, its environment variable, its allowed values and its default. */
@@ -171,7 +171,7 @@ export function flagHelp(f: Flag): string {
   return `${f.help}${choices}${f.env ? ` [env ${f.env}]` : ''} (default: ${shownDefault(f)})`;
 }
 
-/** The README's configuration reference: one row per flag, from this table. */
+/** docs/configuration.md's reference: one row per flag, from this table. */
 export function referenceTable(): string {
   const rows = FLAGS.map((f) => `| \`${f.flag}\` | ${f.env ? `\`${f.env}\`` : ''} | \`${shownDefault(f)}\` | ${f.chart ? `\`${f.chart}\`` : ''} | ${f.help.replaceAll('|', '\\|')}${f.choices ? ` (${f.choices.join(', ')})` : ''} |`);
   return ['| flag | env | default | chart value | what it does |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');

@@ -153,7 +153,7 @@ export function updateLimit(max: MaxUpdate | undefined, members: number): number
   return Math.max(1, Math.floor((members * max.percent) / 100));
 }
 
-/** One line for explain and the README's examples: `canary (ring=canary, bake 10m)`. */
+/** One line for explain and the docs' examples: `canary (ring=canary, bake 10m)`. */
 export function describeStep(step: PlanStep): string {
   const parts = [step.selector.text];
   if (step.maxUpdate) parts.push(`maxUpdate ${'count' in step.maxUpdate ? step.maxUpdate.count : `${step.maxUpdate.percent}%`}`);

@@ -1,4 +1,4 @@
-// One table of flags (src/flags.ts): the defaults and the error messages come from it, the README's
+// One table of flags (src/flags.ts): the defaults and the error messages come from it, the
 // configuration reference and the chart's values are held equal to it, and every bad value is
 // refused naming its flag and what is allowed.
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { FLAGS, flagHelp } from '../../src/flags.js';
 import { missingKubeconfig } from '../../src/kube/connect.js';
 import { suggest } from '../../src/suggest.js';
 import { projectRoot } from '../harness/binaries.js';
-import { README, withReference } from '../../hack/flags-doc.js';
+import { REFERENCE, withReference } from '../../hack/flags-doc.js';
 
 const problem = (settings: RawSettings): string => {
   try {
@@ -35,9 +35,9 @@ describe('the flag table', () => {
     assert.equal(DEFAULTS.waveTimeout, '15m');
   });
 
-  it("is the README's configuration reference (npm run -s docs:flags writes it)", () => {
-    const readme = readFileSync(README, 'utf8');
-    assert.equal(withReference(readme), readme, 'the README table differs from src/flags.ts: run npm run -s docs:flags');
+  it('is the configuration reference, docs/configuration.md (npm run -s docs:flags writes it)', () => {
+    const readme = readFileSync(REFERENCE, 'utf8');
+    assert.equal(withReference(readme), readme, 'docs/configuration.md differs from src/flags.ts: run npm run -s docs:flags');
   });
 
   it("gives the chart's values their defaults, and the chart passes each to its flag", () => {

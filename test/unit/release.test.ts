@@ -11,9 +11,9 @@ import { VERSION } from '../../src/version.js';
 const yamlOf = <T>(file: string): T => parse(readFileSync(path.join(projectRoot, file), 'utf8')) as T;
 
 describe('release versions', () => {
-  it('package, lock, chart version and appVersion, kustomize image tag and hrto --version agree', () => {
+  it('package, lock, chart version and appVersion, the README install commands, kustomize image tag and hrto --version agree', () => {
     const found = readVersions();
-    assert.equal(found.length, 5);
+    assert.equal(found.length, 6);
     assert.deepEqual(disagreements(found), []);
     assert.equal(found[0]!.version, VERSION);
     assert.deepEqual(disagreements(found, `v${VERSION}`), []);
@@ -40,5 +40,14 @@ describe('release versions', () => {
     const kustomization = yamlOf<{ images: { newName: string }[] }>('config/manager/kustomization.yaml');
     assert.equal(values.image.repository, workflow.env.IMAGE);
     assert.equal(kustomization.images[0]!.newName, workflow.env.IMAGE);
+  });
+  it("the README installs what the release publishes: the chart from the workflow's registry, kustomize from the repository the image is built from", () => {
+    const workflow = yamlOf<{ env: { IMAGE: string; CHARTS: string } }>('.github/workflows/release.yaml');
+    const chart = yamlOf<{ name: string }>('charts/helmrelease-trigger-operator/Chart.yaml');
+    const readme = readFileSync(path.join(projectRoot, 'README.md'), 'utf8');
+    assert.ok(readme.includes(`helm install hrto ${workflow.env.CHARTS}/${chart.name} --version `), 'the OCI chart the workflow pushes');
+    // The image is ghcr.io/<owner>/<repository>: the repository kustomize is fetched from at the tag.
+    const [, owner, repo] = workflow.env.IMAGE.split('/');
+    assert.match(readme, new RegExp(`kubectl apply -k 'https://github\\.com/${owner}/${repo}//config/default\\?ref=v`));
   });
 });
