@@ -165,14 +165,14 @@ async function explainCommand(name: string | undefined, flags: ExplainFlags): Pr
   }
 }
 
-/** The report in the asked format; YAML's writer is loaded only when asked for. */
+/** The report in the asked format; the YAML writer is loaded only when asked for. */
 async function render(report: ExplainReport, output: string): Promise<string> {
   switch (output) {
     case 'json':
       return `${JSON.stringify(report, null, 2)}\n`;
     case 'yaml': {
-      const { dumpYaml } = await import('@kubernetes/client-node');
-      return dumpYaml(report);
+      const { stringify } = await import('yaml');
+      return stringify(report);
     }
     case 'steps':
       return formatSteps(report);
