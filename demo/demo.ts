@@ -213,7 +213,8 @@ try {
     step(`Done in ${since()}: everything stays up to explore, until Ctrl-C`);
     say('In another terminal, from this directory:');
     say(`  export KUBECONFIG=${controlPlane.kubeconfigPath}`);
-    say(`  kubectl -n ${ns} edit configmap podinfo-values     # change the message: hrto triggers the release at once`);
+    say(`  kubectl -n ${ns} edit configmap podinfo-values     # change the message: hrto triggers the release (at most once`);
+    say('                                                    # per 30 s each: --min-trigger-interval; explain says until when)');
     say(`  npm run -s hrto -- explain -n ${ns}                  # what feeds the release, its digests, what is pending and why`);
     say(`  kubectl -n ${ns} annotate helmrelease podinfo 'uburro.github.com/trigger-windows=[{"cron": "0 3 * * *", "window": "1h"}]'`);
     say('                                                    # then edit the ConfigMap again: the change is held (the release');

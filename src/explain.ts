@@ -2,6 +2,7 @@
 // whether a trigger is pending and why; computed by the same assessment the controller acts on.
 import { assess, type AssessContext, decisionContext, recordedOn, sourcePlan } from './assess.js';
 import { describeStep, stepName } from './rollout/plan.js';
+import { formatDuration } from './duration.js';
 import type { Config } from './config.js';
 import type { KubeApi } from './kube/api.js';
 import { diffKeys, formatKeyChanges } from './changes.js';
@@ -66,6 +67,8 @@ export function explain(
   releases: readonly ReleaseObject[],
   ctx: Omit<AssessContext, 'getRelease' | 'values'>,
   filter: { namespace?: string | undefined; name?: string | undefined } = {},
+  /** --min-trigger-interval: a pending trigger of a release triggered less than this ago waits for it. */
+  minTriggerIntervalMs = 0,
 ): ExplainReport {
   const byKey = new Map(releases.map((r) => [r.key, r]));
   const values = new ValuesIndex(ctx.sourceKinds);
@@ -108,6 +111,8 @@ export function explain(
         state: action,
         pending: ACTIONS[action].pending,
         reason: `${gate ? describeGate(gate) : action === 'done' && release ? triggeredReason(release, src, outcome, full) : ACTIONS[action].reason}${
+          action === 'trigger' && release ? intervalWait(release, minTriggerIntervalMs, full.now()) : ''
+        }${
           src.fluxWatch && reader && release && ordered(release, ctx.rollout) ? `; ${UNHOLDABLE}` : ''
         }`,
         wave,
@@ -177,6 +182,13 @@ function triggeredReason(release: ReleaseObject, src: SourceObject, outcome: Out
   if (outcome?.state === 'baking') return `${at}; upgraded and healthy, baking until ${new Date(outcome.until).toISOString()}`;
   if (outcome?.state === 'succeeded') return `${at}; upgraded and healthy`;
   return at;
+}
+
+/** A release triggered less than --min-trigger-interval ago: when its next trigger may go. */
+function intervalWait(release: ReleaseObject, minIntervalMs: number, now: number): string {
+  const last = release.requestedAt === undefined ? NaN : Date.parse(release.requestedAt);
+  if (!(minIntervalMs > 0) || Number.isNaN(last) || last + minIntervalMs <= now) return '';
+  return `; waits for --min-trigger-interval (${formatDuration(minIntervalMs)} after its last trigger) until ${new Date(last + minIntervalMs).toISOString()}`;
 }
 
 const short = (digest: string | undefined): string => (digest ? `${digest.slice(0, 19)}…` : '-');
@@ -250,7 +262,7 @@ export async function runExplain(
   caches.start();
   try {
     await caches.waitForSync(config.cacheSyncTimeoutMs);
-    return explain(caches.listSources(), caches.listReleases(), decisionContext(config, keys), filter);
+    return explain(caches.listSources(), caches.listReleases(), decisionContext(config, keys), filter, config.minTriggerIntervalMs);
   } finally {
     await caches.shutdown();
   }

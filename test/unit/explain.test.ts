@@ -134,3 +134,16 @@ describe('explain', () => {
     assert.match(row.reason, /its waves and windows cannot hold this source/);
   });
 });
+
+describe('explain and the minimum interval', () => {
+  it('says until when a pending trigger waits for --min-trigger-interval after the release\'s last trigger', () => {
+    const changed = source('changed', { [keys.targetNames]: 'app', [keys.targetNamespace]: 'apps', [keys.configDigest]: `sha256:${'0'.repeat(64)}` });
+    const recent = toRelease({
+      metadata: { name: 'app', namespace: 'apps', resourceVersion: '1', annotations: { 'reconcile.fluxcd.io/requestedAt': new Date(NOW - 10_000).toISOString() } },
+      status: { history: [{ status: 'deployed', lastDeployed: '2025-01-01T00:00:00Z' }] },
+    });
+    const row = (interval: number) => explain([changed], [recent], ctx, {}, interval).releases[0]!.sources[0]!.reason;
+    assert.equal(row(30_000), `trigger pending: the content changed since the recorded digest; waits for --min-trigger-interval (30s after its last trigger) until ${new Date(NOW + 20_000).toISOString()}`);
+    assert.equal(row(5_000), 'trigger pending: the content changed since the recorded digest', 'the interval has passed');
+  });
+});
