@@ -1,31 +1,28 @@
-// The first bench's scenarios: latency (hrto's trigger latency seen by a client), burst (defaults
-// under 1,000 changes; with a peer, the Go original's too), upgrade (with Flux's real controllers),
-// coldstart (10,000 + 10,000 adopted).
-import { type AuditMark, byHrto } from '../audit.js';
+// The first bench's scenarios: burst (defaults under 1,000 changes; with a peer, the Go original's
+// too; run.ts folds it into cpu, the same workload unthrottled), upgrade (with Flux's real
+// controllers), coldstart (10,000 + 10,000 adopted). The client-side latency of 500 changes at 25/s
+// is reaction's.
+import { byHrto } from '../audit.js';
 import { versus } from '../figures.js';
 import { HrtoProcess } from '../hrto.js';
-import { HRTO, type Operator } from '../operators.js';
+import { type Operator } from '../operators.js';
 import {
   byOperator,
   compared,
   type Ctx,
   cleanup,
-  clientLatencies,
   createNamespace,
   DIGEST,
   HR,
   inBatches,
   mib,
   namespaceWithPairs,
-  pacedWrites,
   percentiles,
   recordedCount,
   say,
   type ScenarioResult,
-  sleep,
   table,
   trackRecorded,
-  UNTHROTTLED,
   until,
   watchTriggers,
   withAdoptedPairs,
@@ -35,45 +32,7 @@ import { cpuSeconds, memory } from '../proc.js';
 import { MERGE_PATCH } from '../kube.js';
 import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../../test/harness/flux.js';
 
-/** hrto's writes in a namespace from the audit log: its patches carry its field manager; Events are its own. */
-function hrtoWrites(ctx: Ctx, ns: string, since: AuditMark): number {
-  return ctx.audit.since(since).filter((e) => e.objectRef?.namespace === ns && (byHrto(e) || e.objectRef.resource === 'events')).length;
-}
-
 export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
-  async latency(ctx) {
-    const ns = 'bench-latency';
-    // hrto's own latency: no debounce, interval or throttle in the way.
-    return withAdoptedPairs(ctx, ns, 50, HRTO, UNTHROTTLED, async ({ names, h }) => {
-      const watch = await watchTriggers(ctx, ns);
-      const mark = ctx.audit.mark();
-      const changes = 500;
-      const rate = 25;
-      const written = await pacedWrites(ctx, ns, names, changes, rate, 'latency');
-      await until('every change triggered', () => Promise.resolve(clientLatencies(written, watch.seen).unmatched === 0 || undefined), 120_000);
-      await until('every digest recorded', async () => (await recordedCount(ctx, ns)) === names.length);
-      const p = percentiles(clientLatencies(written, watch.seen).latencies);
-      const triggers = [...watch.seen.values()].reduce((n, l) => n + l.length, 0);
-      await sleep(1500);
-      const writes = hrtoWrites(ctx, ns, mark);
-      const m = await h.metrics();
-      watch.stop();
-      const result = {
-        changes,
-        ratePerSecond: rate,
-        p50Ms: p.p50,
-        p99Ms: p.p99,
-        maxMs: p.max,
-        triggers,
-        apiWritesPerTrigger: Number((writes / triggers).toFixed(2)),
-        hrtoHistogramCount: m.get('hrto_trigger_latency_seconds_count'),
-      };
-      say('latency: source write accepted -> HelmRelease annotated (seen through a watch), --debounce=0s');
-      table([{ changes, 'rate/s': rate, 'p50 ms': result.p50Ms, 'p99 ms': result.p99Ms, 'max ms': result.maxMs, 'API writes/trigger': result.apiWritesPerTrigger }]);
-      return result;
-    });
-  },
-
   async burst(ctx) {
     const runs: { op: Operator; result: BurstResult }[] = [];
     for (const op of compared(ctx)) runs.push({ op, result: await burstRun(ctx, op) });
