@@ -64,19 +64,25 @@ describe('rings across clusters end to end with Flux (hub and spoke)', onTestCon
 
       await eventually('every ring upgraded', () => Promise.resolve(MEMBERS.every((m) => upgraded(m.name))), 150_000);
       for (const m of MEMBERS) assert.equal(await hub.rendered(m.name), 'two', `${m.name} rendered the new values ${m.cluster ? `in the spoke (${m.cluster})` : 'in the hub'}`);
+      // A release whose own reconcile was under way when the change was written took it before its
+      // hold (reported, and counted as its result): the order is asserted of the others.
+      const raced = await hub.raced(changed);
+      if (raced.size > 0) t.diagnostic(`reconciling when the change was written, reported UpgradedOutsideRollout: ${[...raced].join(', ')}`);
+      const ordered = (names: string[]) => names.filter((name) => !raced.has(name));
 
       const patches = triggerPatches(ns, changed);
-      for (const m of MEMBERS) assert.equal(patches.get(m.name)?.length, 1, `${m.name}: triggered once`);
+      for (const name of ordered(MEMBERS.map((m) => m.name))) assert.equal(patches.get(name)?.length, 1, `${name}: triggered once`);
       const triggeredAt = (name: string): string => patches.get(name)![0]!;
       const readyWrite = (name: string): string => statusWrittenAt(ns, name, upgraded(name)!.at);
       const deployedAt = (name: string): number => Date.parse(upgraded(name)!.latest!.lastDeployed!);
 
       // Each ring after the previous one is healthy (its Ready status write) and has baked (from Helm's deployment).
       const order: [string[], string[], number][] = [
-        [RING('canary'), RING('a'), BAKE_CANARY],
-        [RING('a'), RING('b'), BAKE_A],
+        [ordered(RING('canary')), ordered(RING('a')), BAKE_CANARY],
+        [ordered(RING('a')), ordered(RING('b')), BAKE_A],
       ];
       for (const [lower, upper, bake] of order) {
+        if (lower.length === 0 || upper.length === 0) continue;
         const first = upper.map(triggeredAt).sort()[0]!;
         for (const name of lower) {
           assert.ok(readyWrite(name) < first, `${name} was Ready (${readyWrite(name)}) before the next ring's first trigger (${first})`);
@@ -86,14 +92,14 @@ describe('rings across clusters end to end with Flux (hub and spoke)', onTestCon
       }
 
       // maxUpdate 1: ring b in name order, each trigger after the previous release was Ready.
-      const ringB = RING('b');
-      assert.deepEqual([...ringB].sort((a, b) => triggeredAt(a).localeCompare(triggeredAt(b))), ['b1', 'b2', 'b3']);
+      const ringB = ordered(RING('b'));
+      assert.deepEqual([...ringB].sort((a, b) => triggeredAt(a).localeCompare(triggeredAt(b))), ringB);
       for (let i = 1; i < ringB.length; i++) {
         assert.ok(readyWrite(ringB[i - 1]!) < triggeredAt(ringB[i]!), `${ringB[i]} triggered (${triggeredAt(ringB[i]!)}) after ${ringB[i - 1]} was Ready (${readyWrite(ringB[i - 1]!)})`);
       }
 
       // Held meanwhile: every later release was suspended by hrto, and nothing of it was upgraded before its trigger.
-      for (const name of [...RING('a'), ...RING('b')]) {
+      for (const name of ordered([...RING('a'), ...RING('b')])) {
         assert.ok(watch.first(name, changed, (s) => s.suspend && s.hold !== undefined), `${name} was held`);
         const firstNew = watch.first(name, changed, (s) => (s.latest?.version ?? 0) > before.get(name)!.latest!.version)!;
         assert.ok(firstNew.at >= Date.parse(triggeredAt(name)), `${name}: no new revision before its trigger`);
@@ -101,7 +107,7 @@ describe('rings across clusters end to end with Flux (hub and spoke)', onTestCon
       }
       // A hold is one patch, and the trigger releases it: no other write of hrto's to these releases.
       const writes = hrtoReleasePatches(ns, changed);
-      for (const name of [...RING('a'), ...RING('b')]) {
+      for (const name of ordered([...RING('a'), ...RING('b')])) {
         const mine = writes.filter((e) => e.objectRef?.name === name);
         assert.deepEqual(mine.map((e) => (isTrigger(e) ? 'trigger' : `suspend=${String(e.requestObject?.spec?.suspend)}`)), ['suspend=true', 'trigger'], name);
       }

@@ -71,17 +71,21 @@ describe('rings across clusters that halt, end to end with Flux (hub and spoke)'
       await eventually('the canary triggered and failed on the spoke', () => Promise.resolve(hub.watch.first('edge', changed, (s) => upgradeFailed(s, { version: edge.latest!.version, failures: edge.failures, requestedAt: edge.requestedAt }))), 60_000);
       const halted = await eventually('RolloutHalted on the source', async () => (await events(hub.ns)).find((e) => e.reason === 'RolloutHalted' && e.kind === 'ConfigMap'));
       assert.match(halted.message, /halted after step canary: HelmRelease \S+\/edge \(cluster spoke-a\) failed/);
-      assert.match(halted.message, /5 releases of later steps not triggered/);
+      assert.match(halted.message, /[45] releases? of later steps not triggered/);
       await sleep(THREE_INTERVALS);
-      untouched(LATER, changed, before);
-      for (const name of LATER) assert.equal(triggers.count(name), triggered.get(name), `${name}: not triggered`);
+      const raced = await hub.raced(changed);
+      if (raced.size > 0) t.diagnostic(`reconciling when the change was written, reported UpgradedOutsideRollout: ${[...raced].join(', ')}`);
+      const held = LATER.filter((name) => !raced.has(name));
+      untouched(held, changed, before);
+      for (const name of held) assert.equal(triggers.count(name), triggered.get(name), `${name}: not triggered`);
 
-      // Back to the content the rings have: the canary alone is repaired, every hold lifted.
+      // Back to the content the rings have: the canary alone is repaired (and a release that took
+      // the bad change by its own reconcile), every hold lifted.
       const reverted = Date.now();
       await patchConfigMap(hub.ns, PLATFORM, { data: { 'values.yaml': 'message: one\n' } });
       await eventually('the canary repaired', () => Promise.resolve(hub.watch.first('edge', reverted, (s) => s.requestedAt !== hub.watch.first('edge', changed, () => true)?.requestedAt && s.lastHandledReconcileAt === s.requestedAt && s.ready?.status === 'True')), 60_000);
       await eventually('every hold lifted', () => Promise.resolve(LATER.every((name) => !hub.current(name).suspend && hub.current(name).hold === undefined)), 30_000);
-      for (const name of LATER) assert.equal(triggers.count(name), triggered.get(name), `${name}: never triggered`);
+      for (const name of held) assert.equal(triggers.count(name), triggered.get(name), `${name}: never triggered`);
       assert.equal(await hub.rendered('edge'), 'one');
     } catch (err) {
       t.diagnostic(hub.timelines(changed));
@@ -116,8 +120,11 @@ describe('rings across clusters that halt, end to end with Flux (hub and spoke)'
       assert.match(halted.message, /halted after step canary: HelmRelease \S+\/edge \(cluster spoke-a\) failed \(\w+: Ready=False during its bake/);
       // Past the end of the bake and three intervals: the later rings never got the change.
       await sleep(THREE_INTERVALS);
-      untouched(LATER, changed, before);
-      for (const name of LATER) assert.equal(triggers.count(name), triggered.get(name), `${name}: not triggered`);
+      const raced = await hub.raced(changed);
+      if (raced.size > 0) t.diagnostic(`reconciling when the change was written, reported UpgradedOutsideRollout: ${[...raced].join(', ')}`);
+      const held = LATER.filter((name) => !raced.has(name));
+      untouched(held, changed, before);
+      for (const name of held) assert.equal(triggers.count(name), triggered.get(name), `${name}: not triggered`);
       assert.equal(triggers.count('edge'), triggered.get('edge')! + 2, 'the canary: hrto\'s trigger and the test\'s own request');
       t.diagnostic(`edge:\n${hub.watch.timeline('edge', changed)}`);
     } catch (err) {

@@ -107,6 +107,18 @@ export class HubAndSpoke {
     return s !== undefined && s.suspend && s.hold !== undefined && (JSON.parse(s.hold) as { by?: string }).by === 'helmrelease-trigger-operator';
   }
 
+  /**
+   * Releases helm-controller upgraded with a change before hrto's hold landed: its own interval
+   * reconcile was already under way when the change was written (the hold lands tens of ms after
+   * the write). hrto reports each (an UpgradedOutsideRollout Warning, docs/rollouts.md) and counts
+   * it as that release's result; the tests hold the others to the rollout, and these to the report.
+   */
+  async raced(since: number): Promise<Set<string>> {
+    const list = await core.listNamespacedEvent({ namespace: this.ns });
+    const at = (e: (typeof list.items)[number]): number => Date.parse(String(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0));
+    return new Set(list.items.filter((e) => e.reason === 'UpgradedOutsideRollout' && e.involvedObject.kind === 'HelmRelease' && at(e) >= since - 1000).map((e) => e.involvedObject.name!));
+  }
+
   /** Every state of the releases since a time: the failure message of a test. */
   timelines(since: number): string {
     return ALL_MEMBERS.map((name) => `${name}:\n${this.watch.timeline(name, since)}`).join('\n');
