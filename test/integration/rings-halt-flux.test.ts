@@ -4,7 +4,7 @@
 // rollout too, and the bake is read from the objects, so a new hrto process started during the bake
 // halts it as the first would have.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { DEMO_INVALID_VALUES, FluxControllers } from '../harness/flux.js';
 import { onTestControlPlane, type Seen, upgradeFailed } from './flux-rollout.js';
 import { events, startHrto, TriggerLog } from './hrto.js';
@@ -58,6 +58,20 @@ describe('rings across clusters that halt, end to end with Flux (hub and spoke)'
     }
   }
 
+  /**
+   * The later rings held through the change since `changed`: untouched by helm-controller and not
+   * triggered, but for a release hrto reported as upgraded by a reconcile already under way when
+   * the change was written (rings.ts, raced). Returns the releases held.
+   */
+  async function heldThrough(t: TestContext, changed: number, before: ReadonlyMap<string, Seen>, triggered: ReadonlyMap<string, number>): Promise<string[]> {
+    const raced = await hub.raced(changed);
+    if (raced.size > 0) t.diagnostic(`reconciling when the change was written, reported UpgradedOutsideRollout: ${[...raced].join(', ')}`);
+    const held = LATER.filter((name) => !raced.has(name));
+    untouched(held, changed, before);
+    for (const name of held) assert.equal(triggers.count(name), triggered.get(name), `${name}: not triggered`);
+    return held;
+  }
+
   const snapshot = () => new Map(MEMBERS.map((m) => [m.name, hub.current(m.name)]));
   const counts = () => new Map(MEMBERS.map((m) => [m.name, triggers.count(m.name)]));
 
@@ -73,11 +87,7 @@ describe('rings across clusters that halt, end to end with Flux (hub and spoke)'
       assert.match(halted.message, /halted after step canary: HelmRelease \S+\/edge \(cluster spoke-a\) failed/);
       assert.match(halted.message, /[45] releases? of later steps not triggered/);
       await sleep(THREE_INTERVALS);
-      const raced = await hub.raced(changed);
-      if (raced.size > 0) t.diagnostic(`reconciling when the change was written, reported UpgradedOutsideRollout: ${[...raced].join(', ')}`);
-      const held = LATER.filter((name) => !raced.has(name));
-      untouched(held, changed, before);
-      for (const name of held) assert.equal(triggers.count(name), triggered.get(name), `${name}: not triggered`);
+      const held = await heldThrough(t, changed, before, triggered);
 
       // Back to the content the rings have: the canary alone is repaired (and a release that took
       // the bad change by its own reconcile), every hold lifted.
@@ -120,11 +130,7 @@ describe('rings across clusters that halt, end to end with Flux (hub and spoke)'
       assert.match(halted.message, /halted after step canary: HelmRelease \S+\/edge \(cluster spoke-a\) failed \(\w+: Ready=False during its bake/);
       // Past the end of the bake and three intervals: the later rings never got the change.
       await sleep(THREE_INTERVALS);
-      const raced = await hub.raced(changed);
-      if (raced.size > 0) t.diagnostic(`reconciling when the change was written, reported UpgradedOutsideRollout: ${[...raced].join(', ')}`);
-      const held = LATER.filter((name) => !raced.has(name));
-      untouched(held, changed, before);
-      for (const name of held) assert.equal(triggers.count(name), triggered.get(name), `${name}: not triggered`);
+      await heldThrough(t, changed, before, triggered);
       assert.equal(triggers.count('edge'), triggered.get('edge')! + 2, 'the canary: hrto\'s trigger and the test\'s own request');
       t.diagnostic(`edge:\n${hub.watch.timeline('edge', changed)}`);
     } catch (err) {
