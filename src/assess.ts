@@ -157,18 +157,17 @@ export function assess(src: SourceObject, ctx: AssessContext, recorded: Recorded
       fluxWatches: ctx.deferToFluxWatch && src.fluxWatch && consumer !== undefined,
     };
   });
-  return {
-    plan: decide({
-      digest: src.digest,
-      recorded: recorded.digest,
-      keyDigests: src.keyDigests,
-      recordedKeyDigests: recorded.keyDigests,
-      contentChangedAt: src.contentChangedAt,
-      sourcePaused: src.annotations[ctx.keys.trigger] === TRIGGER_DISABLED,
-      rolloutNow: namesContent(src.annotations[ctx.keys.rolloutNow], src.digest),
-      resumed: namesContent(src.annotations[ctx.keys.rolloutResume], src.digest),
-      stages: plan && !('invalid' in plan) ? stagesOf(plan) : undefined,
-      targets,
-    }),
-  };
+  const decided = decide({
+    digest: src.digest,
+    recorded: recorded.digest,
+    keyDigests: src.keyDigests,
+    recordedKeyDigests: recorded.keyDigests,
+    contentChangedAt: src.contentChangedAt,
+    sourcePaused: src.annotations[ctx.keys.trigger] === TRIGGER_DISABLED,
+    rolloutNow: namesContent(src.annotations[ctx.keys.rolloutNow], src.digest),
+    resumed: namesContent(src.annotations[ctx.keys.rolloutResume], src.digest),
+    stages: plan && !('invalid' in plan) ? stagesOf(plan) : undefined,
+    targets,
+  });
+  return { plan: plan && 'invalid' in plan ? { ...decided, planError: plan.invalid } : decided };
 }

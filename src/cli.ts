@@ -191,6 +191,9 @@ function withFlags(cmd: Command, scope: Flag['scope']): Command {
   return cmd;
 }
 
+/** What --version and `hrto version` print. */
+const VERSION_LINE = `hrto ${VERSION}`;
+
 const EXPLAIN_EXAMPLES = `
 Examples:
   # Every HelmRelease of the cluster, the sources feeding it, and what is pending and why
@@ -216,7 +219,7 @@ export function buildCli(): Command {
           'helmrelease-trigger-operator: triggers Flux HelmReleases when the labeled ConfigMaps and Secrets they consume change.\n' +
             'Run without a command, it is the controller. Environment: MAX_CONCURRENCY, CACHE_SYNC_TIMEOUT, LOG_LEVEL, KUBECONFIG (flags win).',
         )
-        .version(`hrto ${VERSION}`, '--version', 'print the version')
+        .version(VERSION_LINE, '--version', 'print the version')
         // A word that is no command is reported below, with the command it may have meant.
         .allowExcessArguments(true),
       'all',
@@ -236,7 +239,7 @@ export function buildCli(): Command {
     .command('version')
     .description('print the version')
     .action(() => {
-      process.stdout.write(`hrto ${VERSION}\n`);
+      process.stdout.write(`${VERSION_LINE}\n`);
     });
   const explain = program
     .command('explain [helmrelease]')

@@ -6,7 +6,7 @@ import { isNamespaceName, isObjectName } from './mapping/targets.js';
 import { parseWindows } from './rollout/window.js';
 import { parseSelector } from './selector.js';
 import { en } from 'zod/locales';
-import { FLAGS } from './flags.js';
+import { FLAGS, LOG_LEVELS, TRIGGER_MODES } from './flags.js';
 
 // zod/mini (a tenth of zod's code and ~5 MiB less RSS) ships without messages: English ones for
 // the issues no custom message covers, such as an unknown --trigger-mode.
@@ -59,11 +59,11 @@ export const ConfigSchema = z
     kubeconfig: z.optional(z.string().check(z.minLength(1))),
     keyDomain: name(isObjectName, 'must be a DNS subdomain such as uburro.github.com'),
     defaultNamespace: name(isNamespaceName, 'must be a valid namespace name'),
-    triggerMode: oneOf(['force', 'reconcile']),
+    triggerMode: oneOf(TRIGGER_MODES),
     maxConcurrency: int(1, 1000),
     cacheSyncTimeoutMs: duration,
     resyncPeriodMs: duration,
-    logLevel: oneOf(['debug', 'info', 'warn', 'error']),
+    logLevel: oneOf(LOG_LEVELS),
     metricsBindAddress: z.string(),
     /** Empty: every namespace. Applies to sources and HelmReleases alike. */
     watchNamespaces: z.array(name(isNamespaceName, 'must be valid namespace names')),

@@ -119,6 +119,8 @@ export interface Plan {
   wakeAt: number | undefined;
   /** The source's rollout plan's steps (a target's wave is its step's index). */
   stages?: readonly Stage[] | undefined;
+  /** The source's rollout plan cannot be read: every would-be trigger is held with this message. */
+  planError?: string | undefined;
 }
 
 export interface TargetInput {

@@ -4,6 +4,10 @@
 // drift apart.
 import { DEFAULT_KEY_DOMAIN } from './keys.js';
 
+/** The allowed values of the flags that have few: the schema (config.ts) and the help read these. */
+export const TRIGGER_MODES = ['force', 'reconcile'] as const;
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
 export interface Flag {
   /** The setting's name among the raw settings (config.ts RawSettings). */
   key: string;
@@ -87,10 +91,10 @@ export const FLAGS: readonly Flag[] = [
     scope: 'all',
     chart: 'waveTimeout',
   },
-  { key: 'triggerMode', flag: '--trigger-mode', value: '<mode>', default: 'force', choices: ['force', 'reconcile'], help: 'force: requestedAt + forceAt; reconcile: requestedAt only', scope: 'run', chart: 'triggerMode' },
+  { key: 'triggerMode', flag: '--trigger-mode', value: '<mode>', default: 'force', choices: TRIGGER_MODES, help: 'force: requestedAt + forceAt; reconcile: requestedAt only', scope: 'run', chart: 'triggerMode' },
   { key: 'maxConcurrency', flag: '--max-concurrency', value: '<n>', env: 'MAX_CONCURRENCY', default: '10', help: 'concurrent reconciles', scope: 'run', chart: 'maxConcurrency' },
   { key: 'resyncPeriod', field: 'resyncPeriodMs', flag: '--resync-period', value: '<duration>', default: '10m', help: 'how often every watched source is reconciled again', scope: 'run', chart: 'resyncPeriod' },
-  { key: 'logLevel', flag: '--log-level', value: '<level>', env: 'LOG_LEVEL', default: 'info', choices: ['debug', 'info', 'warn', 'error'], help: 'the least severe log lines written', scope: 'run', chart: 'logLevel' },
+  { key: 'logLevel', flag: '--log-level', value: '<level>', env: 'LOG_LEVEL', default: 'info', choices: LOG_LEVELS, help: 'the least severe log lines written', scope: 'run', chart: 'logLevel' },
   { key: 'debounce', field: 'debounceMs', flag: '--debounce', value: '<duration>', default: '1s', help: 'changes for one HelmRelease within this window become one trigger', scope: 'run', chart: 'debounce' },
   {
     key: 'maxTriggersPerSecond',

@@ -1,7 +1,7 @@
 // One source key -> read the cache -> decide -> ask the scheduler for triggers -> once they landed,
 // record the digest. Level-triggered: everything it needs is in the cache and in the digest recorded
 // on the source, so a restart or a dropped event loses nothing.
-import { assess, type AssessContext, type Recorded, recordedOn, sourcePlan } from './assess.js';
+import { assess, type AssessContext, type Recorded, recordedOn } from './assess.js';
 import { ACTIONS, type Plan, type TargetAction, type TargetPlan } from './decide.js';
 import { diffKeys, encodeKeyHashes, formatKeyChanges } from './changes.js';
 import { encodeKeyDigests } from './digest.js';
@@ -404,21 +404,21 @@ export class Reconciler {
    */
   private reportPlan(key: string, src: SourceObject, plan: Plan, changes: string): string | undefined {
     const { keys, events, metrics, log } = this.opts;
-    const own = sourcePlan(src, keys);
-    if (own === undefined) return undefined;
-    if ('invalid' in own) {
-      if (this.once(key, `plan\u0000${own.invalid}`)) {
+    const { planError, stages } = plan;
+    if (planError !== undefined) {
+      if (this.once(key, `plan\u0000${planError}`)) {
         metrics.invalidRollouts.inc();
-        log.warn({ source: key, annotation: keys.rolloutPlan }, `invalid rollout plan: ${own.invalid}; changes of this source are held until it is fixed`);
-        events.emit(sourceObject(src), 'Warning', 'InvalidRollout', `${own.invalid}: changes of ${src.kind} ${src.namespace}/${src.name} (${shortDigest(src.digest)}; ${changes}) are held until it is fixed`, { source: key, digest: src.digest });
+        log.warn({ source: key, annotation: keys.rolloutPlan }, `invalid rollout plan: ${planError}; changes of this source are held until it is fixed`);
+        events.emit(sourceObject(src), 'Warning', 'InvalidRollout', `${planError}: changes of ${src.kind} ${src.namespace}/${src.name} (${shortDigest(src.digest)}; ${changes}) are held until it is fixed`, { source: key, digest: src.digest });
       }
-      return own.invalid;
+      return planError;
     }
+    if (!stages) return undefined;
     for (const t of plan.targets) {
       const release = this.opts.getRelease(refKey(t.ref));
       if (release?.wave === undefined || !this.once(key, `wave-and-plan\u0000${release.key}`)) continue;
       metrics.invalidRollouts.inc();
-      const message = `has ${keys.wave}=${release.wave.slice(0, 16)} and ${src.kind} ${src.namespace}/${src.name} orders it by its rollout plan (${orderName(plan, t.wave ?? own.steps.length)}): the plan wins for this source's changes, the wave is ignored`;
+      const message = `has ${keys.wave}=${release.wave.slice(0, 16)} and ${src.kind} ${src.namespace}/${src.name} orders it by its rollout plan (${orderName(plan, t.wave ?? stages.length - 1)}): the plan wins for this source's changes, the wave is ignored`;
       log.warn({ source: key, target: release.key }, message);
       events.emit(helmReleaseObject(release), 'Warning', 'InvalidRollout', message, { source: key, digest: src.digest });
     }

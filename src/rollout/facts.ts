@@ -97,12 +97,11 @@ export function rolloutFacts(release: ReleaseObject, source: string, digest: str
   const windows = ownWindows(release, ctx);
   // A plan orders the release instead of its wave: the wave is not read at all.
   const wave = placement ? undefined : ownWave(release, ctx);
-  const problem =
-    placement && 'invalid' in placement ? placement.invalid : 'invalid' in windows ? windows.invalid : typeof wave === 'object' ? wave.invalid : undefined;
-  if (problem !== undefined || 'invalid' in windows || typeof wave === 'object') {
-    facts.invalid = problem;
-    return facts;
-  }
+  // Fail closed on the first thing that cannot be read.
+  const invalid = (message: string): RolloutFacts => ({ ...facts, invalid: message });
+  if (placement && 'invalid' in placement) return invalid(placement.invalid);
+  if ('invalid' in windows) return invalid(windows.invalid);
+  if (typeof wave === 'object') return invalid(wave.invalid);
   if (placement && 'never' in placement) facts.unselected = true;
   facts.wave = placement && 'step' in placement ? placement.step : wave;
   if (windows.length > 0) {
