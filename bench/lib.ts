@@ -7,6 +7,7 @@ import type { Figure, Versus } from './figures.js';
 import { statusOf } from '../src/kube/api.js';
 import { MERGE_PATCH, type RawKube, type RawObject } from './kube.js';
 import { DEFAULT_WORKLOAD, HRTO, hrtoOn, type Operator, type OperatorProcess, PEER_WORKLOAD, type Workload } from './operators.js';
+import { memory } from './proc.js';
 
 export const HR_API = '/apis/helm.toolkit.fluxcd.io/v2';
 export const HR = { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' } as const;
@@ -24,6 +25,10 @@ export const BENCH_MANAGER = 'hrto-bench';
 export const UNTHROTTLED = ['--debounce=0s', '--min-trigger-interval=0s', '--max-triggers-per-second=0', '--kube-api-qps=0'];
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** The baseline of figures taken from issue 12's measurements of the original Go operator. */
+export const GO = 'original (Go), issue 12';
+/** How long an operator is left alone before its RSS counts as settled. */
+export const IDLE_SETTLE_MS = 10_000;
 export const say = (s: string) => console.log(s);
 
 export interface Ctx {
@@ -390,4 +395,11 @@ export async function withAdoptedPairs<T, P extends OperatorProcess>(
     await h.stop();
     await cleanup(ctx, ns);
   }
+}
+
+/** An operator's RSS after `IDLE_SETTLE_MS` of nothing happening, with its start-up peak. */
+export async function settledMemory(h: OperatorProcess): Promise<{ rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number }> {
+  await sleep(IDLE_SETTLE_MS);
+  const m = memory(h.pid);
+  return { rssMiB: mib(m.rssMiB), hwmMiB: mib(m.hwmMiB), anonMiB: mib(m.anonMiB), fileMiB: mib(m.fileMiB) };
 }

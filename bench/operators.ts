@@ -1,7 +1,7 @@
 // Which operator a scenario measures: hrto, or the original Go operator
 // (github.com/nebius/helmrelease-trigger-operator) as an optional peer, built outside the project and
 // named by HRTO_BENCH_GO_PEER=<path of its binary>. With a peer, the compared scenarios (idle,
-// reaction, cpu, burst, memory) run both, one after the other, on the same workload and the same
+// reaction, cpu, memory, firststart) run both, one after the other, on the same workload and the same
 // control plane, and print them side by side; without one, every scenario runs hrto alone as before.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

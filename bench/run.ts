@@ -18,17 +18,17 @@
 //   cpu        CPU-seconds (/proc utime+stime) and peak RSS (VmRSS every 50 ms) for 1,000 changes over
 //              100 releases, UNTHROTTLED, from adoption complete (+2 s) to every final
 //              state recorded; then the same 1,000 changes with the default settings
-//   install    hrto started on 1,000 deployed releases (deployed after their sources were written):
-//              forced upgrades (audit), time until every source is digested, CPU, peak RSS; run with
-//              the default heap and with NODE_OPTIONS=--max-old-space-size=128
 //   upgrade    with Flux's real source-controller and helm-controller (builds them once)
-//   coldstart  10,000 + 10,000 first start, every source adopted: at the default --kube-api-qps
-//              and unlimited (the digests removed in between); digest patches and Events counted
+//   firststart hrto's first start on a cluster: installed into 1,000 deployed releases (forced
+//              upgrades from the audit log, time until every source is digested, CPU, peak RSS; the
+//              default heap and --max-old-space-size=128), then 10,000 + 10,000 cluster-wide, every
+//              source adopted at the default --kube-api-qps and unlimited (the digests removed in
+//              between): digest patches and Events counted, RSS adopted and settled
 // Opt-in (slow; name them or `all`):
-//   memory     VmRSS with 0, 10,000 and 50,000 unlabeled 4 KiB ConfigMaps/Secrets and with 10,000
-//              watched sources + 10,000 HelmReleases, all adopted (about 9 minutes)
-//   sustained  200 sources each changed once a second for 4 minutes, defaults (--debounce=1s
-//              --min-trigger-interval=30s --max-triggers-per-second=10), VmRSS every second (4.5 minutes)
+//   memory     VmRSS with 0, 10,000 and 50,000 unlabeled 4 KiB ConfigMaps/Secrets (about 6 minutes)
+//   sustained  fleet's day with the faults off: 200 sources each changed once a second for 4
+//              minutes, two replicas, default valves; RSS of each replica, final states lost, the
+//              valves, CPU per change (about 5 minutes)
 //   inflight   --max-upgrades-in-flight's count with 10,000 releases and 300 triggers waiting for a
 //              slot: CPU per second of waiting, beside the rescan it replaced (in process, seconds)
 //   hub        2,000 HelmReleases in one namespace under one ConfigMap's three-ring rollout plan
@@ -42,17 +42,19 @@
 //              standby). Final states lost, triggers per release per 30 s and overall, RSS every 30 s
 //              with its slope over the last 20 minutes, CPU per change, reaction around each
 //              restart. A smoke run: HRTO_BENCH_FLEET_MINUTES=4 HRTO_BENCH_FLEET_PAIRS=200 npm run
-//              bench -- fleet (the restarts, the kill and the windows scale with the duration)
+//              bench -- fleet (the restarts, the kill and the windows scale with the duration);
+//              HRTO_BENCH_FLEET_ROTATION=<s> (10) and HRTO_BENCH_FLEET_FAULTS=off change the load
 //
 // hrto runs as the built CLI in its own process: HRTO_ENTRY in bench/hrto.ts (HRTO_BENCH_ENTRY
 // overrides it). Memory and CPU are read from /proc/<pid>, never from hrto's /metrics. Every
 // scenario works in its own namespace and deletes what it created when it ends.
 //
 // HRTO_BENCH_GO_PEER=<binary>: the original Go operator (nebius/helmrelease-trigger-operator, built
-// outside the project with `go build ./cmd`) as a peer. idle, reaction, cpu, burst and memory then
-// run it too, after hrto, on the same control plane and workload (sources keyed nebius.ai/...,
-// hrto with --key-domain=nebius.ai; releases marked deployed, the only ones it patches), and a last
-// table prints what both measured with the ratio (bench/operators.ts). Without it: hrto alone, as before.
+// outside the project with `go build ./cmd`) as a peer. idle, reaction, cpu, memory and firststart's
+// 10,000 + 10,000 start then run it too, after hrto, on the same control plane and workload (sources
+// keyed nebius.ai/..., hrto with --key-domain=nebius.ai; releases marked deployed, the only ones it
+// patches), and a last table prints what both measured with the ratio (bench/operators.ts). Without
+// it: hrto alone, as before.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -68,6 +70,7 @@ import { RawKube } from './kube.js';
 import { type Ctx, say, type ScenarioResult, table } from './lib.js';
 import { GO_PEER_PATH, goOriginal, goPeerInfo } from './operators.js';
 import { clkTck } from './proc.js';
+import { firstStartScenarios } from './scenarios/firststart.js';
 import { fleetScenarios } from './scenarios/fleet.js';
 import { runtimeScenarios } from './scenarios/runtime.js';
 import { hubScenarios } from './scenarios/hub.js';
@@ -86,12 +89,13 @@ const scenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
   // Each workload measured once: idle memory and idle CPU, a burst unthrottled and with the defaults.
   idle: async (ctx) => folded(await parts.idle!(ctx), 'cpuOverAMinute', await idlecpu!(ctx)),
   cpu: async (ctx) => folded(await parts.cpu!(ctx), 'defaults', await burst!(ctx)),
+  ...firstStartScenarios,
   ...fleetScenarios,
   ...rolloutScenarios,
   ...hubScenarios,
 };
-const DEFAULT = ['idle', 'reaction', 'cpu', 'install', 'upgrade', 'coldstart'];
-const ALL = ['idle', 'reaction', 'cpu', 'install', 'memory', 'sustained', 'upgrade', 'coldstart', 'inflight', 'hub'];
+const DEFAULT = ['idle', 'reaction', 'cpu', 'upgrade', 'firststart'];
+const ALL = ['idle', 'reaction', 'cpu', 'memory', 'sustained', 'upgrade', 'firststart', 'inflight', 'hub'];
 
 const selected = process.argv.slice(2).filter((a) => a !== '--');
 const names = selected.length === 0 ? DEFAULT : selected.includes('all') ? ALL : selected;

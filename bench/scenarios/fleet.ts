@@ -9,7 +9,11 @@
 // HRTO_BENCH_FLEET_MINUTES and HRTO_BENCH_FLEET_PAIRS shrink it for a smoke run; the restart
 // interval, the kill, the RSS sampling and its slope window, and the reaction windows scale with the
 // duration (5/30, 12/30, 1/60, 20/30 and 1/30 of it). The valves and lease timings never scale:
-// they are what is under test.
+// they are what is under test. HRTO_BENCH_FLEET_ROTATION sets how many seconds apart each source
+// changes (10) and HRTO_BENCH_FLEET_FAULTS=off leaves kube-apiserver and the leader alone.
+//
+// `sustained` is the same day with the faults off: 200 pairs for 4 minutes, every source changed
+// every second (in `all`; about 5 minutes).
 import { type AuditEvent, byHrto, fieldManagerOf, isReleasePatch, micros, operatorWrites, type ReactionPair, reactionTimes } from '../audit.js';
 import { figure, type Figure } from '../figures.js';
 import type { FullGc, HrtoProcess } from '../hrto.js';
@@ -35,9 +39,7 @@ const APISERVER_DOWN_MS = 2000;
  * managers do) is started again after kubelet's first crash back-off, as its pod's container would be.
  */
 const CRASH_BACKOFF_MS = 10_000;
-/** Each round writes one of ROTATION slices, so each source changes every ROTATION seconds. */
-const ROTATION = 10;
-/** Writes in flight (as `sustained`): enough for 200 writes a second. */
+/** Writes in flight: enough for 200 writes a second. */
 const WRITERS = 25;
 /** A write refused while the API server is down is sent again this often until it is back. */
 const RETRY_MS = 250;
@@ -52,13 +54,27 @@ const RESTART_TAKEOVER_MS = 20_000;
 const minutes = (ms: number) => `${Number((ms / 60_000).toFixed(2))} min`;
 const sleepUntil = (at: number) => sleep(Math.max(0, at - Date.now()));
 
+/** What a day is made of. */
+interface Day {
+  /** The scenario's name, on its figures and lines. */
+  name: string;
+  pairs: number;
+  minutes: number;
+  /** Each round writes one of `rotation` slices, so each source changes every `rotation` seconds. */
+  rotation: number;
+  /** kube-apiserver restarted every 5/30 of the day and the leader SIGKILLed at 12/30. */
+  faults: boolean;
+}
+
 /** The run's clock, all scaled from the 30-minute day. */
-function schedule(durationMs: number) {
+function schedule(d: Day) {
+  const durationMs = d.minutes * 60_000;
   const day = durationMs / 1_800_000;
   return {
+    ...d,
     durationMs,
-    restartEveryMs: 300_000 * day,
-    killAtMs: 720_000 * day,
+    restartEveryMs: d.faults ? 300_000 * day : Infinity,
+    killAtMs: d.faults ? 720_000 * day : Infinity,
     sampleEveryMs: 30_000 * day,
     slopeWindowMs: 1_200_000 * day,
     reactionWindowMs: 60_000 * day,
@@ -340,35 +356,45 @@ interface RestartRecord {
   leaderBefore?: string;
 }
 
+/** The day from the environment (HRTO_BENCH_FLEET_*), checked. */
+function dayFromEnv(): Day {
+  const env = (key: string, fallback: string) => process.env[`HRTO_BENCH_FLEET_${key}`] || fallback;
+  const day: Day = { name: 'fleet', pairs: Number(env('PAIRS', '2000')), minutes: Number(env('MINUTES', '30')), rotation: Number(env('ROTATION', '10')), faults: env('FAULTS', 'on') !== 'off' };
+  if (!Number.isInteger(day.rotation) || day.rotation < 1) throw new Error(`bench: HRTO_BENCH_FLEET_ROTATION=${env('ROTATION', '')}: an integer number of seconds >= 1`);
+  if (!Number.isInteger(day.pairs) || day.pairs < day.rotation) throw new Error(`bench: HRTO_BENCH_FLEET_PAIRS=${env('PAIRS', '')}: an integer >= the rotation (${day.rotation})`);
+  if (!(day.minutes > 0)) throw new Error(`bench: HRTO_BENCH_FLEET_MINUTES=${env('MINUTES', '')}: a number of minutes > 0`);
+  if (!['on', 'off'].includes(env('FAULTS', 'on'))) throw new Error(`bench: HRTO_BENCH_FLEET_FAULTS=${env('FAULTS', '')}: on or off`);
+  return day;
+}
+
 export const fleetScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
-  async fleet(ctx) {
-    const pairs = Number(process.env.HRTO_BENCH_FLEET_PAIRS || 2000);
-    const runMinutes = Number(process.env.HRTO_BENCH_FLEET_MINUTES || 30);
-    if (!Number.isInteger(pairs) || pairs < ROTATION) throw new Error(`bench: HRTO_BENCH_FLEET_PAIRS=${process.env.HRTO_BENCH_FLEET_PAIRS}: an integer >= ${ROTATION}`);
-    if (!(runMinutes > 0)) throw new Error(`bench: HRTO_BENCH_FLEET_MINUTES=${process.env.HRTO_BENCH_FLEET_MINUTES}: a number of minutes > 0`);
-    const plan = schedule(runMinutes * 60_000);
-    const ns = 'bench-fleet';
-    const args = ['--leader-elect=true', `--leader-election-namespace=${ns}`, `--leader-election-id=${LEASE}`, ...VALVES];
-    say(
-      `fleet: ${pairs} pairs, 2 replicas with leader election (${LEASE_DEFAULTS}), ${VALVES.join(' ')}; ${minutes(plan.durationMs)} of load, ${pairs / ROTATION} sources changed a second, ` +
-        `kube-apiserver restarted every ${minutes(plan.restartEveryMs)} (down ${APISERVER_DOWN_MS / 1000} s + its start-up), the leader SIGKILLed at ${minutes(plan.killAtMs)}`,
-    );
-    // Replica 0 adopts every source alone (it leads at once); replica 1 joins as its standby.
-    return withAdoptedPairs(ctx, ns, pairs, TRACED, args, async ({ names, tracker, h }) => {
-      const fleet = new Fleet(ctx, ns, args);
-      fleet.adopt(h, 0);
-      try {
-        fleet.startMonitor();
-        await until('replica 0 seen holding the Lease', () => Promise.resolve(fleet.leader()), 60_000);
-        await fleet.spawn(1);
-        if (fleet.leader()?.replica !== 0) throw new Error(`bench: expected replica 0 to lead before the load, the Lease says ${fleet.holder}`);
-        return await dayOfLoad(ctx, ns, names, tracker, fleet, plan, pairs);
-      } finally {
-        await fleet.stop();
-      }
-    });
-  },
+  fleet: (ctx) => aDay(ctx, dayFromEnv()),
+  sustained: (ctx) => aDay(ctx, { name: 'sustained', pairs: 200, minutes: 4, rotation: 1, faults: false }),
 };
+
+async function aDay(ctx: Ctx, day: Day): Promise<ScenarioResult> {
+  const plan = schedule(day);
+  const ns = `bench-${day.name}`;
+  const args = ['--leader-elect=true', `--leader-election-namespace=${ns}`, `--leader-election-id=${LEASE}`, ...VALVES];
+  const faults = day.faults
+    ? `kube-apiserver restarted every ${minutes(plan.restartEveryMs)} (down ${APISERVER_DOWN_MS / 1000} s + its start-up), the leader SIGKILLed at ${minutes(plan.killAtMs)}`
+    : 'no faults';
+  say(`${day.name}: ${day.pairs} pairs, 2 replicas with leader election (${LEASE_DEFAULTS}), ${VALVES.join(' ')}; ${minutes(plan.durationMs)} of load, ${day.pairs / day.rotation} sources changed a second, ${faults}`);
+  // Replica 0 adopts every source alone (it leads at once); replica 1 joins as its standby.
+  return withAdoptedPairs(ctx, ns, day.pairs, TRACED, args, async ({ names, tracker, h }) => {
+    const fleet = new Fleet(ctx, ns, args);
+    fleet.adopt(h, 0);
+    try {
+      fleet.startMonitor();
+      await until('replica 0 seen holding the Lease', () => Promise.resolve(fleet.leader()), 60_000);
+      await fleet.spawn(1);
+      if (fleet.leader()?.replica !== 0) throw new Error(`bench: expected replica 0 to lead before the load, the Lease says ${fleet.holder}`);
+      return await dayOfLoad(ctx, ns, names, tracker, fleet, plan);
+    } finally {
+      await fleet.stop();
+    }
+  });
+}
 
 async function dayOfLoad(
   ctx: Ctx,
@@ -377,8 +403,8 @@ async function dayOfLoad(
   tracker: Tracker,
   fleet: Fleet,
   plan: ReturnType<typeof schedule>,
-  pairs: number,
 ): Promise<ScenarioResult> {
+  const { pairs, rotation, name: scenario } = plan;
   const mark = ctx.audit.mark();
   const t0 = Date.now();
   const at = (ms: number) => Number(((ms - t0) / 1000).toFixed(1));
@@ -416,8 +442,8 @@ async function dayOfLoad(
       }
     }
   };
-  const slices = Array.from({ length: ROTATION }, (_, k) => names.filter((_, i) => i % ROTATION === k));
-  // As `sustained`: one round a second; a round that cannot start on time starts at once and the
+  const slices = Array.from({ length: rotation }, (_, k) => names.filter((_, i) => i % rotation === k));
+  // One round a second; a round that cannot start on time starts at once and the
   // rounds it overlapped are skipped (counted); nothing is sent past the deadline.
   const writeLoad = async () => {
     let round = 0;
@@ -425,7 +451,7 @@ async function dayOfLoad(
       await sleepUntil(t0 + round * 1000);
       if (Date.now() >= deadline || aborted) break;
       const r = round;
-      await inBatches(slices[r % ROTATION]!, WRITERS, (name) => write(name, `v: fleet-${r}\n`));
+      await inBatches(slices[r % rotation]!, WRITERS, (name) => write(name, `v: fleet-${r}\n`));
       load.rounds++;
       const next = Math.max(round + 1, Math.floor((Date.now() - t0) / 1000));
       load.skippedRounds += next - round - 1;
@@ -449,6 +475,7 @@ async function dayOfLoad(
   // started again as a new standby (as its pod would be), so the fleet ends with two replicas.
   let killChange: LeaderChange | undefined;
   const leaderKill = async () => {
+    if (!plan.faults) return undefined;
     await sleepUntil(t0 + plan.killAtMs);
     if (aborted) return undefined;
     const victim = await until('a known leader to kill', () => Promise.resolve(fleet.leader()), 60_000);
@@ -678,6 +705,8 @@ async function dayOfLoad(
     pairs,
     settings: `${VALVES.join(' ')}; --leader-elect=true, ${LEASE_DEFAULTS}`,
     schedule: {
+      faults: plan.faults,
+      rotationSeconds: rotation,
       loadSeconds: plan.durationMs / 1000,
       restartEverySeconds: plan.restartEveryMs / 1000,
       apiserverDownMs: APISERVER_DOWN_MS,
@@ -688,7 +717,7 @@ async function dayOfLoad(
       crashBackoffSeconds: CRASH_BACKOFF_MS / 1000,
       killedLeader: 'started again as a new standby once the takeover was seen',
     },
-    load: { ...load, writesPerSecond: Number((load.writes / ((loadEnd - t0) / 1000)).toFixed(1)), changedPerRound: pairs / ROTATION },
+    load: { ...load, writesPerSecond: Number((load.writes / ((loadEnd - t0) / 1000)).toFixed(1)), changedPerRound: pairs / rotation },
     quiescence: { reached: quietAt !== undefined, seconds: quietAt === undefined ? undefined : Number(((quietAt - loadEnd) / 1000).toFixed(1)), timeoutSeconds: quiesceTimeoutMs / 1000 },
     finalStates: { of: pairs, ...states },
     valves,
@@ -703,14 +732,22 @@ async function dayOfLoad(
 
   const slopeLabel = `over the last ${minutes(plan.slopeWindowMs)} of the load`;
   const figures: Figure[] = [
-    figure('fleet', `final states lost (of ${pairs})`, states.lost, 'count', { goal: { max: 0 } }),
-    figure('fleet', 'most triggers of one release in any 30 s (--min-trigger-interval)', mostPerInterval, 'count', { goal: { max: 1 } }),
-    figure('fleet', `triggers in any 10 s, all releases (burst ${TRIGGER_BURST} + ${MAX_TRIGGERS_PER_SECOND}/s x 10 s)`, mostIn10s, 'count', { goal: { max: valves.overall.promise10s } }),
-    figure('fleet', 'the same, away from restarts (kill to ready + 10 s left out)', awayIn10s, 'count', { goal: { max: valves.overall.promise10s } }),
-    figure('fleet', 'CPU per change, both replicas', (cpu / load.writes) * 1000, 'ms'),
-    figure('fleet', 'reaction beyond the min-interval wait, p99, the window before the restarts', result.reactionAroundRestarts.before.beyondIntervalMs.p99, 'ms'),
-    figure('fleet', 'reaction beyond the min-interval wait, p99, the window after the restarts', result.reactionAroundRestarts.after.beyondIntervalMs.p99, 'ms'),
+    figure(scenario, `final states lost (of ${pairs})`, states.lost, 'count', { goal: { max: 0 } }),
+    figure(scenario, 'most triggers of one release in any 30 s (--min-trigger-interval)', mostPerInterval, 'count', { goal: { max: 1 } }),
+    figure(scenario, `triggers in any 10 s, all releases (burst ${TRIGGER_BURST} + ${MAX_TRIGGERS_PER_SECOND}/s x 10 s)`, mostIn10s, 'count', { goal: { max: valves.overall.promise10s } }),
+    figure(scenario, 'the same, away from restarts (kill to ready + 10 s left out)', awayIn10s, 'count', { goal: { max: valves.overall.promise10s } }),
+    figure(scenario, 'CPU per change, both replicas', (cpu / load.writes) * 1000, 'ms'),
   ];
+  if (restarts.length > 0) {
+    figures.push(
+      figure(scenario, 'reaction beyond the min-interval wait, p99, the window before the restarts', result.reactionAroundRestarts.before.beyondIntervalMs.p99, 'ms'),
+      figure(scenario, 'reaction beyond the min-interval wait, p99, the window after the restarts', result.reactionAroundRestarts.after.beyondIntervalMs.p99, 'ms'),
+    );
+  }
+  if (leaderRow?.rssMiB) {
+    const every = `${pairs / rotation} sources/s, ${minutes(plan.durationMs)}`;
+    figures.push(figure(scenario, `RSS of the final leader during the load (${every}): max`, leaderRow.rssMiB.max, 'MiB', { goal: { max: 100 }, original: 'flat 123 MiB (200 sources/s)' }));
+  }
   const lateLabel = `over the last ${minutes(plan.slopeWindowMs / 2)} of the load`;
   for (const [role, row, since] of [['leader', leaderRow, ' (from its takeover if later)'], ['standby', standbyRow, '']] as const) {
     const slopes = [
@@ -721,11 +758,11 @@ async function dayOfLoad(
       ['RssAnon slope', lateLabel, row?.lateSlopes?.anon],
       ['heap committed after full GC, slope', lateLabel, row?.lateSlopes?.heapCommittedAfterFullGc],
     ] as const;
-    for (const [what, over, slope] of slopes) if (slope) figures.push(figure('fleet', `${what} of the final ${role} ${over}`, slope.miBPerHour, 'MiB/h'));
+    for (const [what, over, slope] of slopes) if (slope) figures.push(figure(scenario, `${what} of the final ${role} ${over}`, slope.miBPerHour, 'MiB/h'));
   }
-  if (kill) figures.push(figure('fleet', "takeover after the leader's SIGKILL (Lease acquireTime)", kill.takeoverSeconds, 's'));
+  if (kill) figures.push(figure(scenario, "takeover after the leader's SIGKILL (Lease acquireTime)", kill.takeoverSeconds, 's'));
 
-  say(`fleet: ${pairs} pairs, ${minutes(plan.durationMs)} of load; ${result.settings}`);
+  say(`${scenario}: ${pairs} pairs, ${minutes(plan.durationMs)} of load; ${result.settings}`);
   table([
     {
       'writes/s': result.load.writesPerSecond,

@@ -3,7 +3,7 @@
 // times from the API server's audit log (bench/audit.ts). With the Go original as a peer
 // (HRTO_BENCH_GO_PEER), idle, memory, reaction and cpu measure it too, after hrto (bench/operators.ts).
 import { spawn } from 'node:child_process';
-import { type AuditEvent, byHrto, fieldManagerOf, isReleasePatch, operatorWrites, reactionTimes } from '../audit.js';
+import { type AuditEvent, fieldManagerOf, isReleasePatch, operatorWrites, reactionTimes } from '../audit.js';
 import { figure, type Figure, type Versus, versus } from '../figures.js';
 import { HrtoProcess } from '../hrto.js';
 import { DEFAULT_WORKLOAD, HRTO, nodeFloorOn, type Operator, type OperatorProcess } from '../operators.js';
@@ -17,25 +17,22 @@ import {
   clusterWatched,
   createNamespace,
   filler,
-  helmRelease,
-  HR_API,
+  GO,
+  IDLE_SETTLE_MS,
   inBatches,
-  markDeployed,
   mib,
-  NAMES,
-  NAMESPACE,
   namespaceWithPairs,
   pacedWrites,
   percentiles,
   say,
   type ScenarioResult,
+  settledMemory,
   sleep,
   table,
   trackRecorded,
   type Tracker,
   triggerRelease,
   until,
-  WATCH,
   watchTriggers,
   withAdoptedPairs,
   writeSource,
@@ -44,8 +41,6 @@ import {
 } from '../lib.js';
 import { cpuSeconds, mainThreadCpuSeconds, memory, RssSampler } from '../proc.js';
 
-const GO = 'original (Go), issue 12';
-const IDLE_SETTLE_MS = 10_000;
 
 /** CPU-seconds a process used over `windowMs`, and that as a % of one core. */
 async function cpuOver(pid: number, windowMs: number): Promise<{ cpu: number; elapsed: number; percent: number }> {
@@ -55,13 +50,6 @@ async function cpuOver(pid: number, windowMs: number): Promise<{ cpu: number; el
   const cpu = cpuSeconds(pid) - cpu0;
   const elapsed = (performance.now() - t0) / 1000;
   return { cpu, elapsed, percent: (cpu / elapsed) * 100 };
-}
-
-/** An operator's RSS after `IDLE_SETTLE_MS` of nothing happening, with its start-up peak. */
-async function settledMemory(h: OperatorProcess): Promise<{ rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number }> {
-  await sleep(IDLE_SETTLE_MS);
-  const m = memory(h.pid);
-  return { rssMiB: mib(m.rssMiB), hwmMiB: mib(m.hwmMiB), anonMiB: mib(m.anonMiB), fileMiB: mib(m.fileMiB) };
 }
 
 type IdleFigures = { readyMs: number; rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number; cpuS: number };
@@ -165,35 +153,31 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
 
   async memory(ctx) {
     const ns = 'bench-memory';
-    const watchedNs = 'bench-watched';
     await createNamespace(ctx, ns);
     const rows: Record<string, string | number>[] = [];
     const measurements: Record<string, unknown>[] = [];
     const ops = compared(ctx);
     // Each measurement: a fresh cluster-wide hrto with default flags (then the Go original, with a
-    // peer), VmRSS once settled (every source adopted, then IDLE_SETTLE_MS idle), and its peak since
-    // start (VmHWM).
-    const measureOne = async (op: Operator, label: string, adopt?: { ns: string; n: number }) => {
-      const tracker = adopt ? await trackRecorded(ctx, adopt.ns, op) : undefined;
+    // peer), VmRSS once settled (IDLE_SETTLE_MS idle), and its peak since start (VmHWM). The same
+    // with 10,000 watched sources and releases is firststart's.
+    const measureOne = async (op: Operator, label: string) => {
       const h = op.process(ctx, []);
       try {
         await h.start();
         const readyMs = await h.ready();
-        const adoptedMs = tracker && adopt ? Math.round((await tracker.waitFor(adopt.n, 900_000)) - h.startedPerf) : undefined;
         const m = await settledMemory(h);
-        rows.push(byOperator(ctx, op, { cluster: label, 'RSS MiB': m.rssMiB, 'peak MiB': m.hwmMiB, 'ready ms': readyMs, 'adopted ms': adoptedMs ?? '-' }));
-        measurements.push(byOperator(ctx, op, { cluster: label, rssMiB: m.rssMiB, peakRssMiB: m.hwmMiB, readyMs, adoptedMs }));
+        rows.push(byOperator(ctx, op, { cluster: label, 'RSS MiB': m.rssMiB, 'peak MiB': m.hwmMiB, 'ready ms': readyMs }));
+        measurements.push(byOperator(ctx, op, { cluster: label, rssMiB: m.rssMiB, peakRssMiB: m.hwmMiB, readyMs }));
         return m;
       } finally {
-        tracker?.stop();
         await h.stop();
       }
     };
     const versusRows: Versus[] = [];
     /** hrto's settled RSS on this cluster (the Go original's beside it, with a peer). */
-    const measure = async (label: string, adopt?: { ns: string; n: number }) => {
+    const measure = async (label: string) => {
       const byOp = new Map<string, { rssMiB: number; hwmMiB: number }>();
-      for (const op of ops) byOp.set(op.id, await measureOne(op, label, adopt));
+      for (const op of ops) byOp.set(op.id, await measureOne(op, label));
       const hrto = byOp.get('hrto')!;
       const original = byOp.get('original');
       if (original) versusRows.push(versus('memory', `RSS settled: ${label}`, 'MiB', original.rssMiB, hrto.rssMiB), versus('memory', `peak RSS from start: ${label}`, 'MiB', original.hwmMiB, hrto.hwmMiB));
@@ -219,21 +203,15 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       await measure('10,000 unlabeled 4 KiB ConfigMaps and Secrets');
       await grow(50_000);
       const unlabeled = await measure('50,000 unlabeled 4 KiB ConfigMaps and Secrets');
-      const t0 = Date.now();
-      await namespaceWithPairs(ctx, watchedNs, 10_000, { workload: ops[0]!.workload });
-      say(`  created 10,000 HelmReleases and 10,000 labeled sources in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-      const watched = await measure('+ 10,000 watched sources and 10,000 HelmReleases (all adopted)', { ns: watchedNs, n: 10_000 });
       const base = { value: idle, what: "hrto's own idle, this scenario" };
       const figures: Figure[] = [
         figure('memory', 'RSS with 50,000 unlabeled 4 KiB ConfigMaps/Secrets', unlabeled, 'MiB', { baseline: base, goal: { maxRatio: 1.15 }, original: '311 MiB at 20,000 (peak 391)' }),
-        figure('memory', 'RSS with 10,000 watched sources + 10,000 HelmReleases', watched, 'MiB', { baseline: base, goal: { max: 120 }, original: '385 MiB at 2,000 + 2,000' }),
       ];
       say(`memory: ${ops.map((op) => op.label).join(' and ')} VmRSS (cluster-wide, defaults), settled; peak = VmHWM since start`);
       table(rows);
       return { measurements, figures, ...(ctx.peer ? { versus: versusRows } : {}) };
     } finally {
       await cleanup(ctx, ns);
-      await cleanup(ctx, watchedNs);
     }
   },
 
@@ -435,146 +413,6 @@ export const runtimeScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResu
       return { ...result, figures };
     });
   },
-
-  async sustained(ctx) {
-    const ns = 'bench-sustained';
-    const pairs = 200;
-    const durationMs = 240_000;
-    // The defaults users run (--debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10).
-    return withAdoptedPairs(ctx, ns, pairs, HRTO, [], async ({ names, h }) => {
-      await sleep(5000);
-      const mark = ctx.audit.mark();
-      const samples: { s: number; rssMiB: number }[] = [];
-      const t0 = Date.now();
-      const sample = () => {
-        try {
-          samples.push({ s: Math.round((Date.now() - t0) / 1000), rssMiB: mib(memory(h.pid).rssMiB) });
-        } catch {
-          // gone
-        }
-      };
-      sample();
-      const timer = setInterval(sample, 1000);
-      const deadline = t0 + durationMs;
-      let writes = 0;
-      let errors = 0;
-      let skippedRounds = 0;
-      let round = 0;
-      // One round a second, each source written once; a round that cannot start on time starts at
-      // once and the rounds it overlapped are skipped; nothing is sent past the deadline.
-      while (Date.now() < deadline) {
-        const due = t0 + round * 1000;
-        if (due > Date.now()) await sleep(due - Date.now());
-        if (Date.now() >= deadline) break;
-        const r = round;
-        await inBatches(names, 25, async (name) => {
-          if (Date.now() >= deadline) return;
-          await writeSource(ctx, ns, name, `v: ${r}\n`).then(
-            () => writes++,
-            () => errors++,
-          );
-        });
-        const next = Math.max(round + 1, Math.floor((Date.now() - t0) / 1000));
-        skippedRounds += next - round - 1;
-        round = next;
-      }
-      const wait = deadline - Date.now();
-      if (wait > 0) await sleep(wait);
-      sample();
-      clearInterval(timer);
-      const elapsedS = (Date.now() - t0) / 1000;
-      const lastMinute = samples.filter((x) => x.s >= durationMs / 1000 - 60).map((x) => x.rssMiB);
-      const all = samples.map((x) => x.rssMiB);
-      const start = all[0] ?? NaN;
-      const end = all.at(-1) ?? NaN;
-      const max = Math.max(...all);
-      const lastMinuteMax = Math.max(...lastMinute);
-      const lastMinuteMin = Math.min(...lastMinute);
-      await sleep(1500);
-      const events = ctx.audit.since(mark).filter((e) => e.objectRef?.namespace === ns && byHrto(e));
-      const result = {
-        sources: pairs,
-        durationSeconds: Number(elapsedS.toFixed(1)),
-        settings: 'defaults: --debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10',
-        writes,
-        writeErrors: errors,
-        writesPerSecond: Number((writes / elapsedS).toFixed(1)),
-        skippedRounds,
-        rssMiB: { start, max, end, lastMinuteMax, lastMinuteMin },
-        hrtoTriggers: events.filter(isReleasePatch).length,
-        hrtoWrites: events.length,
-        samples: samples.map((x) => [x.s, x.rssMiB]),
-      };
-      const base = { value: start, what: 'start of the load, this run' };
-      const figures: Figure[] = [
-        figure('sustained', 'RSS under sustained load (200 sources/s, 4 min): max', max, 'MiB', { baseline: base, goal: { max: 100 }, original: 'flat 123 MiB' }),
-        figure('sustained', 'RSS under sustained load: max of the last minute', lastMinuteMax, 'MiB', { baseline: base, goal: { max: 100 }, original: 'flat 123 MiB' }),
-      ];
-      say(`sustained: ${pairs} sources each changed once a second for ${durationMs / 1000} s (defaults), VmRSS every second`);
-      table([{ 'writes/s': result.writesPerSecond, 'start MiB': start, 'max MiB': max, 'end MiB': end, 'last minute max/min MiB': `${lastMinuteMax} / ${lastMinuteMin}`, triggers: result.hrtoTriggers, 'skipped rounds': skippedRounds }]);
-      return { ...result, figures };
-    });
-  },
-
-  async install(ctx) {
-    const releases = 1000;
-    const variants: { key: string; label: string; env: NodeJS.ProcessEnv }[] = [
-      { key: 'defaultHeap', label: '', env: {} },
-      { key: 'maxOldSpace128', label: ' (--max-old-space-size=128)', env: { NODE_OPTIONS: '--max-old-space-size=128' } },
-    ];
-    const results: Record<string, unknown> = {};
-    const figures: Figure[] = [];
-    const rows: Record<string, string | number>[] = [];
-    for (const [i, variant] of variants.entries()) {
-      const ns = `bench-install-${i}`;
-      const fixture = await deployedFleet(ctx, ns, releases);
-      const tracker = await trackRecorded(ctx, ns);
-      const mark = ctx.audit.mark();
-      const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`], { env: variant.env });
-      try {
-        await h.start();
-        const sampler = new RssSampler(h.pid, 50);
-        const readyMs = await h.ready();
-        const doneAt = await tracker.waitFor(releases, 600_000);
-        const cpu = cpuSeconds(h.pid);
-        const peak = sampler.stop();
-        const digestedS = (doneAt - h.startedPerf) / 1000;
-        await sleep(1500);
-        const events = ctx.audit.since(mark).filter((e) => e.objectRef?.namespace === ns);
-        const forced = events.filter((e) => isReleasePatch(e) && byHrto(e)).length;
-        const sourcePatches = events.filter((e) => e.verb === 'patch' && e.objectRef?.resource === 'configmaps' && byHrto(e)).length;
-        const eventWrites = events.filter((e) => e.objectRef?.resource === 'events').length;
-        results[variant.key] = {
-          namespace: ns,
-          env: variant.env,
-          fixture,
-          readyMs,
-          forcedUpgrades: forced,
-          allDigestedSeconds: Number(digestedS.toFixed(2)),
-          cpuSeconds: Number(cpu.toFixed(2)),
-          peakRssMiB: mib(peak.maxMiB),
-          peakRssHwmMiB: peak.hwmMiB === undefined ? undefined : mib(peak.hwmMiB),
-          hrtoSourcePatches: sourcePatches,
-          eventWrites,
-        };
-        rows.push({ hrto: `defaults${variant.label}`, 'forced upgrades': forced, 'all digested s': digestedS.toFixed(2), 'CPU s': cpu.toFixed(2), 'peak RSS MiB': mib(peak.maxMiB), 'VmHWM MiB': peak.hwmMiB === undefined ? '-' : mib(peak.hwmMiB), 'source patches': sourcePatches, 'Event writes': eventWrites });
-        const label = `install into 1,000 deployed releases${variant.label}`;
-        figures.push(
-          figure('install', `${label}: forced upgrades`, forced, 'count', { baseline: { value: 1000, what: GO }, goal: { max: 0 }, original: '1,000' }),
-          figure('install', `${label}: time until every source is digested`, digestedS, 's', { baseline: { value: 11, what: GO }, goal: { max: 10 }, original: '11 s' }),
-          figure('install', `${label}: CPU`, cpu, 's', { baseline: { value: 9.1, what: GO }, goal: { max: 3 }, original: '9.1 s' }),
-          figure('install', `${label}: peak RSS`, peak.maxMiB, 'MiB', { baseline: { value: 85, what: GO }, goal: { max: 90 }, original: '85 MiB' }),
-        );
-      } finally {
-        tracker.stop();
-        await h.stop();
-        await cleanup(ctx, ns);
-      }
-    }
-    say(`install: hrto started on a namespace of ${releases} deployed HelmReleases (deployed after their labeled sources were written); from spawn until every source carries its digest`);
-    table(rows);
-    return { ...results, figures };
-  },
 };
 
 interface CpuRun {
@@ -730,24 +568,4 @@ async function reactionRun(ctx: Ctx, ns: string, names: readonly string[], op: O
 
 function pcols(p: { p50: number; p90: number; p99: number; max: number }): Record<string, number> {
   return { 'p50 ms': p.p50, 'p90 ms': p.p90, 'p99 ms': p.p99, 'max ms': p.max };
-}
-
-/**
- * `n` labeled sources (named in an annotation, as users write them) and `n` HelmReleases whose
- * status says helm-controller deployed them after the sources were written (markDeployed).
- */
-async function deployedFleet(ctx: Ctx, ns: string, n: number): Promise<Record<string, unknown>> {
-  await createNamespace(ctx, ns);
-  const names = Array.from({ length: n }, (_, i) => `r${i}`);
-  const t0 = Date.now();
-  await inBatches(names, 64, (name) =>
-    ctx.kube.request('POST', `/api/v1/namespaces/${ns}/configmaps`, {
-      query: { fieldManager: BENCH_MANAGER },
-      body: { metadata: { name, namespace: ns, labels: { [WATCH]: 'true' }, annotations: { [NAMES]: name, [NAMESPACE]: ns } }, data: { 'values.yaml': `replicas: 2\nname: ${name}\n` } },
-    }),
-  );
-  const sourcesWrittenAt = Date.now();
-  await inBatches(names, 64, (name) => ctx.kube.request('POST', `${HR_API}/namespaces/${ns}/helmreleases`, { body: helmRelease(ns, name) }));
-  const deployed = await markDeployed(ctx, ns, names, sourcesWrittenAt);
-  return { releases: n, sourcesWrittenAt: new Date(sourcesWrittenAt).toISOString(), deployedAt: deployed, createdInMs: Date.now() - t0 };
 }

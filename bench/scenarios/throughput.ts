@@ -1,8 +1,6 @@
 // The first bench's scenarios: burst (defaults under 1,000 changes; with a peer, the Go original's
-// too; run.ts folds it into cpu, the same workload unthrottled), upgrade (with Flux's real
-// controllers), coldstart (10,000 + 10,000 adopted). The client-side latency of 500 changes at 25/s
-// is reaction's.
-import { byHrto } from '../audit.js';
+// too; run.ts folds it into cpu, the same workload unthrottled) and upgrade (with Flux's real
+// controllers). The client-side latency of 500 changes at 25/s is reaction's.
 import { versus } from '../figures.js';
 import { HrtoProcess } from '../hrto.js';
 import { type Operator } from '../operators.js';
@@ -10,26 +8,20 @@ import {
   byOperator,
   compared,
   type Ctx,
-  cleanup,
   createNamespace,
-  DIGEST,
   HR,
   inBatches,
-  mib,
-  namespaceWithPairs,
   percentiles,
   recordedCount,
   say,
   type ScenarioResult,
   table,
-  trackRecorded,
   until,
   watchTriggers,
   withAdoptedPairs,
   writeSource,
 } from '../lib.js';
-import { cpuSeconds, memory } from '../proc.js';
-import { MERGE_PATCH } from '../kube.js';
+import { cpuSeconds } from '../proc.js';
 import { DEMO_CHART, DEMO_CHART_VERSION, FluxControllers } from '../../test/harness/flux.js';
 
 export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
@@ -128,49 +120,6 @@ export const throughputScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioR
       await flux.stop();
     }
   },
-
-  async coldstart(ctx) {
-    const ns = 'bench-coldstart';
-    const t0 = Date.now();
-    const names = await namespaceWithPairs(ctx, ns, 10_000);
-    const createdMs = Date.now() - t0;
-    // Adoption is hrto's one mass write (a digest patch per source): timed at the default client-side
-    // limit and without one, on the same objects (the digests are removed between the two runs).
-    const runs = [
-      { label: 'default (--kube-api-qps=50 --kube-api-burst=300)', args: [] },
-      { label: 'unlimited (--kube-api-qps=0)', args: ['--kube-api-qps=0'] },
-    ];
-    const rows: Record<string, string | number>[] = [];
-    const result: Record<string, unknown> = { helmReleases: names.length, sources: names.length, fixtureCreatedInMs: createdMs };
-    try {
-      for (const [i, run] of runs.entries()) {
-        if (i > 0) await forgetDigests(ctx, ns, names);
-        const tracker = await trackRecorded(ctx, ns);
-        const mark = ctx.audit.mark();
-        const h = new HrtoProcess(ctx.cp.kubeconfigPath, [`--watch-namespaces=${ns}`, ...run.args]);
-        try {
-          await h.start();
-          const readyMs = await h.ready();
-          const adoptedMs = Math.round((await tracker.waitFor(names.length, 900_000)) - h.startedPerf);
-          const mem = memory(h.pid);
-          const writes = ctx.audit.since(mark).filter((e) => byHrto(e) && e.objectRef?.namespace === ns && e.verb !== 'list' && e.verb !== 'watch');
-          const patches = writes.filter((e) => e.verb === 'patch' && e.objectRef?.resource === 'configmaps').length;
-          const events = writes.filter((e) => e.objectRef?.resource === 'events').length;
-          const key = i === 0 ? 'default' : 'unlimited';
-          result[key] = { readyMs, allAdoptedMs: adoptedMs, rssMiB: mib(mem.rssMiB), peakRssMiB: mib(mem.hwmMiB), digestPatches: patches, events };
-          rows.push({ 'client-side limit': run.label, 'ready s': (readyMs / 1000).toFixed(1), 'all adopted s': (adoptedMs / 1000).toFixed(1), 'digest patches': patches, Events: events, 'RSS MiB': mib(mem.rssMiB), 'peak RSS MiB': mib(mem.hwmMiB) });
-        } finally {
-          tracker.stop();
-          await h.stop();
-        }
-      }
-      say('cold start: 10,000 HelmReleases and 10,000 labeled sources, first start (every source adopted); writes from the audit log, RSS from /proc');
-      table(rows);
-      return result;
-    } finally {
-      await cleanup(ctx, ns);
-    }
-  },
 };
 
 type BurstResult = Awaited<ReturnType<typeof burstRun>>;
@@ -205,13 +154,4 @@ async function burstRun(ctx: Ctx, op: Operator) {
       settings: op.id === 'hrto' ? 'defaults: --debounce=1s --min-trigger-interval=30s --max-triggers-per-second=10' : 'its defaults (no debounce or throttle)',
     };
   });
-}
-
-/** Removes hrto's digests, so the next start adopts every source again. */
-async function forgetDigests(ctx: Ctx, ns: string, names: readonly string[]): Promise<void> {
-  const annotations = { [DIGEST]: null, [`${DIGEST.slice(0, DIGEST.indexOf('/'))}/key-digests`]: null };
-  await inBatches(names, 64, (name) =>
-    ctx.kube.request('PATCH', `/api/v1/namespaces/${ns}/configmaps/${name}`, { contentType: MERGE_PATCH, body: { metadata: { annotations } } }),
-  );
-  await until('the digests removed', async () => (await recordedCount(ctx, ns)) === 0);
 }
