@@ -38,15 +38,14 @@ import {
   WATCH,
 } from '../lib.js';
 import { cpuSeconds, memory, RssSampler } from '../proc.js';
-import { FLAGS } from '../../src/flags.js';
+import { DEFAULTS } from '../../src/config.js';
 
 const INSTALLED_INTO = 1000;
 const COLD = 10_000;
 
 // hrto's writes go through its client-side limit (--kube-api-qps/--kube-api-burst, Flux's defaults):
 // n digest patches cannot land sooner than (n - burst) / qps seconds, whatever hrto does.
-const flagDefault = (key: string): number => Number(FLAGS.find((f) => f.key === key)?.default);
-const limitFloorSeconds = (writes: number): number => Math.max(0, writes - flagDefault('kubeApiBurst')) / flagDefault('kubeApiQps');
+const limitFloorSeconds = (writes: number): number => Math.max(0, writes - Number(DEFAULTS.kubeApiBurst)) / Number(DEFAULTS.kubeApiQps);
 
 export const firstStartScenarios: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = {
   async firststart(ctx) {
