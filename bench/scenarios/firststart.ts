@@ -39,6 +39,7 @@ import {
 } from '../lib.js';
 import { cpuSeconds, memory, RssSampler } from '../proc.js';
 import { DEFAULTS } from '../../src/config.js';
+import { keysFor } from '../../src/keys.js';
 
 const INSTALLED_INTO = 1000;
 const COLD = 10_000;
@@ -125,7 +126,7 @@ async function coldCluster(ctx: Ctx): Promise<{ results: Record<string, unknown>
   const names = await namespaceWithPairs(ctx, ns, COLD, { workload: hrto.workload });
   const createdMs = Date.now() - t0;
   const runs: { key: string; label: string; op: Operator; args: string[] }[] = [
-    { key: 'default', label: 'hrto, default limit (--kube-api-qps=50 --kube-api-burst=300)', op: hrto, args: [] },
+    { key: 'default', label: `hrto, default limit (--kube-api-qps=${DEFAULTS.kubeApiQps} --kube-api-burst=${DEFAULTS.kubeApiBurst})`, op: hrto, args: [] },
     { key: 'unlimited', label: 'hrto, unlimited (--kube-api-qps=0)', op: hrto, args: ['--kube-api-qps=0'] },
     ...ops.slice(1).map((op) => ({ key: op.id, label: op.label, op, args: [] })),
   ];
@@ -206,7 +207,7 @@ async function deployedFleet(ctx: Ctx, ns: string, n: number): Promise<Record<st
 
 /** Removes the digests `op` keeps on the sources, so the next start adopts every source again. */
 async function forgetDigests(ctx: Ctx, ns: string, names: readonly string[], op: Operator): Promise<void> {
-  const annotations = { [op.workload.keys.digest]: null, [`${op.workload.domain}/key-digests`]: null };
+  const annotations = { [op.workload.keys.digest]: null, [keysFor(op.workload.domain).keyDigests]: null };
   await inBatches(names, 64, (name) =>
     ctx.kube.request('PATCH', `/api/v1/namespaces/${ns}/configmaps/${name}`, { contentType: MERGE_PATCH, body: { metadata: { annotations } } }),
   );
